@@ -1,0 +1,9 @@
+//! vigil: keeps watch over a fleet's configuration.
+//!
+//! The daemon (`vigild`) and the CLI (`vigil`) are thin binaries over this library; see
+//! ARCHITECTURE.md for the module map and the invariants between modules.
+
+pub mod config;
+pub mod daemon;
+pub mod logging;
+pub mod plugin;

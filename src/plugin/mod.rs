@@ -1,0 +1,4 @@
+//! Scanner plugins: the isolated worker process and the daemon-side supervisor.
+
+pub mod devtool;
+pub mod worker;
