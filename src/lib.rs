@@ -3,7 +3,12 @@
 //! The daemon (`vigild`) and the CLI (`vigil`) are thin binaries over this library; see
 //! ARCHITECTURE.md for the module map and the invariants between modules.
 
+pub mod api;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod logging;
 pub mod plugin;
+pub mod proto;
+pub mod store;

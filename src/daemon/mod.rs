@@ -1,8 +1,158 @@
-//! The daemon's lifecycle.
+//! The daemon's lifecycle: load config, open the store, bind the socket, serve, react to
+//! signals and config changes, and stop gracefully.
+
+pub mod socket;
+pub mod state;
+mod systemd;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub fn main(_config: PathBuf) -> ExitCode {
-    ExitCode::FAILURE
+use anyhow::Context;
+use futures::StreamExt;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState, Limits};
+use crate::config;
+use crate::store::Store;
+use state::Daemon;
+
+/// Quiet time after the last change to the config file before it is re-read, so that an
+/// editor's write-rename-chmod sequence causes one reload, not three.
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Runs the daemon to completion on its own runtime. Entry point of `vigild`.
+pub fn main(config_path: PathBuf) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vigild")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vigild: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config_path)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("vigild: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The daemon: returns when stopped by SIGTERM/SIGINT, or with the reason it cannot run.
+pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    // Signals first: a SIGTERM that arrives while we start up must stop us gracefully, and a
+    // SIGHUP must not kill us (its default action) once systemd thinks we are ready.
+    let mut signals = signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT])
+        .context("cannot install signal handlers")?;
+
+    let config_path = std::path::absolute(&config_path).unwrap_or(config_path);
+    let path = config_path.clone();
+    let config = tokio::task::spawn_blocking(move || config::load(&path))
+        .await?
+        .map_err(|errors| anyhow::anyhow!("the config was not accepted:\n{errors}"))?;
+
+    let state_dir = config.daemon.state_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir)).await??;
+
+    let socket_path = config.daemon.socket.clone();
+    let listener = socket::bind(&socket_path, config.daemon.socket_group.as_deref())?;
+    let socket_meta = std::fs::symlink_metadata(&socket_path).with_context(|| {
+        format!(
+            "control socket {} vanished after bind",
+            socket_path.display()
+        )
+    })?;
+
+    let summary = state::summary_line(&config);
+    let daemon = Arc::new(Daemon::new(config_path.clone(), config, store));
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(api::serve(
+        listener,
+        AppState {
+            daemon: daemon.clone(),
+        },
+        Limits::default(),
+        shutdown.clone(),
+    ));
+
+    let (changed_tx, mut changed_rx) = mpsc::channel(1);
+    let _watch = match watch::watch(&config_path, changed_tx) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch {} for changes ({e}); reload with SIGHUP",
+                config_path.display()
+            );
+            None
+        }
+    };
+
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        socket = %socket_path.display(),
+        config = %config_path.display(),
+        "vigild ready: {summary}"
+    );
+    systemd::ready(&format!("serving on {}; {summary}", socket_path.display()));
+
+    let mut watchdog = systemd::watchdog_interval().map(tokio::time::interval);
+    loop {
+        tokio::select! {
+            signal = signals.next() => match signal {
+                Some(SIGHUP) => reload(&daemon, "SIGHUP").await,
+                Some(sig) => {
+                    let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                    tracing::info!("{name} received, stopping");
+                    break;
+                }
+                None => break,
+            },
+            Some(()) = changed_rx.recv() => {
+                // Debounce: wait until the file has been quiet for a moment.
+                while let Ok(Some(())) = tokio::time::timeout(RELOAD_DEBOUNCE, changed_rx.recv()).await {}
+                reload(&daemon, "config file changed").await;
+            }
+            _ = tick(&mut watchdog) => systemd::watchdog(),
+        }
+    }
+
+    systemd::stopping();
+    shutdown.cancel();
+    let grace = daemon.config().daemon.shutdown_grace;
+    if tokio::time::timeout(grace, server).await.is_err() {
+        tracing::warn!("control connections still open after {grace:?}; closing them");
+    }
+    socket::remove(&socket_path, &socket_meta);
+    drop(daemon);
+    tracing::info!("vigild stopped");
+    Ok(())
+}
+
+async fn reload(daemon: &Daemon, trigger: &str) {
+    systemd::reloading();
+    let status = match daemon.reload(trigger).await {
+        Ok(r) => format!("config reloaded: {}", r.summary),
+        Err(_) => "config reload rejected; previous config in force (see log)".to_owned(),
+    };
+    systemd::ready(&status);
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }

@@ -39,7 +39,8 @@ pub const SCAN_PANICKED: i32 = 2;
 /// Callback through which a plugin hands records to the host. Returns 0 to continue; any
 /// other value means the host wants the scan to stop (the plugin should return promptly).
 /// The host copies `data` before returning; the plugin keeps ownership of its buffer.
-pub type EmitFn = unsafe extern "C" fn(ctx: *mut c_void, kind: u32, data: *const u8, len: usize) -> i32;
+pub type EmitFn =
+    unsafe extern "C" fn(ctx: *mut c_void, kind: u32, data: *const u8, len: usize) -> i32;
 
 /// What the host passes to `scan`. Valid only for the duration of the call.
 #[repr(C)]
@@ -168,7 +169,8 @@ pub struct ScanContext {
 impl ScanContext {
     /// Deserializes the config into the plugin's own type; the error names the bad field.
     pub fn config<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
-        serde_json::from_value(self.config.clone()).map_err(|e| format!("invalid plugin config: {e}"))
+        serde_json::from_value(self.config.clone())
+            .map_err(|e| format!("invalid plugin config: {e}"))
     }
 
     /// True when the node root is the host's own `/`, where live data (`/proc`) is meaningful.
@@ -206,7 +208,8 @@ impl<'a> Emitter<'a> {
     /// Sends one item.
     pub fn item(&mut self, item: &Item) -> Result<(), Stopped> {
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, item).expect("serializing an Item into memory cannot fail");
+        serde_json::to_writer(&mut self.buf, item)
+            .expect("serializing an Item into memory cannot fail");
         let buf = std::mem::take(&mut self.buf);
         let r = self.raw(RECORD_ITEM, &buf);
         self.buf = buf;
@@ -313,7 +316,8 @@ fn decode_context(root: &[u8], config: &[u8]) -> Result<ScanContext, String> {
     let config = if config.is_empty() {
         serde_json::Value::Object(Default::default())
     } else {
-        serde_json::from_slice(config).map_err(|e| format!("plugin config is not valid JSON: {e}"))?
+        serde_json::from_slice(config)
+            .map_err(|e| format!("plugin config is not valid JSON: {e}"))?
     };
     Ok(ScanContext { root, config })
 }
@@ -338,17 +342,18 @@ macro_rules! export_plugin {
         }
 
         #[doc(hidden)]
-        static __VIGIL_DESCRIPTOR: $crate::StaticDescriptor = $crate::StaticDescriptor($crate::Descriptor {
-            abi_version: $crate::ABI_VERSION,
-            struct_size: ::std::mem::size_of::<$crate::Descriptor>() as u32,
-            name: <$plugin as $crate::Plugin>::NAME.as_ptr(),
-            version: <$plugin as $crate::Plugin>::VERSION.as_ptr(),
-            volatile_attributes: match <$plugin as $crate::Plugin>::VOLATILE_ATTRIBUTES {
-                Some(s) => s.as_ptr(),
-                None => ::std::ptr::null(),
-            },
-            scan: __vigil_scan,
-        });
+        static __VIGIL_DESCRIPTOR: $crate::StaticDescriptor =
+            $crate::StaticDescriptor($crate::Descriptor {
+                abi_version: $crate::ABI_VERSION,
+                struct_size: ::std::mem::size_of::<$crate::Descriptor>() as u32,
+                name: <$plugin as $crate::Plugin>::NAME.as_ptr(),
+                version: <$plugin as $crate::Plugin>::VERSION.as_ptr(),
+                volatile_attributes: match <$plugin as $crate::Plugin>::VOLATILE_ATTRIBUTES {
+                    Some(s) => s.as_ptr(),
+                    None => ::std::ptr::null(),
+                },
+                scan: __vigil_scan,
+            });
 
         /// The plugin's entry symbol (vigil ABI v1).
         #[no_mangle]
@@ -381,7 +386,10 @@ mod tests {
     #[test]
     fn values_decode_by_shape() {
         let v: Vec<Value> = serde_json::from_str(r#"[true, 7, "x"]"#).unwrap();
-        assert_eq!(v, vec![Value::Bool(true), Value::Int(7), Value::Str("x".into())]);
+        assert_eq!(
+            v,
+            vec![Value::Bool(true), Value::Int(7), Value::Str("x".into())]
+        );
     }
 
     struct Boom;

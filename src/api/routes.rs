@@ -1,0 +1,86 @@
+//! The routes of the control API and their handlers. Handlers reply only after their effect
+//! has happened (committed to the store, or applied to the daemon).
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tower_http::timeout::TimeoutLayer;
+
+use super::caller::Caller;
+use super::error::{envelope_bare_errors, ApiError, ApiJson};
+use super::{AppState, Limits};
+use crate::proto::{ReloadRequest, Reloaded, Status};
+
+pub fn router(state: AppState, limits: &Limits) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/reload", post(reload))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            only_users_beyond_status,
+        ))
+        .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(middleware::map_response(envelope_bare_errors))
+        .with_state(state)
+}
+
+/// A uid that is not a configured user may read status and nothing else.
+async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) -> Response {
+    let is_status = request.method() == Method::GET && request.uri().path() == "/v1/status";
+    if !is_status {
+        if let Err(e) = caller.require_user() {
+            return e.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn status(State(state): State<AppState>, caller: Caller) -> Json<Status> {
+    let daemon = &state.daemon;
+    let loaded = daemon.loaded();
+    Json(Status {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        started_at: daemon.started_at,
+        uptime_secs: daemon.uptime_secs(),
+        config_path: daemon.config_path.display().to_string(),
+        config_loaded_at: loaded.loaded_at,
+        last_reload_error: daemon.last_reload_error(),
+        caller: caller.identity(),
+        nodes: loaded.config.nodes.len(),
+        slots: loaded.config.daemon.slots,
+        queue: None,
+        outbox: None,
+        open_tasks: None,
+        my_open_tasks: None,
+        not_yet_implemented: ["queue", "outbox", "open_tasks", "my_open_tasks"]
+            .map(String::from)
+            .to_vec(),
+    })
+}
+
+async fn reload(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(_): ApiJson<ReloadRequest>,
+) -> Result<Json<Reloaded>, ApiError> {
+    caller.require_admin("reloading the config")?;
+    let who = caller
+        .email
+        .unwrap_or_else(|| format!("uid {}", caller.uid));
+    match state.daemon.reload(&format!("API request by {who}")).await {
+        Ok(r) => Ok(Json(r)),
+        Err(errors) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_config",
+            format!("the new config was rejected and the previous one stays in force:\n{errors}"),
+        )),
+    }
+}

@@ -1,0 +1,87 @@
+//! `vigil status` and `vigil reload`.
+
+use chrono::{DateTime, Utc};
+
+use super::{print_json, table, CmdResult};
+use crate::client::Client;
+use crate::proto::{Reloaded, Status};
+
+pub async fn status(client: &Client, json: bool) -> CmdResult {
+    let s: Status = client.get("/v1/status").await?;
+    if json {
+        print_json(&s);
+        return Ok(());
+    }
+    let caller = match (&s.caller.role, &s.caller.email) {
+        (Some(role), Some(email)) => format!("{email} ({role}, uid {})", s.caller.uid),
+        (Some(role), None) => format!("uid {} ({role})", s.caller.uid),
+        (None, _) => format!("uid {} (not a vigil user: status only)", s.caller.uid),
+    };
+    let pending = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .map_or("not yet available".to_owned(), |v| v.to_string())
+    };
+    let count = |v: Option<u64>| v.map_or("not yet available".to_owned(), |n| n.to_string());
+    let rows = vec![
+        row(
+            "open tasks",
+            format!("{} (mine: {})", count(s.open_tasks), count(s.my_open_tasks)),
+        ),
+        row("version", format!("vigild {} (pid {})", s.version, s.pid)),
+        row("uptime", human_duration(s.uptime_secs)),
+        row(
+            "config",
+            format!("{} (loaded {})", s.config_path, when(s.config_loaded_at)),
+        ),
+        row(
+            "reload error",
+            s.last_reload_error.clone().unwrap_or_else(|| "none".into()),
+        ),
+        row("you", caller),
+        row("nodes", s.nodes.to_string()),
+        row("slots", s.slots.to_string()),
+        row("queue", pending(&s.queue)),
+        row("outbox", pending(&s.outbox)),
+    ];
+    table::print(None, &rows);
+    Ok(())
+}
+
+pub async fn reload(client: &Client, json: bool) -> CmdResult {
+    let r: Reloaded = client.post("/v1/reload", &serde_json::json!({})).await?;
+    if json {
+        print_json(&r);
+    } else {
+        println!("config reloaded at {}: {}", when(r.loaded_at), r.summary);
+    }
+    Ok(())
+}
+
+fn row(k: &str, v: String) -> Vec<String> {
+    vec![k.to_owned(), v]
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// `3d 4h`, `2h 5m`, `42s`: the two most significant units.
+pub fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(super::human_duration(42), "42s");
+        assert_eq!(super::human_duration(3 * 3600 + 120), "3h 2m");
+        assert_eq!(super::human_duration(2 * 86400 + 3600), "2d 1h");
+    }
+}

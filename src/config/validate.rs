@@ -1,0 +1,381 @@
+//! Cross-reference checks on a deserialized config: names that must exist, things that must
+//! be unique, values serde cannot judge (cron, timezone, globs). Every problem is reported.
+
+use std::collections::HashMap;
+
+use croner::parser::{CronParser, Seconds};
+
+use super::load::Reporter;
+use super::locate::Seg::{self, Index as I, Key as K};
+use super::{Config, Scope, TaskKind};
+
+pub(super) fn validate(config: &mut Config, r: &mut Reporter<'_>) {
+    daemon(config, r);
+    users(config, r);
+    groups(config, r);
+    nodes(config, r);
+    plugins(config, r);
+    schedules(config, r);
+}
+
+/// Parses a cron expression exactly as the scheduler will (six fields, seconds first).
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
+        .map_err(|e| format!("invalid cron expression {expr:?}: {e} (expected six fields: sec min hour day month weekday)"))
+}
+
+fn daemon(c: &Config, r: &mut Reporter<'_>) {
+    let d = &c.daemon;
+    if d.slots == 0 {
+        r.at(
+            &[K("daemon"), K("slots")],
+            "slots must be at least 1: no task could ever run",
+        );
+    }
+    if d.queue_capacity == 0 {
+        r.at(
+            &[K("daemon"), K("queue_capacity")],
+            "queue_capacity must be at least 1",
+        );
+    }
+    if d.retention_days == 0 {
+        r.at(
+            &[K("daemon"), K("retention_days")],
+            "retention_days must be at least 1: the previous day's snapshot is the baseline",
+        );
+    }
+    if d.timezone.parse::<chrono_tz::Tz>().is_err() {
+        r.at(
+            &[K("daemon"), K("timezone")],
+            format!(
+                "unknown timezone {:?}: use an IANA name such as \"UTC\" or \"Europe/Berlin\"",
+                d.timezone
+            ),
+        );
+    }
+    if let Some(group) = &d.socket_group {
+        match nix::unistd::Group::from_name(group) {
+            Ok(Some(_)) => {}
+            _ => r.at(
+                &[K("daemon"), K("socket_group")],
+                format!("socket_group {group:?} is not a group on this system: create it or remove the key"),
+            ),
+        }
+    }
+}
+
+fn users(c: &mut Config, r: &mut Reporter<'_>) {
+    let mut emails: HashMap<String, usize> = HashMap::new();
+    let mut uids: HashMap<u32, usize> = HashMap::new();
+    for (i, u) in c.users.iter_mut().enumerate() {
+        if !looks_like_email(&u.email) {
+            r.at(
+                &[K("user"), I(i), K("email")],
+                format!("{:?} is not an email address", u.email),
+            );
+        }
+        if let Some(first) = emails.insert(u.email.to_lowercase(), i) {
+            r.at(
+                &[K("user"), I(i), K("email")],
+                format!(
+                    "duplicate user email {:?} (also user #{})",
+                    u.email,
+                    first + 1
+                ),
+            );
+        }
+        let uid = match (&u.unix_user, u.uid) {
+            (Some(_), Some(_)) => {
+                r.at(&[K("user"), I(i)], "give either unix_user or uid, not both");
+                continue;
+            }
+            (None, None) => {
+                r.at(
+                    &[K("user"), I(i)],
+                    format!("user {:?} needs unix_user or uid", u.email),
+                );
+                continue;
+            }
+            (None, Some(uid)) => uid,
+            (Some(name), None) => match nix::unistd::User::from_name(name) {
+                Ok(Some(user)) => user.uid.as_raw(),
+                _ => {
+                    r.at(
+                        &[K("user"), I(i), K("unix_user")],
+                        format!("unix_user {name:?} does not exist on this system: create it or use uid = N"),
+                    );
+                    continue;
+                }
+            },
+        };
+        u.resolved_uid = uid;
+        if let Some(first) = uids.insert(uid, i) {
+            r.at(
+                &[K("user"), I(i)],
+                format!(
+                    "uid {uid} is mapped twice (also user #{}): a caller must map to one user",
+                    first + 1
+                ),
+            );
+        }
+    }
+}
+
+fn groups(c: &Config, r: &mut Reporter<'_>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, g) in c.groups.iter().enumerate() {
+        check_name(&g.name, &[K("group"), I(i), K("name")], r);
+        if let Some(first) = seen.insert(&g.name, i) {
+            r.at(
+                &[K("group"), I(i), K("name")],
+                format!(
+                    "duplicate group name {:?} (also group #{})",
+                    g.name,
+                    first + 1
+                ),
+            );
+        }
+        for (j, owner) in g.owners.iter().enumerate() {
+            if !looks_like_email(owner) {
+                r.at(
+                    &[K("group"), I(i), K("owners"), I(j)],
+                    format!("owner {owner:?} is not an email address"),
+                );
+            }
+        }
+    }
+}
+
+fn nodes(c: &Config, r: &mut Reporter<'_>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in c.nodes.iter().enumerate() {
+        check_name(&n.name, &[K("node"), I(i), K("name")], r);
+        if let Some(first) = seen.insert(&n.name, i) {
+            r.at(
+                &[K("node"), I(i), K("name")],
+                format!(
+                    "duplicate node name {:?} (also node #{})",
+                    n.name,
+                    first + 1
+                ),
+            );
+        }
+        for (j, g) in n.groups.iter().enumerate() {
+            if c.group(g).is_none() {
+                r.at(
+                    &[K("node"), I(i), K("groups"), I(j)],
+                    format!(
+                        "node {:?} names unknown group {g:?}: add a [[group]] with that name",
+                        n.name
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn plugins(c: &Config, r: &mut Reporter<'_>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in c.plugins.iter().enumerate() {
+        check_name(&p.name, &[K("plugin"), I(i), K("name")], r);
+        if let Some(first) = seen.insert(&p.name, i) {
+            r.at(
+                &[K("plugin"), I(i), K("name")],
+                format!(
+                    "duplicate plugin name {:?} (also plugin #{})",
+                    p.name,
+                    first + 1
+                ),
+            );
+        }
+        for (j, glob) in p.ignore_keys.iter().enumerate() {
+            if let Err(e) = globset::Glob::new(glob) {
+                r.at(
+                    &[K("plugin"), I(i), K("ignore_keys"), I(j)],
+                    format!("invalid glob {glob:?}: {e}"),
+                );
+            }
+        }
+    }
+}
+
+fn schedules(c: &Config, r: &mut Reporter<'_>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in c.schedules.iter().enumerate() {
+        let at = |k| [K("schedule"), I(i), K(k)];
+        check_name(&s.name, &at("name"), r);
+        if let Some(first) = seen.insert(&s.name, i) {
+            r.at(
+                &at("name"),
+                format!(
+                    "duplicate schedule name {:?} (also schedule #{})",
+                    s.name,
+                    first + 1
+                ),
+            );
+        }
+        if let Err(e) = parse_cron(&s.cron) {
+            r.at(&at("cron"), e);
+        }
+        match &s.scope {
+            Scope::All => {}
+            Scope::Group(g) if c.group(g).is_none() => {
+                r.at(&at("scope"), format!("scope names unknown group {g:?}"));
+            }
+            Scope::Node(n) if c.node(n).is_none() => {
+                r.at(&at("scope"), format!("scope names unknown node {n:?}"));
+            }
+            _ => {}
+        }
+        match s.kind {
+            TaskKind::Scan => {
+                if s.policies.is_some() {
+                    r.at(
+                        &at("policies"),
+                        "a scan schedule takes `plugins`, not `policies`",
+                    );
+                }
+                for (j, p) in s.plugins.iter().flatten().enumerate() {
+                    if c.plugin(p).is_none() {
+                        r.at(
+                            &[K("schedule"), I(i), K("plugins"), I(j)],
+                            format!(
+                                "schedule {:?} names unknown plugin {p:?}: add a [[plugin]]",
+                                s.name
+                            ),
+                        );
+                    }
+                }
+            }
+            TaskKind::Audit => {
+                if s.plugins.is_some() {
+                    r.at(
+                        &at("plugins"),
+                        "an audit schedule takes `policies`, not `plugins`",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Names end up in URLs, CLI arguments and scopes (`group:NAME`): keep them plain.
+fn check_name(name: &str, path: &[Seg<'_>], r: &mut Reporter<'_>) {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        r.at(
+            path,
+            format!("invalid name {name:?}: use 1-128 letters, digits, '-', '_' or '.'"),
+        );
+    }
+}
+
+fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::load::parse;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(Path::new("c.toml"), text, Path::new("/")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn cross_reference_errors_are_all_reported() {
+        let text = r#"
+[daemon]
+slots = 0
+timezone = "Mars/Olympus"
+
+[[user]]
+email = "a@example.com"
+uid = 1000
+role = "admin"
+
+[[user]]
+email = "a@example.com"
+uid = 1000
+role = "user"
+
+[[group]]
+name = "web"
+
+[[node]]
+name = "n1"
+groups = ["web", "db"]
+root = "/"
+
+[[node]]
+name = "n1"
+root = "/"
+
+[[schedule]]
+name = "s"
+kind = "scan"
+cron = "every night"
+scope = "group:nope"
+"#;
+        let errs = errors(text);
+        let want = [
+            "c.toml:3:9: slots must be at least 1",
+            "c.toml:4:12: unknown timezone",
+            "c.toml:12:9: duplicate user email",
+            "c.toml:11:1: uid 1000 is mapped twice",
+            "c.toml:21:18: node \"n1\" names unknown group \"db\"",
+            "c.toml:25:8: duplicate node name",
+            "c.toml:31:8: invalid cron expression",
+            "c.toml:32:9: scope names unknown group",
+        ];
+        for w in want {
+            assert!(
+                errs.iter().any(|e| e.starts_with(w)),
+                "missing {w:?} in {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn bad_scope_syntax_is_located() {
+        let errs = errors("[[schedule]]\nname = \"s\"\nkind = \"scan\"\ncron = \"0 0 2 * * *\"\nscope = \"everything\"\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("c.toml:5:9:"), "{errs:?}");
+        assert!(errs[0].contains("invalid scope"));
+    }
+
+    #[test]
+    fn valid_cron_with_seconds() {
+        assert!(super::parse_cron("0 30 2 * * *").is_ok());
+        assert!(super::parse_cron("30 2 * * *").is_err());
+    }
+
+    #[test]
+    fn root_user_by_name_resolves() {
+        let text = "[[user]]\nemail = \"root@localhost\"\nunix_user = \"root\"\nrole = \"admin\"\n";
+        assert!(errors(text).is_empty());
+        let text = "[[user]]\nemail = \"x@localhost\"\nunix_user = \"no-such-user-vigil\"\nrole = \"admin\"\n";
+        assert!(errors(text)[0].contains("does not exist on this system"));
+    }
+}

@@ -1,0 +1,142 @@
+//! What the running daemon shares between the API, the signal loop and (later) the queue:
+//! the current config snapshot, reload bookkeeping and the store.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::proto::Reloaded;
+use crate::store::Store;
+
+/// The config in force and when it was loaded.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Arc<Config>,
+    pub loaded_at: DateTime<Utc>,
+}
+
+pub struct Daemon {
+    pub config_path: PathBuf,
+    pub store: Store,
+    pub started_at: DateTime<Utc>,
+    started: Instant,
+    loaded: RwLock<Loaded>,
+    last_reload_error: Mutex<Option<String>>,
+    // One reload at a time, whoever asked (SIGHUP, file watcher, API).
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Daemon {
+    pub fn new(config_path: PathBuf, config: Config, store: Store) -> Self {
+        let now = Utc::now();
+        Daemon {
+            config_path,
+            store,
+            started_at: now,
+            started: Instant::now(),
+            loaded: RwLock::new(Loaded {
+                config: Arc::new(config),
+                loaded_at: now,
+            }),
+            last_reload_error: Mutex::new(None),
+            reload_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The config snapshot in force now. Callers keep the `Arc` for the whole of one piece of
+    /// work, so a reload never changes the config under a running request.
+    pub fn config(&self) -> Arc<Config> {
+        self.loaded().config
+    }
+
+    pub fn loaded(&self) -> Loaded {
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    pub fn last_reload_error(&self) -> Option<String> {
+        self.last_reload_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads and validates the config file. A good config is swapped in whole; a bad one
+    /// is logged, kept as `last_reload_error`, and the old config stays in force.
+    pub async fn reload(&self, trigger: &str) -> Result<Reloaded, ConfigErrors> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let path = self.config_path.clone();
+        let result = tokio::task::spawn_blocking(move || config::load(&path))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ConfigErrors(vec![config::ConfigError {
+                    file: self.config_path.clone(),
+                    line: 0,
+                    column: 0,
+                    message: format!("reload task failed: {e}"),
+                }]))
+            });
+        match result {
+            Ok(new) => {
+                let old = self.config();
+                warn_about_restart_only_changes(&old, &new);
+                let summary = summary_line(&new);
+                let loaded_at = Utc::now();
+                *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Loaded {
+                    config: Arc::new(new),
+                    loaded_at,
+                };
+                *self
+                    .last_reload_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+                tracing::info!(trigger, %summary, "config reloaded");
+                Ok(Reloaded { loaded_at, summary })
+            }
+            Err(errors) => {
+                tracing::error!(
+                    trigger,
+                    errors = errors.0.len(),
+                    "config reload rejected, the previous config stays in force:\n{errors}"
+                );
+                *self
+                    .last_reload_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(errors.to_string());
+                Err(errors)
+            }
+        }
+    }
+}
+
+/// "3 nodes, 2 plugins, ..." for logs and replies.
+pub fn summary_line(config: &Config) -> String {
+    config
+        .summary()
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn warn_about_restart_only_changes(old: &Config, new: &Config) {
+    let (o, n) = (&old.daemon, &new.daemon);
+    for (name, changed) in [
+        ("daemon.state_dir", o.state_dir != n.state_dir),
+        ("daemon.socket", o.socket != n.socket),
+        ("daemon.socket_group", o.socket_group != n.socket_group),
+    ] {
+        if changed {
+            tracing::warn!("{name} changed: it takes effect only when vigild restarts");
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The one redb database in `daemon.state_dir`. This is the only module that opens redb.
+//!
+//! Every write goes through [`Store::write`], which commits with `Durability::Immediate` and
+//! two-phase commit before it returns, so a caller that replies after `write` has returned
+//! never acknowledges something that a crash could lose. All redb calls run on the blocking
+//! thread pool, never on the async executor.
+
+pub mod tables;
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::fcntl::{Flock, FlockArg};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
+};
+
+use tables::META;
+
+/// The schema this build writes. Bump it (and add a migration) when a table's layout changes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// File name of the database inside the state dir.
+pub const DB_FILE: &str = "vigil.redb";
+const LOCK_FILE: &str = "vigild.lock";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "another vigild is already running on state directory {path} (it holds {lock}); \
+         stop it first, or give this one a different daemon.state_dir"
+    )]
+    AlreadyRunning { path: PathBuf, lock: PathBuf },
+    #[error("cannot lock state directory {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
+    #[error(
+        "database {path} has schema version {found}, but this vigild understands up to \
+         {supported}: it was written by a newer vigil; upgrade vigil or restore an older state backup"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+    #[error("database task failed: {0}")]
+    Join(String),
+}
+
+macro_rules! db_err_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+db_err_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+    // Held for the daemon's lifetime: a second vigild on the same state dir fails fast.
+    _lock: Arc<Flock<File>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `state_dir`. Blocking: call it before the
+    /// runtime serves requests, or from `spawn_blocking`.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        ensure_state_dir(state_dir)?;
+        let lock = lock_state_dir(state_dir)?;
+        let path = state_dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let store = Store {
+            db: Arc::new(db),
+            path,
+            _lock: Arc::new(lock),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let tx = self.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema {
+                        path: self.path.clone(),
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    })
+                }
+                Some(v) if v == SCHEMA_VERSION => {}
+                // New database, or an older schema with nothing to migrate yet.
+                _ => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+        }
+        tables::create_all(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        tx.set_two_phase_commit(true);
+        Ok(tx)
+    }
+
+    /// Runs `f` in a write transaction on the blocking pool and commits durably before
+    /// returning. If `f` fails, nothing is written.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write_blocking(f))
+            .await
+            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+    }
+
+    /// The blocking form of [`Store::write`], for code already off the executor.
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let tx = self.begin_write().map_err(E::from)?;
+        let value = f(&tx)?;
+        tx.commit().map_err(|e| E::from(e.into()))?;
+        Ok(value)
+    }
+
+    /// Runs `f` in a read transaction on the blocking pool.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&ReadTransaction) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let tx = db.begin_read().map_err(|e| E::from(e.into()))?;
+            f(&tx)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+    }
+}
+
+fn ensure_state_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|source| StoreError::StateDir {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+fn lock_state_dir(dir: &Path) -> Result<Flock<File>, StoreError> {
+    let lock = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|source| StoreError::Lock {
+            path: dir.to_owned(),
+            source,
+        })?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        if errno == nix::errno::Errno::EWOULDBLOCK {
+            StoreError::AlreadyRunning {
+                path: dir.to_owned(),
+                lock,
+            }
+        } else {
+            StoreError::Lock {
+                path: dir.to_owned(),
+                source: errno.into(),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_private_state_dir_and_records_schema() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let store = Store::open(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let tx = store.db.begin_read().unwrap();
+        let meta = tx.open_table(META).unwrap();
+        assert_eq!(
+            meta.get("schema_version").unwrap().unwrap().value(),
+            SCHEMA_VERSION
+        );
+    }
+
+    #[test]
+    fn second_open_fails_fast_with_clear_message() {
+        let tmp = tempfile::tempdir().unwrap();
+        let _first = Store::open(tmp.path()).unwrap();
+        let err = Store::open(tmp.path()).unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyRunning { .. }), "{err}");
+        assert!(err
+            .to_string()
+            .contains("another vigild is already running"));
+    }
+
+    #[test]
+    fn newer_schema_refuses_to_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            store
+                .write_blocking(|tx| -> Result<(), StoreError> {
+                    tx.open_table(META)?
+                        .insert("schema_version", SCHEMA_VERSION + 1)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let err = Store::open(tmp.path()).unwrap_err();
+        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+        assert!(err.to_string().contains("upgrade vigil"));
+    }
+
+    #[test]
+    fn failed_write_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let r: Result<(), StoreError> = store.write_blocking(|tx| {
+            tx.open_table(META)?.insert("probe", 1)?;
+            Err(StoreError::Join("abort".into()))
+        });
+        assert!(r.is_err());
+        let tx = store.db.begin_read().unwrap();
+        assert!(tx.open_table(META).unwrap().get("probe").unwrap().is_none());
+    }
+}
