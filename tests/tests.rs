@@ -1,1 +1,5 @@
 //! Integration tests: one binary, one module per area. They start the real `vigild`.
+
+mod common;
+mod foundation;
+mod systemd_unit;

@@ -1,0 +1,254 @@
+//! Test harness: starts the real `vigild` binary on a temp state dir and socket, waits for
+//! READY=1 on a notify socket the test owns, and talks to it through the CLI or raw HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const VIGILD: &str = env!("CARGO_BIN_EXE_vigild");
+pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+
+/// How long a daemon may take to become ready, or a condition to become true. Generous:
+/// CI machines are slow and shared; tests finish as soon as the condition holds.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A directory for one test: config, state and socket live in it.
+pub struct TestDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        let dir = tempfile::Builder::new()
+            .prefix("vigil-test-")
+            .tempdir()
+            .expect("tempdir");
+        // Let other uids reach the socket directory (role tests switch uid).
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        TestDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path().join("run/vigil.sock")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.toml")
+    }
+
+    /// The minimal config every test starts from, plus `extra` TOML appended.
+    pub fn base_config(&self, extra: &str) -> String {
+        format!(
+            "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"5s\"\n\n{extra}\n"
+        )
+    }
+
+    /// Writes the config atomically (write + rename, as editors and config management do).
+    pub fn write_config(&self, text: &str) {
+        let tmp = self.path().join(".config.toml.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.config_path()).unwrap();
+    }
+}
+
+/// A running `vigild`. Killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    notify: UnixDatagram,
+}
+
+impl Daemon {
+    /// Writes `base_config(extra)` and starts the daemon on it.
+    pub fn start(dir: &TestDir, extra: &str) -> Daemon {
+        dir.write_config(&dir.base_config(extra));
+        Daemon::start_on(dir).expect("vigild did not become ready")
+    }
+
+    /// Starts on whatever config is in `dir`; `Err` carries the log if it exited instead.
+    pub fn start_on(dir: &TestDir) -> Result<Daemon, String> {
+        let notify_path = dir.path().join(format!("notify-{}.sock", rand_suffix()));
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let log = dir.path().join(format!("vigild-{}.log", rand_suffix()));
+        let child = Command::new(VIGILD)
+            .arg("--config")
+            .arg(dir.config_path())
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("RUST_LOG", "info")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn vigild");
+        let mut d = Daemon {
+            child,
+            socket: dir.socket(),
+            log,
+            notify,
+        };
+        d.wait_ready()?;
+        Ok(d)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]);
+                if msg.lines().any(|l| l == "READY=1") {
+                    return Ok(());
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("vigild exited with {status}:\n{}", self.log_text()));
+            }
+        }
+        Err(format!(
+            "vigild not ready after {PATIENCE:?}:\n{}",
+            self.log_text()
+        ))
+    }
+
+    /// Notify messages received since the last call (non-blocking beyond 100 ms).
+    pub fn notify_messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.notify.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), sig).unwrap();
+    }
+
+    /// Waits for the daemon to exit (after a signal), failing the test after PATIENCE.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vigild did not exit:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn vigil(&self, args: &[&str]) -> Output {
+        vigil_cmd(&self.socket, args).output().unwrap()
+    }
+
+    /// Raw HTTP request; returns status code and body text.
+    pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        http_raw(&self.socket, method, path, body)
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let (code, body) = self.http("GET", "/v1/status", None);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Polls `cond` until it holds (the daemon reacts to an event we caused).
+    pub fn wait_for(&self, what: &str, mut cond: impl FnMut(&Daemon) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !cond(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn vigil_cmd(socket: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(VIGIL);
+    cmd.arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("VIGIL_SOCKET");
+    cmd
+}
+
+/// One HTTP/1.1 request with `Connection: close`, over the Unix socket.
+pub fn http_raw(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    send_raw(socket, req.as_bytes())
+}
+
+/// Sends arbitrary bytes and parses whatever HTTP response comes back.
+pub fn send_raw(socket: &Path, bytes: &[u8]) -> (u16, String) {
+    let mut s = UnixStream::connect(socket).expect("connect to control socket");
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    // The server may answer and close before reading everything (e.g. 413): ignore EPIPE.
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
