@@ -165,6 +165,7 @@ impl CancelHandle {
 /// [`finish`](Self::finish). Dropping it cancels the scan.
 pub struct RunningScan {
     info: PluginInfo,
+    pid: u32,
     events: mpsc::Receiver<(ScanEvent, OwnedSemaphorePermit)>,
     outcome: oneshot::Receiver<ScanOutcome>,
     cancel: CancellationToken,
@@ -183,6 +184,16 @@ impl RunningScan {
     /// The plugin's name, version and volatile attributes, from its descriptor.
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// The worker's pid, which is also its process group id.
+    pub fn worker_pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Events waiting to be read (at most [`EVENT_CAPACITY`]).
+    pub fn buffered(&self) -> usize {
+        self.events.len()
     }
 
     pub fn cancel_handle(&self) -> CancelHandle {
@@ -233,6 +244,7 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
         .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(PluginFailure::Spawn)?;
+    let pid = child.id().unwrap_or_default();
     let (Some(mut stdin), Some(stdout), Some(stderr_pipe)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -276,6 +288,7 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
     match hello_rx.await {
         Ok(info) => Ok(RunningScan {
             info,
+            pid,
             events: rx,
             outcome: outcome_rx,
             guard: Some(spec.cancel.clone().drop_guard()),
