@@ -7,6 +7,7 @@
 pub mod devtool;
 pub mod frame;
 pub mod library;
+mod pump;
 mod stderr;
 pub mod supervisor;
 pub mod worker;

@@ -13,16 +13,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use vigil_plugin::Item;
 
+use super::frame;
 pub use super::frame::PluginInfo;
-use super::frame::{self, Frame};
 use super::library::{self, LibraryError};
+use super::pump::{Pump, PumpEnd};
 use super::stderr::{self, StderrTail};
 use super::worker;
 
@@ -300,122 +301,6 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
                 "the worker ended without saying hello".into(),
             )),
         },
-    }
-}
-
-/// Reads frames and turns them into events and the scan's tally.
-struct Pump {
-    tx: mpsc::Sender<(ScanEvent, OwnedSemaphorePermit)>,
-    budget: Arc<Semaphore>,
-    hello: Option<oneshot::Sender<PluginInfo>>,
-    form: ItemForm,
-    items: u64,
-    notes: Vec<String>,
-    dropped_notes: usize,
-    error: Option<String>,
-    done: Option<i32>,
-}
-
-enum PumpEnd {
-    /// Done frame or end of stream.
-    Finished,
-    Protocol(String),
-    ConsumerGone,
-}
-
-impl Pump {
-    async fn run(&mut self, stdout: ChildStdout) -> PumpEnd {
-        let mut reader = BufReader::with_capacity(256 << 10, stdout);
-        loop {
-            let frame = match frame::read_frame(&mut reader).await {
-                Ok(Some(f)) => f,
-                Ok(None) => return PumpEnd::Finished,
-                Err(e) => return PumpEnd::Protocol(e.to_string()),
-            };
-            if self.hello.is_some() && !matches!(frame, Frame::Hello(_) | Frame::Violation(_)) {
-                return PumpEnd::Protocol("the worker did not start with a hello frame".into());
-            }
-            let event = match frame {
-                Frame::Hello(info) => match self.hello.take() {
-                    Some(h) => {
-                        let _ = h.send(info);
-                        continue;
-                    }
-                    None => return PumpEnd::Protocol("a second hello frame".into()),
-                },
-                Frame::Item(json) => {
-                    let item = match serde_json::from_slice::<Item>(&json) {
-                        Ok(item) => item,
-                        Err(e) => {
-                            return PumpEnd::Protocol(format!(
-                                "bad item encoding: item #{} is not valid item JSON ({e})",
-                                self.items + 1
-                            ))
-                        }
-                    };
-                    self.items += 1;
-                    match self.form {
-                        ItemForm::Decoded => ScanEvent::Item(item),
-                        ItemForm::Json => ScanEvent::ItemJson(json),
-                    }
-                }
-                Frame::Note(note) => {
-                    if self.notes.len() < MAX_NOTES {
-                        self.notes.push(note.clone());
-                    } else {
-                        self.dropped_notes += 1;
-                    }
-                    ScanEvent::Note(note)
-                }
-                Frame::Error(msg) => {
-                    self.error = Some(msg);
-                    continue;
-                }
-                Frame::Done { rc, .. } => {
-                    self.done = Some(rc);
-                    return PumpEnd::Finished;
-                }
-                Frame::Violation(reason) => return PumpEnd::Protocol(reason),
-            };
-            let weight = match &event {
-                ScanEvent::Item(i) => {
-                    i.key.len()
-                        + i.content.as_ref().map_or(0, String::len)
-                        + 64 * i.attributes.len()
-                }
-                ScanEvent::ItemJson(j) => j.len(),
-                ScanEvent::Note(n) => n.len(),
-            };
-            let permits = weight.clamp(1, frame::MAX_PAYLOAD) as u32;
-            let Ok(permit) = self.budget.clone().acquire_many_owned(permits).await else {
-                return PumpEnd::ConsumerGone;
-            };
-            if self.tx.send((event, permit)).await.is_err() {
-                return PumpEnd::ConsumerGone;
-            }
-        }
-    }
-
-    fn outcome(mut self) -> ScanOutcome {
-        match (self.done, self.error.take()) {
-            (Some(0), None) => {
-                if self.dropped_notes > 0 {
-                    self.notes
-                        .push(format!("{} more notes were not kept", self.dropped_notes));
-                }
-                ScanOutcome::Succeeded {
-                    items: self.items,
-                    notes: self.notes,
-                }
-            }
-            (Some(_), Some(msg)) => ScanOutcome::Failed(PluginFailure::PluginError(msg)),
-            (Some(rc), None) => ScanOutcome::Failed(PluginFailure::PluginError(format!(
-                "the scan returned code {rc} without an error message"
-            ))),
-            (None, _) => ScanOutcome::Failed(PluginFailure::Protocol(
-                "the worker exited without reporting the end of the scan".into(),
-            )),
-        }
     }
 }
 
