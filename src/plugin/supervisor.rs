@@ -231,6 +231,11 @@ impl futures::Stream for RunningScan {
 
 /// Checks the library, spawns the worker and waits until the plugin is loaded. A plugin that
 /// cannot be loaded fails here with the same [`PluginFailure`] a scan would end with.
+///
+/// Call it from an async task, not from a short-lived thread: the worker asks the kernel to
+/// kill it when the thread that spawned it exits (`PR_SET_PDEATHSIG` is per thread), which
+/// is what makes it die with the daemon. Until the plugin's hello arrives only
+/// `spec.timeout` and `spec.cancel` can stop a library that hangs while loading.
 pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan, PluginFailure> {
     let library = library::check(&spec.library).map_err(PluginFailure::Refused)?;
     let deadline = spec.timeout.map(|t| Instant::now() + t);
