@@ -2,4 +2,5 @@
 
 mod common;
 mod foundation;
+mod plugin_worker;
 mod systemd_unit;

@@ -1,9 +1,274 @@
-//! The hidden worker mode of `vigild`: the only code that calls libloading.
+//! The hidden worker mode of `vigild` (`vigild __worker LIBRARY ROOT`): the only code that
+//! calls libloading.
+//!
+//! A plugin runs in this separate process so that a segfault, abort or hang costs one scan,
+//! not the daemon. The worker reads the plugin config (JSON) from stdin, loads the library,
+//! checks the descriptor, calls `scan` and turns each record into a frame on a private copy
+//! of its original stdout. Its fd 1 is then pointed at stderr, so a plugin that prints cannot
+//! corrupt the frame stream. Records are forwarded as they are; the daemon decodes them.
 
-use std::ffi::OsString;
+use std::ffi::{c_void, CStr, OsString};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-pub fn main(_args: Vec<OsString>) -> ExitCode {
-    eprintln!("vigild worker: not implemented yet");
-    ExitCode::FAILURE
+use vigil_plugin::{
+    Descriptor, ScanRequest, Sink, ABI_VERSION, RECORD_ERROR, RECORD_ITEM, RECORD_NOTE,
+};
+
+use super::frame::{self, PluginInfo, Tag, MAX_PAYLOAD};
+
+/// Environment variable carrying the daemon's pid, so the worker can tell whether its parent
+/// died before `PR_SET_PDEATHSIG` took effect.
+pub const PARENT_PID_ENV: &str = "VIGIL_WORKER_PARENT";
+
+/// Worker exit status: the arguments or the setup were wrong (a vigild bug, not the plugin's).
+pub const EXIT_USAGE: u8 = 64;
+/// Worker exit status: a violation was reported in a [`Tag::Violation`] frame.
+pub const EXIT_VIOLATION: u8 = 65;
+/// Worker exit status: the daemon stopped reading (pipe closed).
+pub const EXIT_DAEMON_GONE: u8 = 66;
+
+/// Largest config accepted on stdin.
+const MAX_CONFIG: u64 = 64 << 20;
+/// Items are batched in the frame buffer, flushed at least this often while items flow.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let [library, root] = match <[OsString; 2]>::try_from(args) {
+        Ok(a) => a,
+        Err(_) => {
+            eprintln!("vigild __worker: expected LIBRARY ROOT (internal mode, started by vigild)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    die_with_parent();
+    let frames = match take_stdout() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("vigild __worker: cannot set up the frame channel: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let mut config = Vec::new();
+    if let Err(e) = io::stdin().take(MAX_CONFIG).read_to_end(&mut config) {
+        eprintln!("vigild __worker: cannot read the plugin config: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let mut out = Output {
+        w: BufWriter::with_capacity(64 << 10, frames),
+        items: 0,
+        last_flush: Instant::now(),
+    };
+    let code = run(&mut out, &library, root.as_bytes(), &config);
+    ExitCode::from(code)
+}
+
+/// Asks the kernel to SIGKILL this process when the daemon dies; exits if it already did.
+fn die_with_parent() {
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+        eprintln!("vigild __worker: PR_SET_PDEATHSIG failed: {e}");
+    }
+    let expected = std::env::var(PARENT_PID_ENV)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok());
+    if let Some(pid) = expected {
+        if nix::unistd::getppid().as_raw() != pid {
+            // The daemon died between spawning us and the prctl: nobody will read our frames.
+            std::process::exit(i32::from(EXIT_DAEMON_GONE));
+        }
+    }
+}
+
+/// Moves the frame channel (our stdout) to a private close-on-exec fd and points fd 1 at
+/// stderr, so whatever the plugin prints ends up in the captured stderr.
+fn take_stdout() -> io::Result<File> {
+    // SAFETY: plain fd syscalls on fds this process owns; the new fd is owned by the File.
+    unsafe {
+        let fd = libc::fcntl(libc::STDOUT_FILENO, libc::F_DUPFD_CLOEXEC, 3);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let file = File::from_raw_fd(fd);
+        if libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(file)
+    }
+}
+
+struct Output {
+    w: BufWriter<File>,
+    items: u64,
+    last_flush: Instant,
+}
+
+impl Output {
+    fn frame(&mut self, tag: Tag, payload: &[u8]) -> io::Result<()> {
+        frame::write_frame(&mut self.w, tag, payload).map_err(|e| match e {
+            frame::FrameError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.last_flush = Instant::now();
+        self.w.flush()
+    }
+
+    /// Reports a violation as the last frame and exits: nothing the plugin does afterwards
+    /// can reach the daemon.
+    fn violation(&mut self, reason: &str) -> ! {
+        let _ = self.frame(Tag::Violation, reason.as_bytes());
+        let _ = self.flush();
+        std::process::exit(i32::from(EXIT_VIOLATION));
+    }
+}
+
+fn run(out: &mut Output, library: &OsString, root: &[u8], config: &[u8]) -> u8 {
+    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+    let shown = std::path::Path::new(library).display().to_string();
+    // SAFETY: loading runs the library's initialisers; isolating that is why this process
+    // exists. RTLD_NOW reports unresolved symbols here rather than mid-scan.
+    let lib = match unsafe { Library::open(Some(library.as_os_str()), RTLD_NOW | RTLD_LOCAL) } {
+        Ok(lib) => lib,
+        Err(e) => out.violation(&format!(
+            "cannot load {shown}: not a loadable shared library ({e}); build the plugin as a \
+             cdylib / with `cc -shared -fPIC`"
+        )),
+    };
+    type Entry = unsafe extern "C" fn() -> *const Descriptor;
+    let symbol = String::from_utf8_lossy(&vigil_plugin::SYMBOL[..vigil_plugin::SYMBOL.len() - 1])
+        .into_owned();
+    // SAFETY: the symbol's type is fixed by the ABI; a library exporting the name with
+    // another type breaks the contract and can only hurt this worker.
+    let entry: Entry = match unsafe { lib.get::<Entry>(vigil_plugin::SYMBOL) } {
+        Ok(sym) => *sym,
+        Err(_) => out.violation(&format!(
+            "missing symbol: {shown} does not export `{symbol}`; is it a vigil plugin \
+             (use `vigil_plugin::export_plugin!` or see vigil_plugin.h)?"
+        )),
+    };
+    // SAFETY: calling the plugin's entry point, per the ABI.
+    let desc = unsafe { entry() };
+    if desc.is_null() {
+        out.violation(&format!(
+            "{symbol}() in {shown} returned NULL instead of a descriptor"
+        ));
+    }
+    // SAFETY: the first two u32 fields exist in every ABI revision; the rest is read only
+    // after the version and size say it is there.
+    let (abi, size) = unsafe { ((*desc).abi_version, (*desc).struct_size) };
+    if abi != ABI_VERSION {
+        out.violation(&format!(
+            "wrong ABI version: {shown} speaks plugin ABI version {abi}, this vigild speaks \
+             version {ABI_VERSION}; rebuild the plugin against a matching vigil-plugin"
+        ));
+    }
+    let min = std::mem::size_of::<Descriptor>();
+    if (size as usize) < min {
+        out.violation(&format!(
+            "bad descriptor: {shown} declares a {size}-byte descriptor, ABI version \
+             {ABI_VERSION} needs at least {min} bytes; rebuild the plugin"
+        ));
+    }
+    // SAFETY: version and size checked above.
+    let desc = unsafe { &*desc };
+    let text = |p: *const std::ffi::c_char, what: &str| -> Result<String, String> {
+        if p.is_null() {
+            return Ok(String::new());
+        }
+        // SAFETY: the ABI promises NUL-terminated static strings.
+        unsafe { CStr::from_ptr(p) }
+            .to_str()
+            .map(str::to_owned)
+            .map_err(|_| format!("bad descriptor: the plugin {what} in {shown} is not UTF-8"))
+    };
+    let info = (|| -> Result<PluginInfo, String> {
+        let name = text(desc.name, "name")?;
+        if name.is_empty() {
+            return Err(format!("bad descriptor: {shown} has no plugin name"));
+        }
+        Ok(PluginInfo {
+            name,
+            version: text(desc.version, "version")?,
+            volatile_attributes: text(desc.volatile_attributes, "volatile attribute list")?
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    })();
+    let info = match info {
+        Ok(info) => info,
+        Err(reason) => out.violation(&reason),
+    };
+    if out.frame(Tag::Hello, &frame::hello_payload(&info)).is_err() || out.flush().is_err() {
+        return EXIT_DAEMON_GONE;
+    }
+
+    let request = ScanRequest {
+        root: root.as_ptr(),
+        root_len: root.len(),
+        config: config.as_ptr(),
+        config_len: config.len(),
+    };
+    let sink = Sink {
+        ctx: out as *mut Output as *mut c_void,
+        emit,
+    };
+    // SAFETY: request and sink outlive the call; the plugin may do anything, which is what
+    // the process boundary is for.
+    let rc = unsafe { (desc.scan)(&request, &sink) };
+    let items = out.items;
+    let done = out.frame(Tag::Done, &frame::done_payload(rc, items));
+    if done.is_err() || out.flush().is_err() {
+        return EXIT_DAEMON_GONE;
+    }
+    // Never unload: some libraries crash in their destructors at dlclose.
+    std::mem::forget(lib);
+    0
+}
+
+/// The sink callback: one record, one frame. Returns non-zero when the daemon is gone.
+unsafe extern "C" fn emit(ctx: *mut c_void, kind: u32, data: *const u8, len: usize) -> i32 {
+    // SAFETY: ctx is the &mut Output passed in `run`, alive for the whole scan.
+    let out = unsafe { &mut *(ctx as *mut Output) };
+    if data.is_null() && len > 0 {
+        out.violation("the plugin emitted a record with a NULL data pointer");
+    }
+    if len > MAX_PAYLOAD {
+        out.violation(&format!(
+            "frame too large: the plugin emitted a {len}-byte record, the maximum is \
+             {MAX_PAYLOAD} bytes; bound the captured content"
+        ));
+    }
+    let payload: &[u8] = if len == 0 {
+        &[]
+    } else {
+        // SAFETY: the ABI promises `data` points at `len` readable bytes for this call.
+        unsafe { std::slice::from_raw_parts(data, len) }
+    };
+    let (tag, urgent) = match kind {
+        RECORD_ITEM => (Tag::Item, false),
+        RECORD_NOTE => (Tag::Note, true),
+        RECORD_ERROR => (Tag::Error, true),
+        other => out.violation(&format!(
+            "the plugin emitted a record of unknown kind {other}"
+        )),
+    };
+    if out.frame(tag, payload).is_err() {
+        return 1;
+    }
+    if tag == Tag::Item {
+        out.items += 1;
+    }
+    if (urgent || out.last_flush.elapsed() >= FLUSH_INTERVAL) && out.flush().is_err() {
+        return 1;
+    }
+    0
 }
