@@ -11,4 +11,5 @@ pub mod daemon;
 pub mod logging;
 pub mod plugin;
 pub mod proto;
+pub mod queue;
 pub mod store;

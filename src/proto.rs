@@ -46,8 +46,7 @@ pub struct Status {
     pub caller: Identity,
     pub nodes: usize,
     pub slots: u32,
-    /// Queue figures; `null` until the queue is implemented.
-    pub queue: Option<serde_json::Value>,
+    pub queue: Option<QueueStatus>,
     /// Outbox figures; `null` until email delivery is implemented.
     pub outbox: Option<serde_json::Value>,
     /// Open user tasks (organisation); `null` until user tasks are implemented.
@@ -68,4 +67,198 @@ pub struct ReloadRequest {}
 pub struct Reloaded {
     pub loaded_at: DateTime<Utc>,
     pub summary: String,
+}
+
+pub use crate::config::{Scope, TaskKind};
+
+/// `Scan #12` / `Audit #3`: numbered per kind, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    pub kind: TaskKind,
+    pub number: u64,
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            TaskKind::Scan => write!(f, "Scan #{}", self.number),
+            TaskKind::Audit => write!(f, "Audit #{}", self.number),
+        }
+    }
+}
+
+impl std::str::FromStr for TaskId {
+    type Err = String;
+    /// Accepts `Scan #12`, `scan#12`, `scan-12`, `scan 12`, `S12` (and the same for audits).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("invalid task id {s:?}: write it like \"Scan #12\", \"scan-12\" or \"S12\"");
+        let t = s.trim();
+        let split = t.find(|c: char| c.is_ascii_digit()).ok_or_else(bad)?;
+        let (word, num) = t.split_at(split);
+        let word = word.trim_end_matches(|c: char| c == '#' || c == '-' || c.is_whitespace());
+        let kind = match word.to_ascii_lowercase().as_str() {
+            "scan" | "s" => TaskKind::Scan,
+            "audit" | "a" => TaskKind::Audit,
+            _ => return Err(bad()),
+        };
+        let number = num.parse().map_err(|_| bad())?;
+        Ok(TaskId { kind, number })
+    }
+}
+
+impl Serialize for TaskId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Initiator of scheduled tasks (the schedule's name is a separate field).
+pub const SCHEDULE_INITIATOR: &str = "Schedule";
+
+/// An active queue task (`GET /v1/queue`). Also its stored form in the queue table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueTask {
+    pub id: TaskId,
+    /// Device/Resource: the node's name.
+    pub target: String,
+    pub scope: Scope,
+    /// The caller's email for ad-hoc requests, `Schedule` for scheduled ones.
+    pub initiator: String,
+    pub schedule: Option<String>,
+    /// Scan: the plugins to run (`null`: all configured). Audit: unused.
+    pub plugins: Option<Vec<String>>,
+    /// Audit: the policies to evaluate (`null`: all). Scan: unused.
+    pub policies: Option<Vec<String>>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub status: ActiveStatus,
+    /// 1 for the first run; incremented when a run is interrupted by a daemon stop.
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActiveStatus {
+    Queued,
+    Running,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FinalStatus {
+    Finished,
+    Cancelled,
+    Failed,
+}
+
+/// How one plugin's part of a scan went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRun {
+    pub plugin: String,
+    pub items: u64,
+    /// What the plugin could not see (bounded).
+    pub notes: Vec<String>,
+    /// `null` when the plugin succeeded.
+    pub error: Option<String>,
+}
+
+/// A terminal task: one row of the Scan log or the Audit log. Also its stored form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRow {
+    pub id: TaskId,
+    pub target: String,
+    pub scope: Scope,
+    pub initiator: String,
+    pub schedule: Option<String>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: DateTime<Utc>,
+    pub status: FinalStatus,
+    /// Non-zero for every Failed task.
+    pub errors: u32,
+    pub messages: Vec<String>,
+    pub attempt: u32,
+    pub items_scanned: u64,
+    pub changes_found: u64,
+    pub user_tasks_created: u64,
+    pub user_tasks_updated: u64,
+    pub plugins: Vec<PluginRun>,
+}
+
+/// `POST /v1/queue`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueRequest {
+    pub kind: TaskKind,
+    #[serde(default = "scope_all")]
+    pub scope: Scope,
+    #[serde(default)]
+    pub plugins: Option<Vec<String>>,
+    #[serde(default)]
+    pub policies: Option<Vec<String>>,
+}
+
+fn scope_all() -> Scope {
+    Scope::All
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnqueueResponse {
+    pub ids: Vec<TaskId>,
+}
+
+/// `POST /v1/queue/cancel`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CancelResponse {
+    pub results: Vec<CancelResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CancelResult {
+    /// The id as the caller wrote it.
+    pub id: String,
+    pub outcome: CancelOutcome,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelOutcome {
+    Cancelled,
+    NotFound,
+    AlreadyFinished,
+    Invalid,
+}
+
+/// Queue figures in `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueStatus {
+    pub queued: usize,
+    pub running: usize,
+    pub slots: u32,
+    pub capacity: u32,
+    /// Scheduled tasks that did not fit in the queue since the state dir was created.
+    pub dropped_scheduled: u64,
+    /// Age of the oldest Running task: a task Running for hours is worth a look.
+    pub oldest_running_secs: Option<u64>,
+}
+
+/// A page of log rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogPage {
+    pub rows: Vec<LogRow>,
+    /// Rows matching the filter, all pages together.
+    pub total: usize,
 }

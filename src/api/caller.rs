@@ -53,6 +53,13 @@ impl Caller {
         }
     }
 
+    /// How the caller is named in records (initiator, closed by): the email, or the uid.
+    pub fn name(&self) -> String {
+        self.email
+            .clone()
+            .unwrap_or_else(|| format!("uid {}", self.uid))
+    }
+
     /// Refuses callers that are not configured users.
     pub fn require_user(&self) -> Result<Role, ApiError> {
         self.role.ok_or_else(|| {

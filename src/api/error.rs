@@ -80,6 +80,39 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJson<T
     }
 }
 
+/// Query parameters whose errors use the envelope.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|r| ApiError::bad_request(r.body_text()))
+    }
+}
+
+impl From<crate::queue::QueueError> for ApiError {
+    fn from(e: crate::queue::QueueError) -> Self {
+        use crate::queue::QueueError;
+        match e {
+            QueueError::Full { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", e.to_string())
+            }
+            QueueError::BadRequest(m) => ApiError::bad_request(m),
+            QueueError::Stopping => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string())
+            }
+            QueueError::Store(s) => s.into(),
+        }
+    }
+}
+
 /// Wraps bare error responses produced below the handlers (404, 405, 408, 413) in the
 /// envelope, so a client only ever has one error shape to parse.
 pub async fn envelope_bare_errors(response: Response) -> Response {

@@ -4,6 +4,7 @@
 
 mod caller;
 mod error;
+mod queue_routes;
 mod routes;
 
 use std::sync::Arc;

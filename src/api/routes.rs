@@ -18,6 +18,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
+        .merge(super::queue_routes::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             only_users_beyond_status,
@@ -56,11 +57,11 @@ async fn status(State(state): State<AppState>, caller: Caller) -> Json<Status> {
         caller: caller.identity(),
         nodes: loaded.config.nodes.len(),
         slots: loaded.config.daemon.slots,
-        queue: None,
+        queue: Some(daemon.queue.status().await),
         outbox: None,
         open_tasks: None,
         my_open_tasks: None,
-        not_yet_implemented: ["queue", "outbox", "open_tasks", "my_open_tasks"]
+        not_yet_implemented: ["outbox", "open_tasks", "my_open_tasks"]
             .map(String::from)
             .to_vec(),
     })

@@ -40,7 +40,7 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
         row("you", caller),
         row("nodes", s.nodes.to_string()),
         row("slots", s.slots.to_string()),
-        row("queue", pending(&s.queue)),
+        row("queue", queue_line(s.queue.as_ref())),
         row("outbox", pending(&s.outbox)),
     ];
     table::print(None, &rows);
@@ -55,6 +55,26 @@ pub async fn reload(client: &Client, json: bool) -> CmdResult {
         println!("config reloaded at {}: {}", when(r.loaded_at), r.summary);
     }
     Ok(())
+}
+
+fn queue_line(q: Option<&crate::proto::QueueStatus>) -> String {
+    let Some(q) = q else {
+        return "not yet available".into();
+    };
+    let mut line = format!(
+        "{} running / {} slots, {} queued (capacity {})",
+        q.running, q.slots, q.queued, q.capacity
+    );
+    if let Some(age) = q.oldest_running_secs {
+        line.push_str(&format!(", oldest running {}", human_duration(age)));
+    }
+    if q.dropped_scheduled > 0 {
+        line.push_str(&format!(
+            ", {} scheduled tasks dropped (queue full)",
+            q.dropped_scheduled
+        ));
+    }
+    line
 }
 
 fn row(k: &str, v: String) -> Vec<String> {

@@ -19,8 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Limits};
 use crate::config;
+use crate::plugin::supervisor::WorkerCommand;
+use crate::queue::Queue;
 use crate::store::Store;
-use state::Daemon;
+use state::{ConfigCell, Daemon};
 
 /// Quiet time after the last change to the config file before it is re-read, so that an
 /// editor's write-rename-chmod sequence causes one reload, not three.
@@ -75,7 +77,12 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     })?;
 
     let summary = state::summary_line(&config);
-    let daemon = Arc::new(Daemon::new(config_path.clone(), config, store));
+    let cell = Arc::new(ConfigCell::new(config));
+    let worker = WorkerCommand::current_exe()
+        .context("cannot find the vigild executable for plugin workers")?;
+    let queue = Queue::open(store.clone(), cell.clone(), worker).await?;
+    let daemon = Arc::new(Daemon::new(config_path.clone(), cell, store, queue.clone()));
+    queue.start();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(api::serve(
         listener,
@@ -130,6 +137,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     systemd::stopping();
     shutdown.cancel();
     let grace = daemon.config().daemon.shutdown_grace;
+    queue.shutdown(grace).await;
     if tokio::time::timeout(grace, server).await.is_err() {
         tracing::warn!("control connections still open after {grace:?}; closing them");
     }

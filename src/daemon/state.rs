@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{self, Config, ConfigErrors};
 use crate::proto::Reloaded;
+use crate::queue::Queue;
 use crate::store::Store;
 
 /// The config in force and when it was loaded.
@@ -18,45 +19,65 @@ pub struct Loaded {
     pub loaded_at: DateTime<Utc>,
 }
 
+/// The config in force, shared by everything that needs it; swapped whole on reload.
+pub struct ConfigCell(RwLock<Loaded>);
+
+impl ConfigCell {
+    pub fn new(config: Config) -> Self {
+        ConfigCell(RwLock::new(Loaded {
+            config: Arc::new(config),
+            loaded_at: Utc::now(),
+        }))
+    }
+
+    /// The config snapshot in force now. Callers keep the `Arc` for the whole of one piece
+    /// of work, so a reload never changes the config under a running request or task.
+    pub fn get(&self) -> Arc<Config> {
+        self.loaded().config
+    }
+
+    pub fn loaded(&self) -> Loaded {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, loaded: Loaded) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+    }
+}
+
 pub struct Daemon {
     pub config_path: PathBuf,
     pub store: Store,
+    pub queue: Queue,
     pub started_at: DateTime<Utc>,
     started: Instant,
-    loaded: RwLock<Loaded>,
+    cell: Arc<ConfigCell>,
     last_reload_error: Mutex<Option<String>>,
     // One reload at a time, whoever asked (SIGHUP, file watcher, API).
     reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl Daemon {
-    pub fn new(config_path: PathBuf, config: Config, store: Store) -> Self {
-        let now = Utc::now();
+    pub fn new(config_path: PathBuf, cell: Arc<ConfigCell>, store: Store, queue: Queue) -> Self {
         Daemon {
             config_path,
             store,
-            started_at: now,
+            queue,
+            started_at: Utc::now(),
             started: Instant::now(),
-            loaded: RwLock::new(Loaded {
-                config: Arc::new(config),
-                loaded_at: now,
-            }),
+            cell,
             last_reload_error: Mutex::new(None),
             reload_lock: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The config snapshot in force now. Callers keep the `Arc` for the whole of one piece of
-    /// work, so a reload never changes the config under a running request.
+    /// The config snapshot in force now (see [`ConfigCell::get`]).
     pub fn config(&self) -> Arc<Config> {
-        self.loaded().config
+        self.cell.get()
     }
 
     pub fn loaded(&self) -> Loaded {
-        self.loaded
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.cell.loaded()
     }
 
     pub fn uptime_secs(&self) -> u64 {
@@ -91,10 +112,12 @@ impl Daemon {
                 warn_about_restart_only_changes(&old, &new);
                 let summary = summary_line(&new);
                 let loaded_at = Utc::now();
-                *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Loaded {
+                self.cell.set(Loaded {
                     config: Arc::new(new),
                     loaded_at,
-                };
+                });
+                // New slots or schedules: let the queue look again.
+                self.queue.poke();
                 *self
                     .last_reload_error
                     .lock()

@@ -62,6 +62,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("database task failed: {0}")]
     Join(String),
+    #[error("cannot encode a {what} for the database: {error}")]
+    Encode { what: &'static str, error: String },
 }
 
 macro_rules! db_err_from {

@@ -1,0 +1,732 @@
+//! Active tasks: the bounded queue of scan and audit tasks and its slots.
+//!
+//! Every state change (queued, running, terminal) is committed to the store before it is
+//! acted on or acknowledged; the in-memory index only mirrors what is committed. One async
+//! mutex serialises changes, so ids, FIFO order and capacity checks never race. At most
+//! `daemon.slots` tasks run at once; the dispatcher starts the oldest Queued tasks whenever a
+//! slot frees up. Terminal tasks leave the queue and become Scan log / Audit log rows.
+
+mod persist;
+mod runner;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use persist::LogFilter;
+
+use crate::config::{Config, ScheduleConfig, Scope, TaskKind};
+use crate::daemon::state::ConfigCell;
+use crate::plugin::supervisor::WorkerCommand;
+use crate::proto::{
+    ActiveStatus, CancelOutcome, CancelResult, EnqueueRequest, FinalStatus, LogPage, LogRow,
+    QueueStatus, QueueTask, TaskId, SCHEDULE_INITIATOR,
+};
+use crate::store::{Store, StoreError};
+use runner::{Stop, TaskResult};
+
+/// A task interrupted this many times (daemon stopped or crashed while it ran) fails.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(
+        "the queue is full: capacity {capacity} (daemon.queue_capacity), {queued} task(s) queued, \
+         this request needs {needed}; wait for the queue to drain or narrow the scope"
+    )]
+    Full {
+        capacity: u32,
+        queued: usize,
+        needed: usize,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the daemon is stopping and takes no new work")]
+    Stopping,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which active tasks to list.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    pub status: Option<ActiveStatus>,
+    pub node: Option<String>,
+    pub kind: Option<TaskKind>,
+}
+
+/// Handle to the queue; cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Store,
+    config: Arc<ConfigCell>,
+    worker: WorkerCommand,
+    inner: Mutex<Inner>,
+    /// Wakes the dispatcher: something was queued, or a slot freed up.
+    wake: Notify,
+    /// Signals every waiter that some task reached its end.
+    ended: Notify,
+    /// Cancelled when the daemon stops: no new starts, running tasks are interrupted.
+    shutdown: CancellationToken,
+    runners: TaskTracker,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Every active task by queue sequence number.
+    tasks: BTreeMap<u64, QueueTask>,
+    /// Queued tasks, oldest first.
+    fifo: VecDeque<u64>,
+    /// Running tasks and the token that cancels each.
+    running: HashMap<u64, CancellationToken>,
+    by_id: HashMap<TaskId, u64>,
+    dropped_scheduled: u64,
+    stopping: bool,
+}
+
+impl Inner {
+    fn insert(&mut self, seq: u64, task: QueueTask) {
+        if task.status == ActiveStatus::Queued {
+            self.fifo.push_back(seq);
+        }
+        self.by_id.insert(task.id, seq);
+        self.tasks.insert(seq, task);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<QueueTask> {
+        let task = self.tasks.remove(&seq)?;
+        self.by_id.remove(&task.id);
+        self.fifo.retain(|s| *s != seq);
+        self.running.remove(&seq);
+        Some(task)
+    }
+}
+
+impl Queue {
+    /// Loads the queue from the store. Tasks that were Running when the daemon stopped are
+    /// queued again with their attempt count raised; after [`MAX_ATTEMPTS`] they fail.
+    pub async fn open(
+        store: Store,
+        config: Arc<ConfigCell>,
+        worker: WorkerCommand,
+    ) -> Result<Queue, StoreError> {
+        let (tasks, dropped) = store
+            .write(|tx| -> Result<_, StoreError> {
+                let mut kept = Vec::new();
+                for (seq, mut task) in persist::load_tasks(tx)? {
+                    if task.status == ActiveStatus::Running {
+                        task.attempt += 1;
+                        task.status = ActiveStatus::Queued;
+                        task.started_at = None;
+                        if task.attempt > MAX_ATTEMPTS {
+                            let row = log_row(&task, interrupted_result(&task), Utc::now());
+                            persist::remove_task(tx, seq)?;
+                            persist::append_log(tx, &row)?;
+                            tracing::warn!(id = %task.id, "task interrupted {MAX_ATTEMPTS} times, marked Failed");
+                            continue;
+                        }
+                        persist::put_task(tx, seq, &task)?;
+                        tracing::info!(id = %task.id, attempt = task.attempt, "requeued a task interrupted by a daemon stop");
+                    }
+                    kept.push((seq, task));
+                }
+                let dropped = persist::add(tx, persist::DROPPED_SCHEDULED, 0)?;
+                Ok((kept, dropped))
+            })
+            .await?;
+        let mut inner = Inner {
+            dropped_scheduled: dropped,
+            ..Inner::default()
+        };
+        for (seq, task) in tasks {
+            inner.insert(seq, task);
+        }
+        Ok(Queue {
+            shared: Arc::new(Shared {
+                store,
+                config,
+                worker,
+                inner: Mutex::new(inner),
+                wake: Notify::new(),
+                ended: Notify::new(),
+                shutdown: CancellationToken::new(),
+                runners: TaskTracker::new(),
+            }),
+        })
+    }
+
+    /// Starts the dispatcher. Call once.
+    pub fn start(&self) {
+        let queue = self.clone();
+        tokio::spawn(async move { queue.dispatch_loop().await });
+        self.shared.wake.notify_one();
+    }
+
+    /// Wakes the dispatcher, e.g. after a reload changed `daemon.slots`.
+    pub fn poke(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    async fn dispatch_loop(&self) {
+        loop {
+            tokio::select! {
+                _ = self.shared.wake.notified() => {}
+                _ = self.shared.shutdown.cancelled() => return,
+            }
+            if let Err(e) = self.start_ready().await {
+                tracing::error!("cannot start queued tasks: {e}; retrying when the queue changes");
+            }
+        }
+    }
+
+    /// Starts as many of the oldest Queued tasks as there are free slots, committing their
+    /// Running state in one transaction before any of them starts.
+    async fn start_ready(&self) -> Result<(), StoreError> {
+        let config = self.shared.config.get();
+        let mut inner = self.shared.inner.lock().await;
+        if inner.stopping {
+            return Ok(());
+        }
+        let free = (config.daemon.slots as usize).saturating_sub(inner.running.len());
+        let seqs: Vec<u64> = inner.fifo.iter().take(free).copied().collect();
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let started: Vec<(u64, QueueTask)> = seqs
+            .iter()
+            .map(|seq| {
+                let mut t = inner.tasks[seq].clone();
+                t.status = ActiveStatus::Running;
+                t.started_at = Some(now);
+                (*seq, t)
+            })
+            .collect();
+        let started = self
+            .shared
+            .store
+            .write(move |tx| -> Result<_, StoreError> {
+                for (seq, t) in &started {
+                    persist::put_task(tx, *seq, t)?;
+                }
+                Ok(started)
+            })
+            .await?;
+        for (seq, task) in started {
+            inner.fifo.retain(|s| *s != seq);
+            let cancel = self.shared.shutdown.child_token();
+            inner.running.insert(seq, cancel.clone());
+            inner.tasks.insert(seq, task.clone());
+            tracing::info!(id = %task.id, node = %task.target, attempt = task.attempt, "task Running");
+            let queue = self.clone();
+            let config = config.clone();
+            self.shared.runners.spawn(async move {
+                let stop = Stop {
+                    cancel,
+                    shutdown: queue.shared.shutdown.clone(),
+                };
+                let result = runner::run(&task, &config, &queue.shared.worker, &stop).await;
+                queue.complete(seq, result).await;
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a task's end: removes it from the queue and appends its log row, in one commit.
+    async fn complete(&self, seq: u64, result: TaskResult) {
+        let mut inner = self.shared.inner.lock().await;
+        let Some(task) = inner.tasks.get(&seq).cloned() else {
+            return;
+        };
+        if result.interrupted {
+            // The stored row stays Running: the next start requeues it (attempt + 1).
+            inner.remove(seq);
+            tracing::info!(id = %task.id, "task interrupted by shutdown; it will run again at the next start");
+        } else {
+            let row = log_row(&task, result, Utc::now());
+            let (id, status, errors) = (row.id, row.status, row.errors);
+            let committed = self
+                .shared
+                .store
+                .write(move |tx| -> Result<(), StoreError> {
+                    persist::remove_task(tx, seq)?;
+                    persist::append_log(tx, &row)
+                })
+                .await;
+            inner.remove(seq);
+            match committed {
+                Ok(()) => tracing::info!(%id, status = ?status, errors, "task ended"),
+                Err(e) => {
+                    tracing::error!(%id, "cannot record the end of the task ({e}); it will run again at the next start")
+                }
+            }
+        }
+        drop(inner);
+        self.shared.ended.notify_waiters();
+        self.shared.wake.notify_one();
+    }
+
+    /// Queues an ad-hoc request: one task per node of the scope, all or none.
+    pub async fn enqueue(
+        &self,
+        req: EnqueueRequest,
+        initiator: String,
+    ) -> Result<Vec<TaskId>, QueueError> {
+        let config = self.shared.config.get();
+        let nodes = check_request(&config, &req)?;
+        let mut inner = self.shared.inner.lock().await;
+        if inner.stopping {
+            return Err(QueueError::Stopping);
+        }
+        let capacity = config.daemon.queue_capacity;
+        let queued = inner.fifo.len();
+        if queued + nodes.len() > capacity as usize {
+            return Err(QueueError::Full {
+                capacity,
+                queued,
+                needed: nodes.len(),
+            });
+        }
+        let template = QueueTask {
+            id: TaskId {
+                kind: req.kind,
+                number: 0,
+            },
+            target: String::new(),
+            scope: req.scope.clone(),
+            initiator,
+            schedule: None,
+            plugins: req.plugins.clone(),
+            policies: req.policies.clone(),
+            queued_at: Utc::now(),
+            started_at: None,
+            status: ActiveStatus::Queued,
+            attempt: 1,
+        };
+        let created = self.commit_new(template, nodes, None).await?;
+        let ids = created.iter().map(|(_, t)| t.id).collect();
+        for (seq, task) in created {
+            tracing::info!(id = %task.id, node = %task.target, initiator = %task.initiator, "task Queued");
+            inner.insert(seq, task);
+        }
+        drop(inner);
+        self.shared.wake.notify_one();
+        Ok(ids)
+    }
+
+    /// Queues a scheduled run due at `due`. A node whose task from the same schedule is still
+    /// Queued is coalesced; nodes that do not fit are dropped, counted and logged. The fire
+    /// time is recorded in the same commit, so a run is never lost or doubled by a crash.
+    pub async fn enqueue_scheduled(
+        &self,
+        schedule: &ScheduleConfig,
+        due: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        let config = self.shared.config.get();
+        let mut inner = self.shared.inner.lock().await;
+        if inner.stopping {
+            return Err(QueueError::Stopping);
+        }
+        let mut nodes: Vec<String> = Vec::new();
+        let mut coalesced = 0;
+        for node in config.nodes_in(&schedule.scope) {
+            let pending = inner.fifo.iter().any(|seq| {
+                let t = &inner.tasks[seq];
+                t.schedule.as_deref() == Some(&schedule.name) && t.target == node.name
+            });
+            if pending {
+                coalesced += 1;
+            } else {
+                nodes.push(node.name.clone());
+            }
+        }
+        let room = (config.daemon.queue_capacity as usize).saturating_sub(inner.fifo.len());
+        let dropped = nodes.len().saturating_sub(room);
+        nodes.truncate(room);
+        let template = QueueTask {
+            id: TaskId {
+                kind: schedule.kind,
+                number: 0,
+            },
+            target: String::new(),
+            scope: schedule.scope.clone(),
+            initiator: SCHEDULE_INITIATOR.to_owned(),
+            schedule: Some(schedule.name.clone()),
+            plugins: schedule.plugins.clone(),
+            policies: schedule.policies.clone(),
+            queued_at: Utc::now(),
+            started_at: None,
+            status: ActiveStatus::Queued,
+            attempt: 1,
+        };
+        let fired = Some((schedule.name.clone(), due.timestamp(), dropped as u64));
+        let created = self.commit_new(template, nodes, fired).await?;
+        if dropped > 0 {
+            inner.dropped_scheduled += dropped as u64;
+            tracing::warn!(
+                schedule = %schedule.name,
+                dropped,
+                capacity = config.daemon.queue_capacity,
+                "queue full: scheduled tasks dropped (counted in status as dropped_scheduled)"
+            );
+        }
+        tracing::info!(schedule = %schedule.name, queued = created.len(), coalesced, "schedule fired");
+        for (seq, task) in created {
+            inner.insert(seq, task);
+        }
+        drop(inner);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Commits one task per node built from `template`, allocating sequence numbers and ids
+    /// in the same transaction (and the schedule's fire time and drop count, if given).
+    async fn commit_new(
+        &self,
+        template: QueueTask,
+        nodes: Vec<String>,
+        fired: Option<(String, i64, u64)>,
+    ) -> Result<Vec<(u64, QueueTask)>, StoreError> {
+        self.shared
+            .store
+            .write(move |tx| -> Result<_, StoreError> {
+                let mut out = Vec::with_capacity(nodes.len());
+                for node in nodes {
+                    let seq = persist::next(tx, persist::NEXT_SEQ)?;
+                    let mut task = template.clone();
+                    task.id.number = persist::next_task_number(tx, task.id.kind)?;
+                    task.target = node;
+                    persist::put_task(tx, seq, &task)?;
+                    out.push((seq, task));
+                }
+                if let Some((name, due, dropped)) = fired {
+                    persist::set_schedule_fired(tx, &name, due)?;
+                    persist::add(tx, persist::DROPPED_SCHEDULED, dropped)?;
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Cancels tasks by id. Queued ones end at once; Running ones have their worker killed
+    /// and are answered once they have ended. Each id gets its own result.
+    pub async fn cancel(&self, ids: &[String]) -> Result<Vec<CancelResult>, QueueError> {
+        let mut results = Vec::with_capacity(ids.len());
+        let mut queued_now: Vec<u64> = Vec::new();
+        let mut running: Vec<(usize, u64)> = Vec::new();
+        let mut inner = self.shared.inner.lock().await;
+        let counters = self
+            .shared
+            .store
+            .read(|tx| -> Result<_, StoreError> {
+                Ok((
+                    persist::counter(tx, persist::NEXT_SCAN)?,
+                    persist::counter(tx, persist::NEXT_AUDIT)?,
+                ))
+            })
+            .await?;
+        for raw in ids {
+            let result = |outcome, message: String| CancelResult {
+                id: raw.clone(),
+                outcome,
+                message,
+            };
+            let id: TaskId = match raw.parse() {
+                Ok(id) => id,
+                Err(e) => {
+                    results.push(result(CancelOutcome::Invalid, e));
+                    continue;
+                }
+            };
+            match inner.by_id.get(&id).copied() {
+                Some(seq) if inner.tasks[&seq].status == ActiveStatus::Queued => {
+                    if !queued_now.contains(&seq) {
+                        queued_now.push(seq);
+                    }
+                    results.push(result(CancelOutcome::Cancelled, format!("{id} cancelled")));
+                }
+                Some(seq) => {
+                    if let Some(token) = inner.running.get(&seq) {
+                        token.cancel();
+                    }
+                    running.push((results.len(), seq));
+                    results.push(result(
+                        CancelOutcome::Cancelled,
+                        format!("{id} cancelled; its worker was killed"),
+                    ));
+                }
+                None => {
+                    let issued = if id.kind == TaskKind::Scan {
+                        counters.0
+                    } else {
+                        counters.1
+                    };
+                    if id.number >= 1 && id.number <= issued {
+                        results.push(result(
+                            CancelOutcome::AlreadyFinished,
+                            format!("{id} has already ended; see `vigil log`"),
+                        ));
+                    } else {
+                        results.push(result(
+                            CancelOutcome::NotFound,
+                            format!("there is no task {id}"),
+                        ));
+                    }
+                }
+            }
+        }
+        if !queued_now.is_empty() {
+            let now = Utc::now();
+            let rows: Vec<(u64, LogRow)> = queued_now
+                .iter()
+                .map(|seq| (*seq, log_row(&inner.tasks[seq], cancelled_result(), now)))
+                .collect();
+            self.shared
+                .store
+                .write(move |tx| -> Result<(), StoreError> {
+                    for (seq, row) in &rows {
+                        persist::remove_task(tx, *seq)?;
+                        persist::append_log(tx, row)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            for seq in queued_now {
+                if let Some(t) = inner.remove(seq) {
+                    tracing::info!(id = %t.id, "queued task Cancelled");
+                }
+            }
+        }
+        drop(inner);
+        // Answer for running tasks once their end is committed (worker killed, row written).
+        for (index, seq) in running {
+            if !self.wait_ended(seq, Duration::from_secs(30)).await {
+                results[index].message = format!(
+                    "{}: cancel requested; the worker is still stopping",
+                    results[index].id
+                );
+            }
+        }
+        Ok(results)
+    }
+
+    /// Waits until the task `seq` has left the queue; false on timeout.
+    async fn wait_ended(&self, seq: u64, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let ended = self.shared.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if !self.shared.inner.lock().await.tasks.contains_key(&seq) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Active tasks, newest queue time first.
+    pub async fn list(&self, filter: &QueueFilter) -> Vec<QueueTask> {
+        let inner = self.shared.inner.lock().await;
+        let mut out: Vec<QueueTask> = inner
+            .tasks
+            .values()
+            .filter(|t| filter.status.is_none_or(|s| s == t.status))
+            .filter(|t| filter.kind.is_none_or(|k| k == t.id.kind))
+            .filter(|t| filter.node.as_ref().is_none_or(|n| n == &t.target))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| b.queued_at.cmp(&a.queued_at).then(b.id.cmp(&a.id)));
+        out
+    }
+
+    pub async fn status(&self) -> QueueStatus {
+        let config = self.shared.config.get();
+        let inner = self.shared.inner.lock().await;
+        let now = Utc::now();
+        let oldest = inner
+            .running
+            .keys()
+            .filter_map(|seq| inner.tasks.get(seq).and_then(|t| t.started_at))
+            .min();
+        QueueStatus {
+            queued: inner.fifo.len(),
+            running: inner.running.len(),
+            slots: config.daemon.slots,
+            capacity: config.daemon.queue_capacity,
+            dropped_scheduled: inner.dropped_scheduled,
+            oldest_running_secs: oldest.map(|t| (now - t).num_seconds().max(0) as u64),
+        }
+    }
+
+    pub async fn log(&self, kind: TaskKind, filter: LogFilter) -> Result<LogPage, StoreError> {
+        self.shared
+            .store
+            .read(move |tx| persist::read_log(tx, kind, &filter))
+            .await
+    }
+
+    /// The due time of a schedule's last run, if it ever ran.
+    pub async fn schedule_fired(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let name = name.to_owned();
+        let secs = self
+            .shared
+            .store
+            .read(move |tx| persist::schedule_fired(tx, &name))
+            .await?;
+        Ok(secs.and_then(|s| DateTime::from_timestamp(s, 0)))
+    }
+
+    /// Records a schedule's fire time without queueing anything (first sight of a schedule).
+    pub async fn set_schedule_fired(
+        &self,
+        name: &str,
+        due: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.shared
+            .store
+            .write(move |tx| persist::set_schedule_fired(tx, &name, due.timestamp()))
+            .await
+    }
+
+    /// Stops taking and starting work, gives running tasks `grace` to finish, then kills
+    /// them; killed tasks stay in the store as Running and are requeued at the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shared.inner.lock().await.stopping = true;
+        self.shared.runners.close();
+        let running = self.shared.inner.lock().await.running.len();
+        if running > 0 {
+            tracing::info!(
+                running,
+                "waiting up to {} for running tasks",
+                humantime::format_duration(grace)
+            );
+            if tokio::time::timeout(grace, self.shared.runners.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("running tasks did not finish in time; stopping them for requeue at the next start");
+            }
+        }
+        self.shared.shutdown.cancel();
+        self.shared.runners.wait().await;
+    }
+}
+
+/// Checks an ad-hoc request against the config; returns the nodes it covers.
+fn check_request(config: &Config, req: &EnqueueRequest) -> Result<Vec<String>, QueueError> {
+    let bad = |m: String| Err(QueueError::BadRequest(m));
+    match &req.scope {
+        Scope::Group(g) if config.group(g).is_none() => {
+            return bad(format!("unknown group {g:?} in scope"))
+        }
+        Scope::Node(n) if config.node(n).is_none() => {
+            return bad(format!("unknown node {n:?} in scope"))
+        }
+        _ => {}
+    }
+    match req.kind {
+        TaskKind::Scan => {
+            if req.policies.is_some() {
+                return bad("a scan takes `plugins`, not `policies`".into());
+            }
+            for p in req.plugins.iter().flatten() {
+                if config.plugin(p).is_none() {
+                    return bad(format!(
+                        "unknown plugin {p:?}; configured: {}",
+                        names(config)
+                    ));
+                }
+            }
+            if req.plugins.as_ref().is_some_and(Vec::is_empty) {
+                return bad(
+                    "`plugins` is empty: name at least one, or leave it out for all".into(),
+                );
+            }
+        }
+        TaskKind::Audit => {
+            if req.plugins.is_some() {
+                return bad("an audit takes `policies`, not `plugins`".into());
+            }
+        }
+    }
+    let nodes: Vec<String> = config
+        .nodes_in(&req.scope)
+        .into_iter()
+        .map(|n| n.name.clone())
+        .collect();
+    if nodes.is_empty() {
+        return bad(format!("scope {} covers no node", req.scope));
+    }
+    Ok(nodes)
+}
+
+fn names(config: &Config) -> String {
+    config
+        .plugins
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cancelled_result() -> TaskResult {
+    TaskResult {
+        status: FinalStatus::Cancelled,
+        messages: vec!["cancelled while queued".into()],
+        items: 0,
+        plugins: Vec::new(),
+        interrupted: false,
+    }
+}
+
+fn interrupted_result(task: &QueueTask) -> TaskResult {
+    TaskResult {
+        status: FinalStatus::Failed,
+        messages: vec![format!(
+            "interrupted {} times by daemon stops or crashes; not retried again",
+            task.attempt - 1
+        )],
+        items: 0,
+        plugins: Vec::new(),
+        interrupted: false,
+    }
+}
+
+fn log_row(task: &QueueTask, result: TaskResult, finished_at: DateTime<Utc>) -> LogRow {
+    let errors = if result.status == FinalStatus::Failed {
+        result.messages.len().max(1) as u32
+    } else {
+        0
+    };
+    LogRow {
+        id: task.id,
+        target: task.target.clone(),
+        scope: task.scope.clone(),
+        initiator: task.initiator.clone(),
+        schedule: task.schedule.clone(),
+        queued_at: task.queued_at,
+        started_at: task.started_at,
+        finished_at,
+        status: result.status,
+        errors,
+        messages: result.messages,
+        attempt: task.attempt,
+        items_scanned: result.items,
+        changes_found: 0,
+        user_tasks_created: 0,
+        user_tasks_updated: 0,
+        plugins: result.plugins,
+    }
+}
