@@ -12,4 +12,5 @@ pub mod logging;
 pub mod plugin;
 pub mod proto;
 pub mod queue;
+pub mod schedule;
 pub mod store;

@@ -3,4 +3,5 @@
 mod common;
 mod foundation;
 mod plugin_worker;
+mod queue;
 mod systemd_unit;

@@ -7,7 +7,7 @@
 pub mod check;
 mod load;
 mod locate;
-mod validate;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;

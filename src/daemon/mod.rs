@@ -21,6 +21,7 @@ use crate::api::{self, AppState, Limits};
 use crate::config;
 use crate::plugin::supervisor::WorkerCommand;
 use crate::queue::Queue;
+use crate::schedule::Scheduler;
 use crate::store::Store;
 use state::{ConfigCell, Daemon};
 
@@ -83,6 +84,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let queue = Queue::open(store.clone(), cell.clone(), worker).await?;
     let daemon = Arc::new(Daemon::new(config_path.clone(), cell, store, queue.clone()));
     queue.start();
+    let scheduler = Scheduler::start(queue.clone(), daemon.config())
+        .await
+        .context("cannot start the schedules")?;
+    daemon.set_scheduler(scheduler);
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(api::serve(
         listener,

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{self, Config, ConfigErrors};
 use crate::proto::Reloaded;
 use crate::queue::Queue;
+use crate::schedule::Scheduler;
 use crate::store::Store;
 
 /// The config in force and when it was loaded.
@@ -55,6 +56,7 @@ pub struct Daemon {
     last_reload_error: Mutex<Option<String>>,
     // One reload at a time, whoever asked (SIGHUP, file watcher, API).
     reload_lock: tokio::sync::Mutex<()>,
+    scheduler: std::sync::OnceLock<Scheduler>,
 }
 
 impl Daemon {
@@ -68,7 +70,13 @@ impl Daemon {
             cell,
             last_reload_error: Mutex::new(None),
             reload_lock: tokio::sync::Mutex::new(()),
+            scheduler: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Lets reloads re-register schedules. Set once, right after the scheduler starts.
+    pub fn set_scheduler(&self, scheduler: Scheduler) {
+        let _ = self.scheduler.set(scheduler);
     }
 
     /// The config snapshot in force now (see [`ConfigCell::get`]).
@@ -116,8 +124,11 @@ impl Daemon {
                     config: Arc::new(new),
                     loaded_at,
                 });
-                // New slots or schedules: let the queue look again.
+                // New slots or schedules: let the queue and the scheduler look again.
                 self.queue.poke();
+                if let Some(scheduler) = self.scheduler.get() {
+                    scheduler.apply(self.config()).await;
+                }
                 *self
                     .last_reload_error
                     .lock()

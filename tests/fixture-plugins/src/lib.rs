@@ -1,6 +1,8 @@
 //! Misbehaving plugins for the tests, one library whose behaviour is picked by the config's
 //! `mode`: `ok` (`count` items), `segfault`, `panic`, `abort`, `hang`, `flood`, `oversized`,
-//! `bad-json`, `error`, `fork-hang`, `slow` (`count` items, `ms` apart), `stdout`.
+//! `bad-json`, `error`, `fork-hang`, `slow` (`count` items, `ms` apart), `stdout`,
+//! `gate` (waits until the file `gate` exists, then emits `count` items: tests open the gate
+//! instead of waiting for time to pass).
 //!
 //! The descriptor is written out by hand (not with `export_plugin!`) because `bad-json` needs
 //! the raw sink; every other mode goes through `vigil_plugin::run_scan` like a normal plugin.
@@ -45,6 +47,19 @@ impl Plugin for Fixture {
             "slow" => {
                 for i in 0..count {
                     std::thread::sleep(Duration::from_millis(ms));
+                    out.item(&item(i)).map_err(stop)?;
+                }
+            }
+            "gate" => {
+                let gate = ctx
+                    .config
+                    .get("gate")
+                    .and_then(|g| g.as_str())
+                    .ok_or("gate mode needs a `gate` file path")?;
+                while !std::path::Path::new(gate).exists() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                for i in 0..count {
                     out.item(&item(i)).map_err(stop)?;
                 }
             }

@@ -1,0 +1,419 @@
+//! Active tasks (issue 4): slots, FIFO, capacity, cancel, timeout, failures, restart,
+//! schedules — against the real daemon, with fixture plugins whose duration the test
+//! controls through a gate file.
+
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+use crate::common::{Daemon, TestDir, VIGILD};
+
+fn fixture_lib() -> PathBuf {
+    Path::new(VIGILD)
+        .parent()
+        .unwrap()
+        .join("libvigil_test_plugins.so")
+}
+
+/// Config with `nodes` nodes (roots in the test dir) and the fixture plugin under several
+/// names: `gated` (waits for `dir/gate`), `ok`, `bad` (fails), `hang`.
+fn queue_config(dir: &TestDir, nodes: usize, daemon: &str) -> String {
+    let mut c = format!(
+        "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"2s\"\n{daemon}\n"
+    );
+    for i in 1..=nodes {
+        let root = dir.path().join(format!("root-{i}"));
+        std::fs::create_dir_all(&root).unwrap();
+        c += &format!(
+            "[[node]]\nname = \"n{i}\"\nroot = \"{}\"\n\n",
+            root.display()
+        );
+    }
+    let lib = fixture_lib();
+    let gate = dir.path().join("gate");
+    for (name, cfg) in [
+        (
+            "gated",
+            format!("mode = \"gate\"\ngate = \"{}\"\ncount = 4", gate.display()),
+        ),
+        ("ok", "mode = \"ok\"\ncount = 7".to_owned()),
+        ("bad", "mode = \"error\"".to_owned()),
+        ("hang", "mode = \"hang\"".to_owned()),
+    ] {
+        c += &format!(
+            "[[plugin]]\nname = \"{name}\"\nlibrary = \"{}\"\n[plugin.config]\n{cfg}\n\n",
+            lib.display()
+        );
+    }
+    c
+}
+
+fn start(dir: &TestDir, nodes: usize, daemon: &str, extra: &str) -> Daemon {
+    dir.write_config(&(queue_config(dir, nodes, daemon) + extra));
+    Daemon::start_on(dir).expect("vigild starts")
+}
+
+fn open_gate(dir: &TestDir) {
+    std::fs::write(dir.path().join("gate"), b"open").unwrap();
+}
+
+fn enqueue(d: &Daemon, body: Value) -> (u16, Value) {
+    let (code, text) = d.http("POST", "/v1/queue", Some(&body.to_string()));
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn queue(d: &Daemon) -> Vec<Value> {
+    let (code, text) = d.http("GET", "/v1/queue", None);
+    assert_eq!(code, 200, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn scan_log(d: &Daemon, query: &str) -> Value {
+    let (code, text) = d.http("GET", &format!("/v1/logs/scans{query}"), None);
+    assert_eq!(code, 200, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn running(q: &[Value]) -> Vec<String> {
+    q.iter()
+        .filter(|t| t["status"] == "Running")
+        .map(|t| t["target"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn wait_log_total(d: &Daemon, total: u64) -> Value {
+    d.wait_for(&format!("{total} scan log rows"), |d| {
+        scan_log(d, "?limit=1000")["total"] == total
+    });
+    scan_log(d, "?limit=1000")
+}
+
+#[test]
+fn slots_are_respected_and_tasks_start_in_fifo_order() {
+    let dir = TestDir::new();
+    let d = start(&dir, 5, "slots = 2", "");
+    let (code, body) = enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
+    assert_eq!(code, 200, "{body}");
+    let ids: Vec<&str> = body["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["Scan #1", "Scan #2", "Scan #3", "Scan #4", "Scan #5"]);
+
+    d.wait_for("two tasks Running", |d| running(&queue(d)).len() == 2);
+    let q = queue(&d);
+    let mut r = running(&q);
+    r.sort();
+    assert_eq!(r, ["n1", "n2"], "the oldest tasks run first");
+    assert_eq!(q.iter().filter(|t| t["status"] == "Queued").count(), 3);
+    assert_eq!(
+        q[0]["initiator"], "uid 0",
+        "an unconfigured root is named by uid"
+    );
+    let status = d.status_json();
+    assert_eq!(status["queue"]["running"], 2);
+    assert_eq!(status["queue"]["queued"], 3);
+    assert!(status["queue"]["oldest_running_secs"].is_u64());
+
+    open_gate(&dir);
+    let mut max_running = 0;
+    d.wait_for("the queue to drain", |d| {
+        let q = queue(d);
+        max_running = max_running.max(running(&q).len());
+        q.is_empty()
+    });
+    assert!(
+        max_running <= 2,
+        "never more than `slots` Running, saw {max_running}"
+    );
+    let log = wait_log_total(&d, 5);
+    let rows = log["rows"].as_array().unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| r["status"] == "Finished" && r["errors"] == 0 && r["items_scanned"] == 4));
+    // Newest first, and started in queue order.
+    let mut starts: Vec<(u64, String)> = rows
+        .iter()
+        .map(|r| {
+            let n = r["id"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("Scan #")
+                .parse()
+                .unwrap();
+            (n, r["started_at"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(starts[0].0, 5, "newest first");
+    starts.sort();
+    assert!(
+        starts.windows(2).all(|w| w[0].1 <= w[1].1),
+        "FIFO starts: {starts:?}"
+    );
+}
+
+#[test]
+fn a_request_that_does_not_fit_is_refused_whole() {
+    let dir = TestDir::new();
+    let d = start(&dir, 5, "slots = 1\nqueue_capacity = 3", "");
+    let (code, body) = enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
+    assert_eq!(code, 429, "{body}");
+    assert_eq!(body["error"]["code"], "queue_full");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("capacity 3") && msg.contains("0 task(s) queued") && msg.contains("needs 5"),
+        "{msg}"
+    );
+    assert!(queue(&d).is_empty(), "nothing was queued");
+
+    let (code, body) = enqueue(
+        &d,
+        json!({"kind": "scan", "scope": "node:n1", "plugins": ["gated"]}),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["ids"],
+        json!(["Scan #1"]),
+        "refused requests used no ids"
+    );
+
+    let (code, body) = enqueue(&d, json!({"kind": "scan", "scope": "group:nope"}));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = enqueue(&d, json!({"kind": "scan", "plugins": ["nope"]}));
+    assert_eq!(code, 400, "{body}");
+    open_gate(&dir);
+}
+
+#[test]
+fn cancel_queued_and_running_tasks() {
+    let dir = TestDir::new();
+    let d = start(&dir, 2, "slots = 1", "");
+    enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
+    d.wait_for("n1 Running", |d| running(&queue(d)) == ["n1"]);
+    let worker_pid = worker_pids(d.child.id());
+    assert_eq!(worker_pid.len(), 1, "one worker runs");
+
+    let body = json!({"ids": ["Scan #2", "scan-1", "S99", "Audit #1", "garbage"]}).to_string();
+    let (code, text) = d.http("POST", "/v1/queue/cancel", Some(&body));
+    assert_eq!(code, 200, "{text}");
+    let r: Value = serde_json::from_str(&text).unwrap();
+    let outcomes: Vec<&str> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "cancelled",
+            "cancelled",
+            "not_found",
+            "not_found",
+            "invalid"
+        ]
+    );
+
+    assert!(queue(&d).is_empty());
+    assert!(
+        !Path::new(&format!("/proc/{}", worker_pid[0])).exists(),
+        "the worker is gone"
+    );
+    let log = wait_log_total(&d, 2);
+    for row in log["rows"].as_array().unwrap() {
+        assert_eq!(row["status"], "Cancelled", "{row}");
+        assert_eq!(row["errors"], 0);
+    }
+    // Cancelling again: already ended.
+    let (_, text) = d.http(
+        "POST",
+        "/v1/queue/cancel",
+        Some(&json!({"ids": ["Scan #1"]}).to_string()),
+    );
+    assert!(text.contains("already_finished"), "{text}");
+}
+
+/// Worker processes (children of the daemon running `__worker`).
+fn worker_pids(daemon: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(daemon) && String::from_utf8_lossy(&cmd).contains("__worker") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn timeout_and_plugin_failure_fail_the_task_with_messages() {
+    let dir = TestDir::new();
+    let d = start(&dir, 1, "task_timeout = \"1s\"", "");
+    enqueue(&d, json!({"kind": "scan", "plugins": ["hang"]}));
+    enqueue(&d, json!({"kind": "scan", "plugins": ["bad", "ok"]}));
+    let log = wait_log_total(&d, 2);
+    let rows = log["rows"].as_array().unwrap();
+    let by_id = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap().clone();
+
+    let hang = by_id("Scan #1");
+    assert_eq!(hang["status"], "Failed");
+    assert!(hang["errors"].as_u64().unwrap() >= 1);
+    assert!(
+        hang["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1s"),
+        "{hang}"
+    );
+
+    let bad = by_id("Scan #2");
+    assert_eq!(bad["status"], "Failed", "never Finished with errors");
+    assert_eq!(bad["errors"], 1);
+    assert!(
+        bad["messages"][0].as_str().unwrap().starts_with("bad: "),
+        "{bad}"
+    );
+    assert_eq!(bad["items_scanned"], 7, "the other plugin still ran");
+    assert_eq!(bad["plugins"][1]["error"], Value::Null);
+
+    let failed = scan_log(&d, "?status=Failed&node=n1");
+    assert_eq!(failed["total"], 2);
+    assert_eq!(scan_log(&d, "?status=Finished")["total"], 0);
+}
+
+#[test]
+fn sigkill_mid_run_then_restart_requeues_and_completes_once() {
+    let dir = TestDir::new();
+    let mut d = start(&dir, 1, "slots = 1", "");
+    enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
+    d.wait_for("Scan #1 Running", |d| running(&queue(d)) == ["n1"]);
+    let daemon_pid = d.child.id();
+    let workers = worker_pids(daemon_pid);
+    d.signal(Signal::SIGKILL);
+    d.wait_exit();
+    // The worker dies with its daemon (PR_SET_PDEATHSIG).
+    for w in workers {
+        let gone = (0..400).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            !Path::new(&format!("/proc/{w}")).exists()
+        });
+        assert!(gone, "worker {w} outlived its daemon");
+    }
+
+    let d = Daemon::start_on(&dir).expect("restarts after SIGKILL");
+    d.wait_for("Scan #1 Running again", |d| running(&queue(d)) == ["n1"]);
+    assert_eq!(queue(&d)[0]["attempt"], 2, "attempt counted");
+    open_gate(&dir);
+    let log = wait_log_total(&d, 1);
+    let row = &log["rows"][0];
+    assert_eq!(row["id"], "Scan #1");
+    assert_eq!(row["status"], "Finished");
+    assert_eq!(row["attempt"], 2);
+    let (_, body) = enqueue(&d, json!({"kind": "scan", "plugins": ["ok"]}));
+    assert_eq!(body["ids"], json!(["Scan #2"]), "ids are never reused");
+    wait_log_total(&d, 2);
+}
+
+#[test]
+fn graceful_stop_leaves_running_tasks_for_requeue() {
+    let dir = TestDir::new();
+    let mut d = start(&dir, 1, "slots = 1", "");
+    enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
+    d.wait_for("Running", |d| running(&queue(d)).len() == 1);
+    d.signal(Signal::SIGTERM);
+    assert_eq!(d.wait_exit().code(), Some(0));
+    let d = Daemon::start_on(&dir).unwrap();
+    d.wait_for("requeued", |d| {
+        queue(d).first().is_some_and(|t| t["attempt"] == 2)
+    });
+    open_gate(&dir);
+    let log = wait_log_total(&d, 1);
+    assert_eq!(log["rows"][0]["status"], "Finished");
+}
+
+#[test]
+fn schedules_fire_coalesce_and_follow_reloads() {
+    let dir = TestDir::new();
+    let every_second = "[[schedule]]\nname = \"often\"\nkind = \"scan\"\ncron = \"* * * * * *\"\nplugins = [\"gated\"]\n";
+    let d = start(&dir, 2, "slots = 1", every_second);
+    // Fires every second; with n1 stuck Running, at most one Queued task per node remains.
+    d.wait_for("three fires", |d| {
+        d.log_text().matches("schedule fired").count() >= 3
+    });
+    let q = queue(&d);
+    for node in ["n1", "n2"] {
+        let queued = q
+            .iter()
+            .filter(|t| t["target"] == node && t["status"] == "Queued")
+            .count();
+        assert!(
+            queued <= 1,
+            "{node}: {queued} Queued tasks from one schedule: {q:?}"
+        );
+    }
+    assert!(
+        q.iter()
+            .all(|t| t["initiator"] == "Schedule" && t["schedule"] == "often"),
+        "{q:?}"
+    );
+
+    // Reload without the schedule: no more fires; queued work is kept.
+    dir.write_config(&queue_config(&dir, 2, "slots = 1"));
+    d.wait_for("schedules re-applied", |d| {
+        d.log_text().contains("schedules=0")
+    });
+    let fires = d.log_text().matches("schedule fired").count();
+    let before = queue(&d).len();
+    assert!(before >= 2, "queued and running work survives the reload");
+    open_gate(&dir);
+    d.wait_for("the queue to drain", |d| queue(d).is_empty());
+    assert!(d.log_text().matches("schedule fired").count() <= fires + 1);
+}
+
+#[test]
+fn a_run_missed_while_down_is_caught_up_once() {
+    let dir = TestDir::new();
+    let yearly = |cron: &str| {
+        format!("[[schedule]]\nname = \"nightly\"\nkind = \"scan\"\ncron = \"{cron}\"\nplugins = [\"ok\"]\n")
+    };
+    let mut d = start(&dir, 1, "", &yearly("0 0 0 1 1 *"));
+    d.wait_for("the schedule to be recorded", |d| {
+        d.log_text().contains("schedules active")
+    });
+    d.signal(Signal::SIGTERM);
+    d.wait_exit();
+    // A due time after the schedule was first recorded, and before the restart.
+    let seen = chrono::Utc::now();
+    while chrono::Utc::now() < seen + chrono::Duration::milliseconds(1100) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let due = chrono::Utc::now();
+    let cron = due.format("%S %M %H * * *").to_string();
+    dir.write_config(&(queue_config(&dir, 1, "") + &yearly(&cron)));
+    let mut d = Daemon::start_on(&dir).unwrap();
+    let log = wait_log_total(&d, 1);
+    assert_eq!(log["rows"][0]["schedule"], "nightly");
+    assert_eq!(log["rows"][0]["initiator"], "Schedule");
+    assert!(d.log_text().contains("catching up a run missed"));
+    d.signal(Signal::SIGTERM);
+    d.wait_exit();
+    // Restarting again does not run the same due time twice.
+    let d = Daemon::start_on(&dir).unwrap();
+    d.wait_for("schedules active", |d| {
+        d.log_text().contains("schedules active")
+    });
+    assert_eq!(scan_log(&d, "")["total"], 1, "{}", d.log_text());
+    assert!(!d.log_text().contains("catching up"), "{}", d.log_text());
+}
