@@ -4,4 +4,5 @@ mod common;
 mod foundation;
 mod plugin_worker;
 mod queue;
+mod std_plugins;
 mod systemd_unit;
