@@ -19,6 +19,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
         .merge(super::queue_routes::routes())
+        .merge(super::node_routes::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             only_users_beyond_status,

@@ -1,8 +1,12 @@
 //! The `vigil` command line client. Every command talks to vigild over the control socket
 //! and prints aligned tables (or JSON with `--json`).
 
+mod log;
+mod queue;
+mod scan;
 mod status;
 pub mod table;
+mod text;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,10 +45,29 @@ enum Command {
     Status,
     /// Re-read the config file now (admin).
     Reload,
+    /// Active scans and audits; `vigil queue cancel ID…` cancels them (admin).
+    Queue(queue::QueueArgs),
+    /// Scan nodes now (admin): one task per node in the scope.
+    Scan(scan::ScanArgs),
+    /// Audit nodes now (admin): one task per node in the scope.
+    Audit(scan::AuditArgs),
+    /// Ended scans or audits: the Scan log and the Audit log.
+    Log(log::LogArgs),
+}
+
+/// Why a command did not succeed; each variant decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The daemon answered, but the outcome is a failure (a task failed, an id was not
+    /// cancelled): exit 1 with this message.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// What a command produced: success, or an error already decided on an exit code.
-pub type CmdResult = Result<(), ClientError>;
+pub type CmdResult = Result<(), CliError>;
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -73,6 +96,10 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Status => status::status(&client, cli.json).await,
             Command::Reload => status::reload(&client, cli.json).await,
+            Command::Queue(args) => queue::run(&client, args, cli.json).await,
+            Command::Scan(args) => scan::scan(&client, args, cli.json).await,
+            Command::Audit(args) => scan::audit(&client, args, cli.json).await,
+            Command::Log(args) => log::run(&client, args, cli.json).await,
         }
     });
     match result {
@@ -80,7 +107,7 @@ pub fn main() -> ExitCode {
         Err(e) => {
             eprintln!("vigil: {e}");
             match e {
-                ClientError::Unreachable { .. } => ExitCode::from(2),
+                CliError::Client(ClientError::Unreachable { .. }) => ExitCode::from(2),
                 _ => ExitCode::FAILURE,
             }
         }
@@ -92,5 +119,39 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(s) => println!("{s}"),
         Err(e) => eprintln!("vigil: cannot encode JSON: {e}"),
+    }
+}
+
+/// `path?k=v&…` with the values percent-encoded; `None` values are left out.
+pub fn with_query(path: &str, params: &[(&str, Option<String>)]) -> String {
+    let mut out = path.to_owned();
+    let mut sep = '?';
+    for (key, value) in params {
+        let Some(value) = value else { continue };
+        out.push(sep);
+        out.push_str(key);
+        out.push('=');
+        for b in value.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        sep = '&';
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(
+            super::with_query("/v1/queue", &[("node", Some("a b&c".into())), ("kind", None)]),
+            "/v1/queue?node=a%20b%26c"
+        );
+        assert_eq!(super::with_query("/v1/queue", &[("kind", None)]), "/v1/queue");
     }
 }

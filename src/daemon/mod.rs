@@ -22,6 +22,7 @@ use crate::config;
 use crate::plugin::supervisor::WorkerCommand;
 use crate::queue::Queue;
 use crate::schedule::Scheduler;
+use crate::snapshot;
 use crate::store::Store;
 use state::{ConfigCell, Daemon};
 
@@ -81,7 +82,14 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let cell = Arc::new(ConfigCell::new(config));
     let worker = WorkerCommand::current_exe()
         .context("cannot find the vigild executable for plugin workers")?;
+    let sweep_store = store.clone();
+    match tokio::task::spawn_blocking(move || snapshot::sweep_blocking(&sweep_store)).await? {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} snapshot chunks left by interrupted scans"),
+        Err(e) => tracing::warn!("cannot sweep unreferenced snapshot chunks: {e}"),
+    }
     let queue = Queue::open(store.clone(), cell.clone(), worker).await?;
+    tokio::spawn(prune_loop(store.clone(), cell.clone()));
     let daemon = Arc::new(Daemon::new(config_path.clone(), cell, store, queue.clone()));
     queue.start();
     let scheduler = Scheduler::start(queue.clone(), daemon.config())
@@ -159,6 +167,24 @@ async fn reload(daemon: &Daemon, trigger: &str) {
         Err(_) => "config reload rejected; previous config in force (see log)".to_owned(),
     };
     systemd::ready(&status);
+}
+
+/// Prunes old snapshots at start and every hour after, off the executor.
+async fn prune_loop(store: Store, cell: Arc<ConfigCell>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let config = cell.get();
+        let today = snapshot::today(config.daemon.tz());
+        let keep = config.daemon.retention_days;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || snapshot::prune_blocking(&store, today, keep)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!("pruned {n} snapshots older than {keep} days"),
+            Ok(Err(e)) => tracing::warn!("snapshot pruning failed: {e}; retrying in an hour"),
+            Err(e) => tracing::warn!("snapshot pruning task failed: {e}"),
+        }
+    }
 }
 
 async fn tick(interval: &mut Option<tokio::time::Interval>) {

@@ -6,7 +6,7 @@
 //! `daemon.slots` tasks run at once; the dispatcher starts the oldest Queued tasks whenever a
 //! slot frees up. Terminal tasks leave the queue and become Scan log / Audit log rows.
 
-mod persist;
+pub mod persist;
 mod runner;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -234,7 +234,12 @@ impl Queue {
                     cancel,
                     shutdown: queue.shared.shutdown.clone(),
                 };
-                let result = runner::run(&task, &config, &queue.shared.worker, &stop).await;
+                let env = runner::Env {
+                    config: &config,
+                    store: &queue.shared.store,
+                    worker: &queue.shared.worker,
+                };
+                let result = runner::run(&task, &env, &stop).await;
                 queue.complete(seq, result).await;
             });
         }
@@ -687,6 +692,7 @@ fn cancelled_result() -> TaskResult {
         messages: vec!["cancelled while queued".into()],
         items: 0,
         plugins: Vec::new(),
+        drifts: Vec::new(),
         interrupted: false,
     }
 }
@@ -700,6 +706,7 @@ fn interrupted_result(task: &QueueTask) -> TaskResult {
         )],
         items: 0,
         plugins: Vec::new(),
+        drifts: Vec::new(),
         interrupted: false,
     }
 }
@@ -710,6 +717,8 @@ fn log_row(task: &QueueTask, result: TaskResult, finished_at: DateTime<Utc>) -> 
     } else {
         0
     };
+    let changes_found = result.changes();
+    let drift_fingerprint = result.fingerprint();
     LogRow {
         id: task.id,
         target: task.target.clone(),
@@ -724,7 +733,8 @@ fn log_row(task: &QueueTask, result: TaskResult, finished_at: DateTime<Utc>) -> 
         messages: result.messages,
         attempt: task.attempt,
         items_scanned: result.items,
-        changes_found: 0,
+        changes_found,
+        drift_fingerprint,
         user_tasks_created: 0,
         user_tasks_updated: 0,
         plugins: result.plugins,

@@ -4,8 +4,8 @@
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
-use crate::proto::{FinalStatus, LogPage, LogRow, QueueTask, TaskKind};
-use crate::store::tables::{AUDIT_LOG, META, QUEUE, SCAN_LOG, SCHEDULE_FIRED};
+use crate::proto::{FinalStatus, LastScan, LogPage, LogRow, QueueTask, TaskKind};
+use crate::store::tables::{AUDIT_LOG, META, NODE_LAST_SCAN, QUEUE, SCAN_LOG, SCHEDULE_FIRED};
 use crate::store::StoreError;
 
 /// Counter names in the meta table.
@@ -90,7 +90,26 @@ pub fn append_log(tx: &WriteTransaction, row: &LogRow) -> Result<(), StoreError>
         AUDIT_LOG
     };
     tx.open_table(def)?.insert(seq, bytes.as_slice())?;
+    if row.id.kind == TaskKind::Scan {
+        let last = LastScan {
+            id: row.id,
+            finished_at: row.finished_at,
+            status: row.status,
+            items_scanned: row.items_scanned,
+            changes_found: row.changes_found,
+        };
+        let bytes = encode("last scan", &last)?;
+        tx.open_table(NODE_LAST_SCAN)?
+            .insert(row.target.as_str(), bytes.as_slice())?;
+    }
     Ok(())
+}
+
+pub fn last_scan(tx: &ReadTransaction, node: &str) -> Result<Option<LastScan>, StoreError> {
+    Ok(tx
+        .open_table(NODE_LAST_SCAN)?
+        .get(node)?
+        .and_then(|v| serde_json::from_slice(v.value()).ok()))
 }
 
 /// Which log rows to return.

@@ -7,14 +7,21 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use chrono::NaiveDate;
+
 use crate::config::Config;
+use crate::drift::{self, DiffRules};
 use crate::plugin::supervisor::{
     self, PluginFailure, ScanEvent, ScanOutcome, ScanSpec, WorkerCommand,
 };
-use crate::proto::{FinalStatus, PluginRun, QueueTask, TaskKind};
+use crate::proto::{FinalStatus, PluginDrift, PluginRun, QueueTask, TaskKind};
+use crate::snapshot::{self, SnapshotWriter};
+use crate::store::Store;
 
 /// Notes kept per plugin in the log row; more are counted in one last note.
 const MAX_NOTES_PER_PLUGIN: usize = 50;
+/// Notes kept per plugin with the snapshot (shown in the drift report).
+const MAX_STORED_NOTES: usize = 200;
 
 /// How a task ended.
 #[derive(Debug)]
@@ -23,8 +30,21 @@ pub struct TaskResult {
     pub messages: Vec<String>,
     pub items: u64,
     pub plugins: Vec<PluginRun>,
+    /// Drift of each plugin that completed (empty change lists included).
+    pub drifts: Vec<PluginDrift>,
     /// Killed because the daemon is stopping: not a terminal state, the task is requeued.
     pub interrupted: bool,
+}
+
+impl TaskResult {
+    pub fn changes(&self) -> u64 {
+        self.drifts.iter().map(|d| d.changes.len() as u64).sum()
+    }
+
+    /// Fingerprint of the drift finding of this scan (none without changes).
+    pub fn fingerprint(&self) -> Option<String> {
+        drift::fingerprint(&self.drifts)
+    }
 }
 
 impl TaskResult {
@@ -34,6 +54,7 @@ impl TaskResult {
             messages: vec![message],
             items: 0,
             plugins: Vec::new(),
+            drifts: Vec::new(),
             interrupted: false,
         }
     }
@@ -47,12 +68,15 @@ pub struct Stop {
     pub shutdown: CancellationToken,
 }
 
-pub async fn run(
-    task: &QueueTask,
-    config: &Config,
-    worker: &WorkerCommand,
-    stop: &Stop,
-) -> TaskResult {
+/// What a runner needs from the daemon.
+pub struct Env<'a> {
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub worker: &'a WorkerCommand,
+}
+
+pub async fn run(task: &QueueTask, env: &Env<'_>, stop: &Stop) -> TaskResult {
+    let config = env.config;
     let timeout = config.daemon.task_timeout;
     let deadline = Instant::now() + timeout;
     let Some(node) = config.node(&task.target) else {
@@ -62,20 +86,22 @@ pub async fn run(
         ));
     };
     match task.id.kind {
-        TaskKind::Scan => scan(task, config, &node.root, worker, stop, deadline, timeout).await,
+        TaskKind::Scan => scan(task, env, &node.root, stop, deadline, timeout).await,
         TaskKind::Audit => audit(task),
     }
 }
 
 async fn scan(
     task: &QueueTask,
-    config: &Config,
+    env: &Env<'_>,
     root: &std::path::Path,
-    worker: &WorkerCommand,
     stop: &Stop,
     deadline: Instant,
     timeout: Duration,
 ) -> TaskResult {
+    let config = env.config;
+    // The whole task belongs to the day it started, even if it runs past midnight.
+    let day = snapshot::today(config.daemon.tz());
     let names: Vec<String> = match &task.plugins {
         Some(list) => list.clone(),
         None => config.plugins.iter().map(|p| p.name.clone()).collect(),
@@ -85,6 +111,7 @@ async fn scan(
         messages: Vec::new(),
         items: 0,
         plugins: Vec::new(),
+        drifts: Vec::new(),
         interrupted: false,
     };
     for name in names {
@@ -102,7 +129,18 @@ async fn scan(
                 spec.config = serde_json::to_value(&plugin.config).unwrap_or_default();
                 spec.timeout = Some(deadline.saturating_duration_since(Instant::now()));
                 spec.cancel = stop.cancel.child_token();
-                scan_one(worker, spec, &mut run).await
+                let target = Target {
+                    task,
+                    day,
+                    rules: DiffRules::for_plugin(plugin),
+                };
+                match scan_one(env, spec, &target, &mut run).await {
+                    Ok(drift) => {
+                        result.drifts.push(drift);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
             }
         };
         result.items += run.items;
@@ -143,36 +181,62 @@ async fn scan(
     result
 }
 
-/// Runs one plugin, counting its items into the snapshot sink. `Err` is the failure message.
+/// Where one plugin's snapshot goes.
+struct Target<'a> {
+    task: &'a QueueTask,
+    day: NaiveDate,
+    rules: DiffRules,
+}
+
+/// Runs one plugin, streaming its items into the node's snapshot of the day; on success
+/// commits the snapshot and returns its drift. `Err` is the failure message; a failed plugin
+/// leaves the day's earlier snapshot (if any) in place.
 async fn scan_one(
-    worker: &WorkerCommand,
+    env: &Env<'_>,
     spec: ScanSpec,
+    target: &Target<'_>,
     run: &mut PluginRun,
-) -> Result<(), String> {
-    let mut scan = supervisor::start(worker, spec)
+) -> Result<PluginDrift, String> {
+    let plugin = spec.plugin.clone();
+    let mut scan = supervisor::start(env.worker, spec)
         .await
         .map_err(|e| describe(&e))?;
-    let mut dropped_notes = 0usize;
+    let volatile = scan.info().volatile_attributes.clone();
+    let mut writer =
+        SnapshotWriter::new(env.store.clone(), &target.task.target, &plugin, target.day);
+    let mut notes = Vec::new();
     while let Some(event) = scan.next().await {
         match event {
-            // The snapshot stage (drift issue) consumes items here; until then they are counted.
-            ScanEvent::Item(_) | ScanEvent::ItemJson(_) => run.items += 1,
+            ScanEvent::Item(item) => {
+                if let Err(e) = writer.push(item).await {
+                    // Dropping the scan kills its worker.
+                    drop(scan);
+                    return Err(e.to_string());
+                }
+                run.items += 1;
+            }
+            ScanEvent::ItemJson(_) => {}
             ScanEvent::Note(note) => {
-                if run.notes.len() < MAX_NOTES_PER_PLUGIN {
-                    run.notes.push(note);
-                } else {
-                    dropped_notes += 1;
+                if notes.len() < MAX_STORED_NOTES {
+                    notes.push(note);
                 }
             }
         }
     }
-    if dropped_notes > 0 {
-        run.notes.push(format!("… and {dropped_notes} more notes"));
+    if let ScanOutcome::Failed(e) = scan.finish().await {
+        return Err(describe(&e));
     }
-    match scan.finish().await {
-        ScanOutcome::Succeeded { .. } => Ok(()),
-        ScanOutcome::Failed(e) => Err(describe(&e)),
+    run.notes = notes.iter().take(MAX_NOTES_PER_PLUGIN).cloned().collect();
+    if notes.len() > MAX_NOTES_PER_PLUGIN {
+        run.notes.push(format!(
+            "… and {} more notes",
+            notes.len() - MAX_NOTES_PER_PLUGIN
+        ));
     }
+    writer
+        .commit(target.task.id, notes, volatile, target.rules.clone())
+        .await
+        .map_err(|e| format!("cannot store the snapshot: {e}"))
 }
 
 fn describe(e: &PluginFailure) -> String {
@@ -190,6 +254,7 @@ fn audit(task: &QueueTask) -> TaskResult {
         )],
         items: 0,
         plugins: Vec::new(),
+        drifts: Vec::new(),
         interrupted: false,
     }
 }

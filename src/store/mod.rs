@@ -62,6 +62,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("database task failed: {0}")]
     Join(String),
+    #[error("the database is inconsistent: {0}; restore the state directory from a backup")]
+    Corrupt(String),
     #[error("cannot encode a {what} for the database: {error}")]
     Encode { what: &'static str, error: String },
 }
@@ -175,6 +177,21 @@ impl Store {
         E: From<StoreError>,
     {
         let tx = self.begin_write().map_err(E::from)?;
+        let value = f(&tx)?;
+        tx.commit().map_err(|e| E::from(e.into()))?;
+        Ok(value)
+    }
+
+    /// Like [`Store::write_blocking`], but the commit is not made durable by itself: it
+    /// becomes durable with the next durable commit. For intermediate data that is useless
+    /// until a later durable commit references it (a scan's snapshot chunks).
+    pub fn write_lazy_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let mut tx = self.db.begin_write().map_err(|e| E::from(e.into()))?;
+        tx.set_durability(Durability::None).map_err(|e| E::from(e.into()))?;
         let value = f(&tx)?;
         tx.commit().map_err(|e| E::from(e.into()))?;
         Ok(value)
