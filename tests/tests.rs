@@ -1,8 +1,10 @@
 //! Integration tests: one binary, one module per area. They start the real `vigild`.
 
 mod common;
+mod drift;
 mod foundation;
 mod plugin_worker;
 mod queue;
+mod snapshot_storage;
 mod std_plugins;
 mod systemd_unit;

@@ -24,7 +24,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn unknown_node(name: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("there is no node {name:?} in the config"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("there is no node {name:?} in the config"),
+    )
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<NodeInfo>>, ApiError> {
@@ -32,7 +36,13 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<NodeInfo>>, ApiE
     let nodes: Vec<(String, Vec<String>, String)> = config
         .nodes
         .iter()
-        .map(|n| (n.name.clone(), n.groups.clone(), n.root.display().to_string()))
+        .map(|n| {
+            (
+                n.name.clone(),
+                n.groups.clone(),
+                n.root.display().to_string(),
+            )
+        })
         .collect();
     let infos = state
         .daemon
@@ -43,7 +53,10 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<NodeInfo>>, ApiE
                 let latest = snapshot::latest_per_plugin(tx, &name)?;
                 out.push(NodeInfo {
                     last_scan: persist::last_scan(tx, &name)?,
-                    items: latest.iter().map(|(p, (_, m))| (p.clone(), m.items)).collect(),
+                    items: latest
+                        .iter()
+                        .map(|(p, (_, m))| (p.clone(), m.items))
+                        .collect(),
                     snapshot_days: latest.iter().map(|(p, (d, _))| (p.clone(), *d)).collect(),
                     name,
                     groups,
@@ -150,7 +163,10 @@ async fn item(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no item {:?} from plugin {:?} in the newest snapshot of {name:?}", q.key, q.plugin),
+            format!(
+                "no item {:?} from plugin {:?} in the newest snapshot of {name:?}",
+                q.key, q.plugin
+            ),
         ));
     };
     Ok(Json(ItemValue {

@@ -149,9 +149,15 @@ mod tests {
     #[test]
     fn query_values_are_encoded() {
         assert_eq!(
-            super::with_query("/v1/queue", &[("node", Some("a b&c".into())), ("kind", None)]),
+            super::with_query(
+                "/v1/queue",
+                &[("node", Some("a b&c".into())), ("kind", None)]
+            ),
             "/v1/queue?node=a%20b%26c"
         );
-        assert_eq!(super::with_query("/v1/queue", &[("kind", None)]), "/v1/queue");
+        assert_eq!(
+            super::with_query("/v1/queue", &[("kind", None)]),
+            "/v1/queue"
+        );
     }
 }

@@ -178,7 +178,9 @@ async fn prune_loop(store: Store, cell: Arc<ConfigCell>) {
         let today = snapshot::today(config.daemon.tz());
         let keep = config.daemon.retention_days;
         let store = store.clone();
-        match tokio::task::spawn_blocking(move || snapshot::prune_blocking(&store, today, keep)).await {
+        match tokio::task::spawn_blocking(move || snapshot::prune_blocking(&store, today, keep))
+            .await
+        {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!("pruned {n} snapshots older than {keep} days"),
             Ok(Err(e)) => tracing::warn!("snapshot pruning failed: {e}; retrying in an hour"),

@@ -16,7 +16,12 @@ pub fn fingerprint(drifts: &[PluginDrift]) -> Option<String> {
                     ChangeKind::Removed => "removed",
                     ChangeKind::Modified => "modified",
                 };
-                (d.plugin.clone(), c.key.clone(), kind, c.current_digest.clone().unwrap_or_default())
+                (
+                    d.plugin.clone(),
+                    c.key.clone(),
+                    kind,
+                    c.current_digest.clone().unwrap_or_default(),
+                )
             })
         })
         .collect();

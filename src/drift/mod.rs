@@ -43,7 +43,10 @@ impl DiffRules {
         }
         DiffRules {
             ignore_attributes: plugin.ignore_attributes.iter().cloned().collect(),
-            ignore_keys: builder.build().ok().filter(|_| !plugin.ignore_keys.is_empty()),
+            ignore_keys: builder
+                .build()
+                .ok()
+                .filter(|_| !plugin.ignore_keys.is_empty()),
         }
     }
 
@@ -85,14 +88,19 @@ impl<'a> Cursor<'a> {
 
     /// The next unread chunk, if the cursor sits exactly at its start.
     fn chunk_at_start(&self) -> Option<&ChunkRef> {
-        (self.pos >= self.entries.len()).then(|| self.chunks.get(self.next_chunk)).flatten()
+        (self.pos >= self.entries.len())
+            .then(|| self.chunks.get(self.next_chunk))
+            .flatten()
     }
 
     fn skip_chunk(&mut self) {
         self.next_chunk += 1;
     }
 
-    fn peek(&mut self, load: &impl Fn(&Hash) -> Result<Vec<u8>, StoreError>) -> Result<Option<&(String, Hash)>, StoreError> {
+    fn peek(
+        &mut self,
+        load: &impl Fn(&Hash) -> Result<Vec<u8>, StoreError>,
+    ) -> Result<Option<&(String, Hash)>, StoreError> {
         while self.pos >= self.entries.len() {
             let Some(c) = self.chunks.get(self.next_chunk) else {
                 return Ok(None);
@@ -101,7 +109,10 @@ impl<'a> Cursor<'a> {
             let mut it = Entries::new(&bytes);
             self.entries = it.by_ref().map(|(k, h)| (k.to_owned(), h)).collect();
             if it.malformed {
-                return Err(StoreError::Corrupt(format!("chunk {} is malformed", chunk::hex(&c.hash))));
+                return Err(StoreError::Corrupt(format!(
+                    "chunk {} is malformed",
+                    chunk::hex(&c.hash)
+                )));
             }
             self.pos = 0;
             self.next_chunk += 1;
@@ -264,7 +275,8 @@ fn modified(key: String, old: StoredValue, new: StoredValue) -> Option<Change> {
             })
         })
         .collect();
-    let content_diff = (old.content != new.content).then(|| content_diff(&old.content, &new.content));
+    let content_diff =
+        (old.content != new.content).then(|| content_diff(&old.content, &new.content));
     Some(Change {
         key,
         kind: ChangeKind::Modified,

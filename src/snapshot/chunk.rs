@@ -80,7 +80,8 @@ impl ChunkBuilder {
         if self.first_key.is_none() {
             self.first_key = Some(key.to_owned());
         }
-        self.bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(key.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(key.as_bytes());
         self.bytes.extend_from_slice(value);
         self.entries += 1;

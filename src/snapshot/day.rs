@@ -29,7 +29,10 @@ pub fn today(tz: Tz) -> NaiveDate {
         match std::fs::read_to_string(&path) {
             Ok(text) => match NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
                 Ok(d) => return d,
-                Err(e) => tracing::warn!("{TODAY_FILE_ENV}: cannot parse {:?}: {e}; using the clock", text.trim()),
+                Err(e) => tracing::warn!(
+                    "{TODAY_FILE_ENV}: cannot parse {:?}: {e}; using the clock",
+                    text.trim()
+                ),
             },
             Err(e) => tracing::warn!("{TODAY_FILE_ENV}: cannot read it: {e}; using the clock"),
         }

@@ -175,7 +175,9 @@ fn record(
     for c in &meta.chunks {
         refs::retain_chunk(tx, &c.hash)?;
     }
-    let old = snapshots.get((node, plugin, d))?.map(|v| v.value().to_vec());
+    let old = snapshots
+        .get((node, plugin, d))?
+        .map(|v| v.value().to_vec());
     if let Some(old) = old.and_then(|b| decode_meta(&b)) {
         for c in &old.chunks {
             refs::release_chunk(tx, &c.hash)?;
@@ -209,7 +211,8 @@ fn record(
         what: "drift",
         error: e.to_string(),
     })?;
-    tx.open_table(DRIFT)?.insert((node, plugin, d), bytes.as_slice())?;
+    tx.open_table(DRIFT)?
+        .insert((node, plugin, d), bytes.as_slice())?;
     Ok(result)
 }
 
@@ -245,7 +248,11 @@ pub fn latest_per_plugin(
 }
 
 /// Drift recorded for a node on a day, all plugins.
-pub fn drift_of_day(tx: &redb::ReadTransaction, node: &str, day: NaiveDate) -> Result<Vec<PluginDrift>, StoreError> {
+pub fn drift_of_day(
+    tx: &redb::ReadTransaction,
+    node: &str,
+    day: NaiveDate,
+) -> Result<Vec<PluginDrift>, StoreError> {
     let d = day_number(day);
     let table = tx.open_table(DRIFT)?;
     let mut out = Vec::new();
@@ -310,7 +317,10 @@ pub fn stored_bytes(tx: &redb::ReadTransaction) -> Result<u64, StoreError> {
 }
 
 /// The newest day with recorded drift for a node.
-pub fn latest_drift_day(tx: &redb::ReadTransaction, node: &str) -> Result<Option<NaiveDate>, StoreError> {
+pub fn latest_drift_day(
+    tx: &redb::ReadTransaction,
+    node: &str,
+) -> Result<Option<NaiveDate>, StoreError> {
     let table = tx.open_table(DRIFT)?;
     let mut best = None;
     for entry in table.range((node, "", i32::MIN)..)? {
@@ -353,7 +363,11 @@ pub fn current_item(
 /// Prunes snapshots and drift older than `retention_days` before `today`, keeping each
 /// node's newest snapshot per plugin (it is the baseline of the next scan). Works in small
 /// transactions so that scans are never held up for long. Returns snapshots pruned.
-pub fn prune_blocking(store: &Store, today: NaiveDate, retention_days: u32) -> Result<usize, StoreError> {
+pub fn prune_blocking(
+    store: &Store,
+    today: NaiveDate,
+    retention_days: u32,
+) -> Result<usize, StoreError> {
     let cutoff = day_number(today) - retention_days as i32;
     let mut pruned = 0;
     loop {
@@ -386,7 +400,8 @@ mod hex32 {
             return Err(serde::de::Error::custom("hash must be 64 hex digits"));
         }
         for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(serde::de::Error::custom)?;
+            *byte =
+                u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(serde::de::Error::custom)?;
         }
         Ok(out)
     }

@@ -46,7 +46,12 @@ pub fn put_chunk(
     })
 }
 
-fn adjust(tx: &WriteTransaction, def: BlobTable, h: &Hash, delta: i64) -> Result<Option<Vec<u8>>, StoreError> {
+fn adjust(
+    tx: &WriteTransaction,
+    def: BlobTable,
+    h: &Hash,
+    delta: i64,
+) -> Result<Option<Vec<u8>>, StoreError> {
     let mut table = tx.open_table(def)?;
     let Some(row) = table.get(h)?.map(|g| g.value().to_vec()) else {
         return Err(StoreError::Corrupt(format!(
@@ -98,7 +103,9 @@ pub fn value_from<T: ReadableTable<&'static [u8; 32], &'static [u8]>>(
     table: &T,
     h: &Hash,
 ) -> Result<Option<StoredValue>, StoreError> {
-    Ok(table.get(h)?.and_then(|g| StoredValue::decode(split_refcount(g.value()).1)))
+    Ok(table
+        .get(h)?
+        .and_then(|g| StoredValue::decode(split_refcount(g.value()).1)))
 }
 
 pub fn chunk_bytes(tx: &redb::ReadTransaction, h: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
@@ -128,7 +135,10 @@ pub fn prune_some(tx: &WriteTransaction, cutoff: i32, limit: usize) -> Result<us
                     }
                 }
             }
-            prev = Some(((node.to_owned(), plugin.to_owned(), day), v.value().to_vec()));
+            prev = Some((
+                (node.to_owned(), plugin.to_owned(), day),
+                v.value().to_vec(),
+            ));
         }
     }
     let mut snapshots = tx.open_table(SNAPSHOTS)?;

@@ -191,7 +191,8 @@ impl Store {
         E: From<StoreError>,
     {
         let mut tx = self.db.begin_write().map_err(|e| E::from(e.into()))?;
-        tx.set_durability(Durability::None).map_err(|e| E::from(e.into()))?;
+        tx.set_durability(Durability::None)
+            .map_err(|e| E::from(e.into()))?;
         let value = f(&tx)?;
         tx.commit().map_err(|e| E::from(e.into()))?;
         Ok(value)

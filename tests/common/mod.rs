@@ -56,6 +56,50 @@ impl TestDir {
         )
     }
 
+    /// Sets the calendar day the daemon files snapshots under (before it starts, and at any
+    /// time after: it is read at every scan).
+    pub fn set_today(&self, day: &str) {
+        std::fs::write(self.path().join("today"), day).unwrap();
+    }
+
+    /// A private copy of the built plugin libraries (the worker refuses libraries in a
+    /// directory others may write to, and a developer's umask may make target/ such a place).
+    pub fn plugin_dir(&self) -> PathBuf {
+        let dir = self.path().join("plugins");
+        if !dir.exists() {
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let built = Path::new(VIGILD).parent().unwrap();
+            for entry in std::fs::read_dir(built).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("libvigil_") && name.ends_with(".so") {
+                    let to = dir.join(&name);
+                    std::fs::copy(entry.path(), &to).unwrap();
+                    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+                }
+            }
+        }
+        dir
+    }
+
+    /// Copies a fixture tree (symlinks kept as symlinks) to `dir/name` and returns its path.
+    pub fn copy_tree(&self, from: &Path, name: &str) -> PathBuf {
+        let to = self.path().join(name);
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "cp -a {} {}",
+            from.display(),
+            to.display()
+        );
+        to
+    }
+
     /// Writes the config atomically (write + rename, as editors and config management do).
     pub fn write_config(&self, text: &str) {
         let tmp = self.path().join(".config.toml.tmp");
@@ -87,7 +131,13 @@ impl Daemon {
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let log = dir.path().join(format!("vigild-{}.log", rand_suffix()));
-        let child = Command::new(VIGILD)
+        let mut cmd = Command::new(VIGILD);
+        // A test sets the snapshot day by writing `dir/today` (see `TestDir::set_today`).
+        let today = dir.path().join("today");
+        if today.exists() {
+            cmd.env("VIGIL_TODAY_FILE", &today);
+        }
+        let child = cmd
             .arg("--config")
             .arg(dir.config_path())
             .env("NOTIFY_SOCKET", &notify_path)

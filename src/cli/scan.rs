@@ -1,0 +1,343 @@
+//! `vigil scan` and `vigil audit`: queue one task per node in the scope and, with `--wait`,
+//! follow them until each has ended (a progress bar on a terminal, plain lines otherwise).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::log::log_path;
+use super::text;
+use super::{print_json, with_query, CliError, CmdResult};
+use crate::client::Client;
+use crate::proto::{
+    ActiveStatus, EnqueueRequest, EnqueueResponse, FinalStatus, LogPage, LogRow, QueueTask, Scope,
+    TaskId, TaskKind,
+};
+
+/// How often `--wait` asks the daemon how the tasks are doing.
+const POLL: Duration = Duration::from_millis(500);
+/// Log rows fetched per request while looking for ended tasks.
+const LOG_PAGE: usize = 50;
+/// Polls a task may be missing from both the queue and its log before `--wait` gives up
+/// on it (the daemon moves a task from one to the other in one commit, so this is a
+/// safety net, not a wait).
+const MAX_MISSES: u32 = 20;
+/// Failure messages are cut to this many characters in `--wait` lines.
+const MESSAGE_WIDTH: usize = 80;
+
+#[derive(Args)]
+pub struct ScanArgs {
+    /// Which nodes: all, group:NAME or node:NAME.
+    #[arg(long, default_value = "all", value_name = "SCOPE")]
+    scope: Scope,
+
+    /// Run only this plugin (repeatable); default: every configured plugin.
+    #[arg(long = "plugin", value_name = "PLUGIN")]
+    plugins: Vec<String>,
+
+    /// Follow the new tasks until each has ended; exit 1 if any failed or was cancelled.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    /// Which nodes: all, group:NAME or node:NAME.
+    #[arg(long, default_value = "all", value_name = "SCOPE")]
+    scope: Scope,
+
+    /// Evaluate only this policy (repeatable); default: every policy.
+    #[arg(long = "policy", value_name = "POLICY")]
+    policies: Vec<String>,
+
+    /// Follow the new tasks until each has ended; exit 1 if any failed or was cancelled.
+    #[arg(long)]
+    wait: bool,
+}
+
+pub async fn scan(client: &Client, args: ScanArgs, json: bool) -> CmdResult {
+    let req = EnqueueRequest {
+        kind: TaskKind::Scan,
+        scope: args.scope,
+        plugins: non_empty(args.plugins),
+        policies: None,
+    };
+    start(client, req, args.wait, json).await
+}
+
+pub async fn audit(client: &Client, args: AuditArgs, json: bool) -> CmdResult {
+    let req = EnqueueRequest {
+        kind: TaskKind::Audit,
+        scope: args.scope,
+        plugins: None,
+        policies: non_empty(args.policies),
+    };
+    start(client, req, args.wait, json).await
+}
+
+fn non_empty(v: Vec<String>) -> Option<Vec<String>> {
+    (!v.is_empty()).then_some(v)
+}
+
+async fn start(client: &Client, req: EnqueueRequest, wait: bool, json: bool) -> CmdResult {
+    let kind = req.kind;
+    let resp: EnqueueResponse = client.post("/v1/queue", &req).await?;
+    if !wait {
+        if json {
+            print_json(&resp);
+        } else {
+            println!(
+                "queued {}: {}",
+                count(resp.ids.len(), kind),
+                join(&resp.ids)
+            );
+        }
+        return Ok(());
+    }
+    if !json {
+        println!(
+            "queued {}: {}",
+            count(resp.ids.len(), kind),
+            join(&resp.ids)
+        );
+    }
+    let progress = if json {
+        Progress::Quiet
+    } else if std::io::stdout().is_terminal() {
+        Progress::bar(resp.ids.len())
+    } else {
+        Progress::Lines
+    };
+    let rows = follow(client, kind, &resp.ids, &progress).await;
+    progress.finish();
+    let rows = rows?;
+    if json {
+        print_json(&rows);
+    } else {
+        println!("{}", summary(kind, &rows));
+    }
+    let bad: Vec<String> = rows
+        .iter()
+        .filter(|r| r.status != FinalStatus::Finished)
+        .map(|r| format!("{} {}", r.id, text::final_status_word(r.status)))
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "{} of {} did not finish: {}",
+            bad.len(),
+            count(rows.len(), kind),
+            bad.join(", ")
+        )))
+    }
+}
+
+/// A task `--wait` is still following.
+struct Pending {
+    id: TaskId,
+    /// Its node, once seen in the queue: narrows the log look-up.
+    target: Option<String>,
+    running: bool,
+    /// Consecutive polls it was in neither the queue nor the log.
+    misses: u32,
+}
+
+/// Polls until every task has a log row; returns the rows in the order of `ids`.
+async fn follow(
+    client: &Client,
+    kind: TaskKind,
+    ids: &[TaskId],
+    progress: &Progress,
+) -> Result<Vec<LogRow>, CliError> {
+    let mut pending: Vec<Pending> = ids
+        .iter()
+        .map(|&id| Pending {
+            id,
+            target: None,
+            running: false,
+            misses: 0,
+        })
+        .collect();
+    let mut ended: BTreeMap<TaskId, LogRow> = BTreeMap::new();
+    loop {
+        let queue_path = with_query("/v1/queue", &[("kind", Some(text::kind_word(kind).into()))]);
+        let queue: Vec<QueueTask> = client.get(&queue_path).await?;
+        let in_queue = |id: TaskId| queue.iter().find(|t| t.id == id);
+        for p in &mut pending {
+            if let Some(t) = in_queue(p.id) {
+                p.target = Some(t.target.clone());
+                p.running = t.status == ActiveStatus::Running;
+                p.misses = 0;
+            }
+        }
+        let gone: Vec<&Pending> = pending
+            .iter()
+            .filter(|p| in_queue(p.id).is_none())
+            .collect();
+        for row in find_log_rows(client, kind, &gone).await? {
+            progress.ended(&row);
+            ended.insert(row.id, row);
+        }
+        pending.retain(|p| !ended.contains_key(&p.id));
+        for p in &mut pending {
+            if in_queue(p.id).is_none() {
+                p.misses += 1;
+                if p.misses >= MAX_MISSES {
+                    return Err(CliError::Failed(format!(
+                        "{} left the queue but is not in the {} log",
+                        p.id,
+                        text::kind_word(kind)
+                    )));
+                }
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        progress.running(&pending);
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(ids.iter().filter_map(|id| ended.remove(id)).collect())
+}
+
+/// The log rows of tasks that left the queue, looked up per node (all nodes when the node
+/// is unknown because the task ended before the first poll). Rows not written yet are
+/// simply not returned: the next poll looks again.
+async fn find_log_rows(
+    client: &Client,
+    kind: TaskKind,
+    gone: &[&Pending],
+) -> Result<Vec<LogRow>, CliError> {
+    let mut by_node: BTreeMap<Option<&str>, Vec<TaskId>> = BTreeMap::new();
+    for p in gone {
+        by_node.entry(p.target.as_deref()).or_default().push(p.id);
+    }
+    let mut found = Vec::new();
+    for (node, mut wanted) in by_node {
+        let mut offset = 0;
+        while !wanted.is_empty() {
+            let path = with_query(
+                &log_path(kind),
+                &[
+                    ("node", node.map(str::to_owned)),
+                    ("offset", Some(offset.to_string())),
+                    ("limit", Some(LOG_PAGE.to_string())),
+                ],
+            );
+            let page: LogPage = client.get(&path).await?;
+            let fetched = page.rows.len();
+            for row in page.rows {
+                if let Some(i) = wanted.iter().position(|&id| id == row.id) {
+                    wanted.swap_remove(i);
+                    found.push(row);
+                }
+            }
+            offset += fetched;
+            if fetched == 0 || offset >= page.total {
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// How `--wait` shows what happens.
+enum Progress {
+    /// stdout is a terminal: a bar, with the ended tasks printed above it.
+    Bar(ProgressBar),
+    /// stdout is a pipe or file: one line per ended task.
+    Lines,
+    /// `--json`: nothing until the final rows.
+    Quiet,
+}
+
+impl Progress {
+    fn bar(total: usize) -> Progress {
+        let bar = ProgressBar::new(total as u64);
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} tasks done  {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress::Bar(bar)
+    }
+
+    fn ended(&self, row: &LogRow) {
+        match self {
+            Progress::Bar(bar) => {
+                bar.println(ended_line(row));
+                bar.inc(1);
+            }
+            Progress::Lines => println!("{}", ended_line(row)),
+            Progress::Quiet => {}
+        }
+    }
+
+    fn running(&self, pending: &[Pending]) {
+        if let Progress::Bar(bar) = self {
+            let running: Vec<TaskId> = pending.iter().filter(|p| p.running).map(|p| p.id).collect();
+            bar.set_message(if running.is_empty() {
+                "waiting for a free slot".to_owned()
+            } else {
+                format!("running: {}", join(&running))
+            });
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `Scan #3 localhost Finished (1234 items)`, `Scan #4 web1 Failed: <first message>`.
+fn ended_line(row: &LogRow) -> String {
+    let status = text::final_status_word(row.status);
+    let head = format!("{} {} {status}", row.id, row.target);
+    match row.status {
+        FinalStatus::Finished => format!("{head} ({} items)", row.items_scanned),
+        _ => match row.messages.first() {
+            Some(m) => format!("{head}: {}", text::shorten(m, MESSAGE_WIDTH)),
+            None => head,
+        },
+    }
+}
+
+/// `3 scans: 2 Finished, 1 Failed`.
+fn summary(kind: TaskKind, rows: &[LogRow]) -> String {
+    let parts: Vec<String> = [
+        FinalStatus::Finished,
+        FinalStatus::Cancelled,
+        FinalStatus::Failed,
+    ]
+    .into_iter()
+    .filter_map(|s| {
+        let n = rows.iter().filter(|r| r.status == s).count();
+        (n > 0).then(|| format!("{n} {}", text::final_status_word(s)))
+    })
+    .collect();
+    format!("{}: {}", count(rows.len(), kind), parts.join(", "))
+}
+
+/// `1 scan`, `3 audits`.
+fn count(n: usize, kind: TaskKind) -> String {
+    let word = text::kind_word(kind);
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn join(ids: &[TaskId]) -> String {
+    ids.iter()
+        .map(TaskId::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
