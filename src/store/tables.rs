@@ -35,6 +35,24 @@ pub const DRIFT: TableDefinition<(&str, &str, i32), &[u8]> = TableDefinition::ne
 /// Per node: the last scan task's log row summary (`proto::LastScan` JSON).
 pub const NODE_LAST_SCAN: TableDefinition<&str, &[u8]> = TableDefinition::new("node_last_scan");
 
+/// User tasks: id → `proto::UserTask` JSON.
+pub const USER_TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("user_tasks");
+
+/// User task events: (task id, event number) → `proto::TaskEvent` JSON.
+pub const TASK_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("task_events");
+
+/// Events per node of a task: (task id, node) → events.
+pub const TASK_NODES: TableDefinition<(u64, &str), u64> = TableDefinition::new("task_nodes");
+
+/// One event per task, node and day: (task id, node, day number) → event number.
+pub const TASK_EVENT_DAYS: TableDefinition<(u64, &str, i32), u64> = TableDefinition::new("task_event_days");
+
+/// Open tasks by finding fingerprint: fingerprint → task id.
+pub const OPEN_FINGERPRINTS: TableDefinition<&str, u64> = TableDefinition::new("open_fingerprints");
+
+/// The newest task of each fingerprint, open or closed: fingerprint → task id.
+pub const LAST_FINGERPRINTS: TableDefinition<&str, u64> = TableDefinition::new("last_fingerprints");
+
 /// Opens every table once so that read transactions never meet a missing table.
 pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(META)?;
@@ -47,5 +65,11 @@ pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(SNAPSHOTS)?;
     tx.open_table(DRIFT)?;
     tx.open_table(NODE_LAST_SCAN)?;
+    tx.open_table(USER_TASKS)?;
+    tx.open_table(TASK_EVENTS)?;
+    tx.open_table(TASK_NODES)?;
+    tx.open_table(TASK_EVENT_DAYS)?;
+    tx.open_table(OPEN_FINGERPRINTS)?;
+    tx.open_table(LAST_FINGERPRINTS)?;
     Ok(())
 }
