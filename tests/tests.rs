@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area. They start the real `vigild`.
 
+mod cli_queue;
 mod common;
 mod drift;
 mod foundation;

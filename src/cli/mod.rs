@@ -19,7 +19,8 @@ use crate::config::DEFAULT_SOCKET;
 const EXIT_CODES: &str = "\
 Exit codes:
   0   success
-  1   vigild refused or failed the request (the message says why)
+  1   vigild refused or failed the request, or a task did not end as asked
+      (failed or cancelled under --wait; not cancelled by `queue cancel`)
   2   vigild could not be reached (not running, or wrong --socket)
   64  the command line was invalid";
 

@@ -341,3 +341,49 @@ fn join(ids: &[TaskId]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: &str, items: u64, messages: &[&str]) -> LogRow {
+        serde_json::from_value(serde_json::json!({
+            "id": "Scan #3", "target": "localhost", "scope": "all", "initiator": "Schedule",
+            "schedule": "nightly-scan", "queued_at": "2025-03-01T10:00:00Z",
+            "started_at": null, "finished_at": "2025-03-01T10:01:00Z", "status": status,
+            "errors": 0, "messages": messages, "attempt": 1, "items_scanned": items,
+            "changes_found": 0, "user_tasks_created": 0, "user_tasks_updated": 0, "plugins": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn ended_lines_say_what_happened() {
+        assert_eq!(
+            ended_line(&row("Finished", 1234, &[])),
+            "Scan #3 localhost Finished (1234 items)"
+        );
+        assert_eq!(
+            ended_line(&row("Failed", 0, &["files: permission denied\nmore"])),
+            "Scan #3 localhost Failed: files: permission denied …"
+        );
+        assert_eq!(
+            ended_line(&row("Cancelled", 2, &[])),
+            "Scan #3 localhost Cancelled"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_each_outcome() {
+        let rows = [
+            row("Finished", 1, &[]),
+            row("Failed", 0, &["x"]),
+            row("Finished", 1, &[]),
+        ];
+        assert_eq!(
+            summary(TaskKind::Scan, &rows),
+            "3 scans: 2 Finished, 1 Failed"
+        );
+        assert_eq!(summary(TaskKind::Audit, &rows[..1]), "1 audit: 1 Finished");
+    }
+}
