@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod outbox;
 pub mod plugin;
 pub mod proto;
 pub mod queue;

@@ -4,6 +4,7 @@
 
 mod caller;
 mod error;
+mod outbox_routes;
 mod queue_routes;
 mod routes;
 

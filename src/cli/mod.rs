@@ -1,6 +1,7 @@
 //! The `vigil` command line client. Every command talks to vigild over the control socket
 //! and prints aligned tables (or JSON with `--json`).
 
+mod outbox;
 mod status;
 pub mod table;
 
@@ -41,6 +42,11 @@ enum Command {
     Status,
     /// Re-read the config file now (admin).
     Reload,
+    /// Mails not yet delivered, and dead letters (admin).
+    Outbox {
+        #[command(subcommand)]
+        command: Option<outbox::OutboxCommand>,
+    },
 }
 
 /// What a command produced: success, or an error already decided on an exit code.
@@ -73,6 +79,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Status => status::status(&client, cli.json).await,
             Command::Reload => status::reload(&client, cli.json).await,
+            Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
         }
     });
     match result {
