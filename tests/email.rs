@@ -226,6 +226,7 @@ fn silent_server_times_out_within_smtp_timeout_and_backs_off() {
             .is_some_and(|e| e.contains("no complete answer within 1s"))
     });
     let took = started.elapsed();
+    eprintln!("silent server: timeout reported {took:?} after the mail was queued");
     assert!(took >= Duration::from_secs(1), "{took:?}");
     assert!(
         took < Duration::from_secs(10),
@@ -504,4 +505,37 @@ fn scanned_text_cannot_inject_headers() {
         !raw.contains(&0),
         "a NUL must never reach the wire unencoded"
     );
+}
+
+#[test]
+fn unreachable_server_gives_up_after_give_up_after() {
+    let dir = TestDir::new();
+    let port = free_port();
+    let config = smtp_config(port).replace(
+        "max_backoff = \"1s\"",
+        "max_backoff = \"1s\"\ngive_up_after = \"2s\"",
+    );
+    let d = Daemon::start(&dir, &config);
+    let (id, _) = send_test(&d, "alice@example.com");
+    d.wait_for("the mail to become a dead letter", |d| {
+        outbox(d).first().is_some_and(|m| m["state"] == "dead")
+    });
+    let mail = &outbox(&d)[0];
+    assert_eq!(mail["id"], id);
+    assert!(mail["attempts"].as_u64().unwrap() >= 2, "{mail}");
+    assert!(mail["next_attempt_at"].is_null());
+    let s = outbox_status(&d);
+    assert_eq!(
+        (s["pending"].as_u64(), s["dead"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert!(d.log_text().contains("now a dead letter"));
+    // Once the server is back, `retry --all` delivers it.
+    let sink = Sink::start(port, &dir.path().join("sink"));
+    let out = d.vigil(&["outbox", "retry", "--all"]);
+    assert!(out.status.success(), "{out:?}");
+    d.wait_for("the requeued mail to arrive", |_| {
+        sink.messages().len() == 1
+    });
+    d.wait_for("the outbox to empty", |d| outbox(d).is_empty());
 }
