@@ -30,7 +30,15 @@ fn status_via_cli_and_raw_http() {
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(json["pid"], d.child.id());
     assert!(json["last_reload_error"].is_null());
-    assert!(json["queue"].is_null(), "placeholders are explicit nulls");
+    assert!(
+        json["open_tasks"].is_null(),
+        "placeholders are explicit nulls"
+    );
+    assert!(json["not_yet_implemented"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("open_tasks")));
+    assert_eq!(json["queue"]["slots"], 4);
     assert_eq!(
         json["caller"]["role"], "admin",
         "the daemon's own uid is an admin"
