@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod drift;
 pub mod logging;
+pub mod outbox;
 pub mod plugin;
 pub mod proto;
 pub mod queue;

@@ -47,14 +47,89 @@ pub struct Status {
     pub nodes: usize,
     pub slots: u32,
     pub queue: Option<QueueStatus>,
-    /// Outbox figures; `null` until email delivery is implemented.
-    pub outbox: Option<serde_json::Value>,
+    /// Outbox figures; `null` if they could not be read.
+    pub outbox: Option<OutboxStatus>,
     /// Open user tasks (organisation); `null` until user tasks are implemented.
     pub open_tasks: Option<u64>,
     /// Open user tasks assigned to the caller; `null` until user tasks are implemented.
     pub my_open_tasks: Option<u64>,
     /// Names of the figures above that are placeholders in this build.
     pub not_yet_implemented: Vec<String>,
+}
+
+/// Outbox figures in `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxStatus {
+    /// Mails waiting for delivery (first try or retry).
+    pub pending: u64,
+    /// Mails given up on; `vigil outbox retry` sends them again.
+    pub dead: u64,
+    /// The last delivery error; `null` once a mail was delivered after it.
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    /// Waiting for its first or next delivery attempt.
+    Pending,
+    /// Given up on (permanent failure, or `email.give_up_after` passed): a dead letter.
+    Dead,
+}
+
+/// One undelivered mail (`GET /v1/outbox`). Bodies are not listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: u64,
+    pub to: String,
+    pub subject: String,
+    /// Why the mail exists, e.g. `task 42 assigned to alice@example.com`.
+    pub cause: String,
+    pub message_id: String,
+    pub state: OutboxState,
+    pub created_at: DateTime<Utc>,
+    /// Delivery attempts since it was queued (or requeued).
+    pub attempts: u32,
+    /// Pending: when the next attempt is due. Dead: `null`.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// `POST /v1/outbox/retry`: `{"ids": [3, 4]}` or `{"all": true}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxRetryRequest {
+    #[serde(default)]
+    pub ids: Vec<u64>,
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxRetryResponse {
+    /// Dead letters queued for delivery again.
+    pub requeued: Vec<u64>,
+    /// Ids that were not dead letters, with the reason.
+    pub skipped: Vec<OutboxRetrySkip>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxRetrySkip {
+    pub id: u64,
+    pub reason: String,
+}
+
+/// `POST /v1/outbox/test`: queue a test mail to check the mail settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxTestRequest {
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxTestResponse {
+    pub id: u64,
+    pub message_id: String,
 }
 
 /// `POST /v1/reload` body: nothing to say yet, but unknown fields are refused.

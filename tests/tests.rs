@@ -3,6 +3,7 @@
 mod cli_queue;
 mod common;
 mod drift;
+mod email;
 mod foundation;
 mod plugin_worker;
 mod queue;

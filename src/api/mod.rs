@@ -5,6 +5,7 @@
 mod caller;
 mod error;
 mod node_routes;
+mod outbox_routes;
 mod queue_routes;
 mod routes;
 

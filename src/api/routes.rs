@@ -18,6 +18,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
+        .merge(super::outbox_routes::routes())
         .merge(super::queue_routes::routes())
         .merge(super::node_routes::routes())
         .layer(middleware::from_fn_with_state(
@@ -59,12 +60,16 @@ async fn status(State(state): State<AppState>, caller: Caller) -> Json<Status> {
         nodes: loaded.config.nodes.len(),
         slots: loaded.config.daemon.slots,
         queue: Some(daemon.queue.status().await),
-        outbox: None,
+        outbox: match daemon.outbox.status().await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::error!("cannot read the outbox for /v1/status: {e}");
+                None
+            }
+        },
         open_tasks: None,
         my_open_tasks: None,
-        not_yet_implemented: ["outbox", "open_tasks", "my_open_tasks"]
-            .map(String::from)
-            .to_vec(),
+        not_yet_implemented: ["open_tasks", "my_open_tasks"].map(String::from).to_vec(),
     })
 }
 

@@ -4,6 +4,7 @@
 mod log;
 mod queue;
 mod scan;
+mod outbox;
 mod status;
 pub mod table;
 mod text;
@@ -54,6 +55,11 @@ enum Command {
     Audit(scan::AuditArgs),
     /// Ended scans or audits: the Scan log and the Audit log.
     Log(log::LogArgs),
+    /// Mails not yet delivered, and dead letters (admin).
+    Outbox {
+        #[command(subcommand)]
+        command: Option<outbox::OutboxCommand>,
+    },
 }
 
 /// Why a command did not succeed; each variant decides the exit code.
@@ -101,6 +107,7 @@ pub fn main() -> ExitCode {
             Command::Scan(args) => scan::scan(&client, args, cli.json).await,
             Command::Audit(args) => scan::audit(&client, args, cli.json).await,
             Command::Log(args) => log::run(&client, args, cli.json).await,
+            Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
         }
     });
     match result {

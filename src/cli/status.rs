@@ -17,10 +17,6 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
         (Some(role), None) => format!("uid {} ({role})", s.caller.uid),
         (None, _) => format!("uid {} (not a vigil user: status only)", s.caller.uid),
     };
-    let pending = |v: &Option<serde_json::Value>| {
-        v.as_ref()
-            .map_or("not yet available".to_owned(), |v| v.to_string())
-    };
     let count = |v: Option<u64>| v.map_or("not yet available".to_owned(), |n| n.to_string());
     let rows = vec![
         row(
@@ -41,7 +37,7 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
         row("nodes", s.nodes.to_string()),
         row("slots", s.slots.to_string()),
         row("queue", queue_line(s.queue.as_ref())),
-        row("outbox", pending(&s.outbox)),
+        row("outbox", super::outbox::status_line(s.outbox.as_ref())),
     ];
     table::print(None, &rows);
     Ok(())

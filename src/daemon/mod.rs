@@ -96,6 +96,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         .await
         .context("cannot start the schedules")?;
     daemon.set_scheduler(scheduler);
+    daemon.outbox.start();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(api::serve(
         listener,
@@ -151,6 +152,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     shutdown.cancel();
     let grace = daemon.config().daemon.shutdown_grace;
     queue.shutdown(grace).await;
+    daemon.outbox.shutdown().await;
     if tokio::time::timeout(grace, server).await.is_err() {
         tracing::warn!("control connections still open after {grace:?}; closing them");
     }

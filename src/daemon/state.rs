@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::config::{self, Config, ConfigErrors};
+use crate::outbox::Outbox;
 use crate::proto::Reloaded;
 use crate::queue::Queue;
 use crate::schedule::Scheduler;
@@ -50,6 +51,8 @@ pub struct Daemon {
     pub config_path: PathBuf,
     pub store: Store,
     pub queue: Queue,
+    /// Mail to send; modules that cause mail enqueue into it and wake it.
+    pub outbox: Outbox,
     pub started_at: DateTime<Utc>,
     started: Instant,
     cell: Arc<ConfigCell>,
@@ -63,6 +66,7 @@ impl Daemon {
     pub fn new(config_path: PathBuf, cell: Arc<ConfigCell>, store: Store, queue: Queue) -> Self {
         Daemon {
             config_path,
+            outbox: Outbox::new(store.clone(), cell.clone()),
             store,
             queue,
             started_at: Utc::now(),

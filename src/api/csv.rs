@@ -1,0 +1,63 @@
+//! CSV export of user tasks: one row per event (task columns repeated), a task without
+//! events as one row with empty event columns. RFC 4180 quoting by the `csv` crate.
+
+use crate::proto::ExportedTask;
+
+const HEADER: [&str; 17] = [
+    "task_id",
+    "kind",
+    "status",
+    "title",
+    "description",
+    "assignee",
+    "created_at",
+    "last_event_at",
+    "closed_by",
+    "closed_at",
+    "events",
+    "nodes",
+    "event_node",
+    "event_time",
+    "event_source",
+    "event_day",
+    "event_details",
+];
+
+pub fn tasks(tasks: &[ExportedTask]) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(HEADER)?;
+    for t in tasks {
+        let task = &t.task;
+        let fixed = [
+            task.id.to_string(),
+            task.kind.to_string(),
+            format!("{:?}", task.status).to_lowercase(),
+            task.title.clone(),
+            task.description.clone(),
+            task.assignee.clone().unwrap_or_default(),
+            task.created_at.to_rfc3339(),
+            task.last_event_at.to_rfc3339(),
+            task.closed_by.clone().unwrap_or_default(),
+            task.closed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            task.events.to_string(),
+            task.nodes.to_string(),
+        ];
+        if t.event_list.is_empty() {
+            let mut row = fixed.to_vec();
+            row.extend(std::iter::repeat_n(String::new(), 5));
+            w.write_record(&row)?;
+        }
+        for e in &t.event_list {
+            let mut row = fixed.to_vec();
+            row.extend([
+                e.node.clone(),
+                e.time.to_rfc3339(),
+                e.source.to_string(),
+                e.day.to_string(),
+                e.details.clone(),
+            ]);
+            w.write_record(&row)?;
+        }
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
+}

@@ -1,0 +1,138 @@
+//! `vigil outbox`, `vigil outbox retry ID…|--all`, `vigil outbox test EMAIL` (admin).
+
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+
+use super::{print_json, table, CliError, CmdResult};
+use crate::client::Client;
+use crate::proto::{
+    OutboxEntry, OutboxRetryRequest, OutboxRetryResponse, OutboxState, OutboxStatus,
+    OutboxTestRequest, OutboxTestResponse,
+};
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// Queue dead letters for delivery again.
+    Retry {
+        /// Mail ids from `vigil outbox`.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<u64>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Queue a test mail to EMAIL, to check the mail settings.
+    Test {
+        #[arg(value_name = "EMAIL")]
+        to: String,
+    },
+}
+
+pub async fn run(client: &Client, json: bool, command: Option<OutboxCommand>) -> CmdResult {
+    match command {
+        None => list(client, json).await,
+        Some(OutboxCommand::Retry { ids, all }) => retry(client, json, ids, all).await,
+        Some(OutboxCommand::Test { to }) => test(client, json, to).await,
+    }
+}
+
+async fn list(client: &Client, json: bool) -> CmdResult {
+    let mails: Vec<OutboxEntry> = client.get("/v1/outbox").await?;
+    if json {
+        print_json(&mails);
+        return Ok(());
+    }
+    if mails.is_empty() {
+        println!("the outbox is empty: every mail was delivered");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = mails
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.to_string(),
+                match m.state {
+                    OutboxState::Pending => "pending".into(),
+                    OutboxState::Dead => "dead".into(),
+                },
+                m.to.clone(),
+                m.attempts.to_string(),
+                m.next_attempt_at.map_or("-".into(), when),
+                m.subject.clone(),
+                m.cause.clone(),
+                m.last_error.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table::print(
+        Some(&[
+            "ID",
+            "STATE",
+            "TO",
+            "TRIES",
+            "NEXT TRY",
+            "SUBJECT",
+            "CAUSE",
+            "LAST ERROR",
+        ]),
+        &rows,
+    );
+    Ok(())
+}
+
+async fn retry(client: &Client, json: bool, ids: Vec<u64>, all: bool) -> CmdResult {
+    let r: OutboxRetryResponse = client
+        .post("/v1/outbox/retry", &OutboxRetryRequest { ids, all })
+        .await?;
+    if json {
+        print_json(&r);
+        return Ok(());
+    }
+    if r.requeued.is_empty() && r.skipped.is_empty() {
+        println!("there are no dead letters to retry");
+    }
+    for id in &r.requeued {
+        println!("mail {id}: queued for delivery again");
+    }
+    for s in &r.skipped {
+        println!("mail {}: not retried: {}", s.id, s.reason);
+    }
+    if r.requeued.is_empty() && !r.skipped.is_empty() {
+        return Err(CliError::Failed(
+            "no mail was requeued; `vigil outbox` lists the dead letters".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn test(client: &Client, json: bool, to: String) -> CmdResult {
+    let r: OutboxTestResponse = client
+        .post("/v1/outbox/test", &OutboxTestRequest { to: to.clone() })
+        .await?;
+    if json {
+        print_json(&r);
+    } else {
+        println!(
+            "test mail {} to {to} queued (Message-ID {}); `vigil outbox` and `vigil status` \
+             show delivery problems",
+            r.id, r.message_id
+        );
+    }
+    Ok(())
+}
+
+/// One line for `vigil status`.
+pub fn status_line(o: Option<&OutboxStatus>) -> String {
+    let Some(o) = o else {
+        return "unknown (see the vigild log)".into();
+    };
+    let mut line = format!("{} pending, {} dead", o.pending, o.dead);
+    if let Some(e) = &o.last_error {
+        line.push_str(&format!("; last error: {e}"));
+    }
+    line
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}

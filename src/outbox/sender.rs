@@ -1,0 +1,276 @@
+//! The background sender: delivers due outbox rows one at a time and commits each outcome
+//! durably after the server answered, so a mail is sent twice only if the daemon died between
+//! the server's acceptance and that commit (the duplicate then carries the same Message-ID).
+//!
+//! Failures back off exponentially with jitter (first retry within a minute, capped at
+//! `email.max_backoff`) until `email.give_up_after`, then the mail is a dead letter. When the
+//! transport itself is unavailable (refused, timed out), the whole outbox pauses until that
+//! mail's next attempt, so a dead server costs one timeout per retry, not one per mail.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use super::transport::{build_message, SendError, Transport};
+use super::{lock, MailId, MailState, Outbox, StoredMail};
+use crate::config::Config;
+use crate::store::tables::{OUTBOX, OUTBOX_SENT};
+use crate::store::StoreError;
+
+/// The first retry comes after about this long (with jitter: between half of it and all).
+const FIRST_RETRY: Duration = Duration::from_secs(40);
+/// No retry sooner than this, whatever `email.max_backoff` says.
+const MIN_RETRY: Duration = Duration::from_millis(200);
+/// The sender looks at the outbox at least this often, even if nobody woke it.
+const IDLE_LOOK: Duration = Duration::from_secs(60);
+/// How often delivered mails older than `daemon.retention_days` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Delay before retry number `attempts` (1 = after the first failure): exponential from
+/// [`FIRST_RETRY`], capped at `max`, then scaled by `0.5 + 0.5 * jitter` (`jitter` in 0..1)
+/// so that mails that failed together do not retry in lockstep.
+pub fn backoff(attempts: u32, max: Duration, jitter: f64) -> Duration {
+    let exp = attempts.saturating_sub(1).min(24);
+    let base = FIRST_RETRY.saturating_mul(1u32 << exp).min(max);
+    base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+        .max(MIN_RETRY)
+}
+
+/// The sender's state between rounds.
+struct Pause {
+    until: Instant,
+    /// The SMTP settings the pause was decided under: a reload that changes them ends it.
+    settings: String,
+}
+
+pub(super) async fn run(outbox: Outbox) {
+    let shared = &outbox.shared;
+    let mut pause: Option<Pause> = None;
+    let mut next_prune = Instant::now();
+    tracing::debug!("outbox sender started");
+    loop {
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        let config = shared.config.get();
+        let settings = format!("{:?}", config.email.smtp);
+        if shared.retry_now.swap(false, Ordering::SeqCst) {
+            pause = None;
+        }
+        pause = pause.filter(|p| p.until > Instant::now() && p.settings == settings);
+        if Instant::now() >= next_prune {
+            prune(&outbox, &config).await;
+            next_prune = Instant::now() + PRUNE_EVERY;
+        }
+
+        let mut wait = IDLE_LOOK;
+        match shared.store.read(super::load_read).await {
+            Ok(rows) => {
+                let now = Utc::now();
+                let mut due = Vec::new();
+                for (id, mail) in rows {
+                    if let MailState::Pending { next_attempt_at } = mail.state {
+                        if next_attempt_at <= now {
+                            due.push((next_attempt_at, id, mail));
+                        } else {
+                            wait = wait.min((next_attempt_at - now).to_std().unwrap_or_default());
+                        }
+                    }
+                }
+                due.sort_by_key(|(at, id, _)| (*at, *id));
+                match &pause {
+                    Some(p) if !due.is_empty() => {
+                        wait = wait.min(p.until.saturating_duration_since(Instant::now()));
+                    }
+                    _ if !due.is_empty() => {
+                        let due = due.into_iter().map(|(_, id, m)| (id, m)).collect();
+                        pause = deliver(&outbox, &config, due)
+                            .await
+                            .map(|until| Pause { until, settings });
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!("cannot read the outbox: {e}; trying again in a minute");
+            }
+        }
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Delivers `due` mails in order. Returns when to try again if the transport turned out to
+/// be unavailable (the rest of `due` then waits), `None` if every mail got its answer.
+async fn deliver(
+    outbox: &Outbox,
+    config: &Config,
+    due: Vec<(MailId, StoredMail)>,
+) -> Option<Instant> {
+    let shared = &outbox.shared;
+    let transport = Transport::from_config(config);
+    for (id, mail) in due {
+        let result = match (&transport, build_message(&config.email.from, &mail)) {
+            (Err(e), _) => Err(e.clone()),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(t), Ok(message)) => {
+                tokio::select! {
+                    r = t.send(id, &message) => r,
+                    // The row stays pending and goes out after the next start.
+                    _ = shared.shutdown.cancelled() => return None,
+                }
+            }
+        };
+        let via = transport
+            .as_ref()
+            .map_or_else(|_| "mail transport".to_owned(), Transport::describe);
+        let unavailable = matches!(result, Err(SendError::Unavailable(_)));
+        match record(outbox, config, id, &mail, result, &via).await {
+            Ok(retry_in) if unavailable => return Some(Instant::now() + retry_in),
+            Ok(_) => {}
+            Err(e) => {
+                // Not recorded: the row is still due, and will be tried (again) next round.
+                tracing::error!(id, "cannot record a delivery outcome: {e}");
+                return Some(Instant::now() + Duration::from_secs(5));
+            }
+        }
+    }
+    None
+}
+
+/// Commits the outcome of one attempt and logs it. Returns the backoff it computed (the
+/// pause to apply if the transport was unavailable).
+async fn record(
+    outbox: &Outbox,
+    config: &Config,
+    id: MailId,
+    mail: &StoredMail,
+    result: Result<(), SendError>,
+    via: &str,
+) -> Result<Duration, StoreError> {
+    let shared = &outbox.shared;
+    let now = Utc::now();
+    let attempts = mail.attempts + 1;
+    let retry_in = backoff(attempts, config.email.max_backoff, fastrand::f64());
+    let mut row = mail.clone();
+    row.attempts = attempts;
+    let sent = result.is_ok();
+    match &result {
+        Ok(()) => {
+            row.state = MailState::Sent { sent_at: now };
+        }
+        Err(e) => {
+            let give_up_at = mail.queued_at
+                + chrono::Duration::from_std(config.email.give_up_after)
+                    .unwrap_or(chrono::TimeDelta::MAX);
+            row.last_error = Some(e.to_string());
+            row.state = match e {
+                SendError::Permanent(_) => MailState::Dead { since: now },
+                _ if now >= give_up_at => MailState::Dead { since: now },
+                _ => MailState::Pending {
+                    next_attempt_at: (now
+                        + chrono::Duration::from_std(retry_in).unwrap_or_default())
+                    .min(give_up_at),
+                },
+            };
+        }
+    }
+    let stored = row.clone();
+    let committed = shared
+        .store
+        .write(move |tx| -> Result<bool, StoreError> {
+            // Only a row that is still the pending one we tried may change.
+            let current = super::load_one(tx, id)?;
+            if !current.is_some_and(|c| matches!(c.state, MailState::Pending { .. })) {
+                return Ok(false);
+            }
+            if sent {
+                tx.open_table(OUTBOX)?.remove(id)?;
+                super::put(tx, OUTBOX_SENT, id, &stored)?;
+            } else {
+                super::put(tx, OUTBOX, id, &stored)?;
+            }
+            Ok(true)
+        })
+        .await?;
+    if !committed {
+        return Ok(retry_in);
+    }
+    match (&result, &row.state) {
+        (Ok(()), _) => {
+            *lock(&shared.last_error) = None;
+            tracing::info!(id, to = %row.to, message_id = %row.message_id, attempts, "mail sent via {via}");
+        }
+        (Err(e), MailState::Pending { next_attempt_at }) => {
+            *lock(&shared.last_error) = Some(e.to_string());
+            tracing::info!(id, to = %row.to, attempts, next_attempt_at = %fmt_time(*next_attempt_at), "mail delivery failed, will retry: {e}");
+        }
+        (Err(e), _) => {
+            *lock(&shared.last_error) = Some(e.to_string());
+            tracing::warn!(id, to = %row.to, attempts, "mail delivery failed, now a dead letter (`vigil outbox retry {id}` sends it again): {e}");
+        }
+    }
+    Ok(retry_in)
+}
+
+fn fmt_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Removes delivered mails older than `daemon.retention_days`.
+async fn prune(outbox: &Outbox, config: &Config) {
+    let cutoff = Utc::now() - chrono::Duration::days(i64::from(config.daemon.retention_days));
+    let result = outbox
+        .shared
+        .store
+        .write(move |tx| -> Result<usize, StoreError> {
+            let mut table = tx.open_table(OUTBOX_SENT)?;
+            let old: Vec<MailId> = super::load(&table)?
+                .into_iter()
+                .filter(|(_, m)| matches!(m.state, MailState::Sent { sent_at } if sent_at < cutoff))
+                .map(|(id, _)| id)
+                .collect();
+            for id in &old {
+                table.remove(*id)?;
+            }
+            Ok(old.len())
+        })
+        .await;
+    match result {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("pruned {n} delivered mails older than the retention period"),
+        Err(e) => tracing::warn!("cannot prune delivered mails: {e}; trying again in an hour"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_retry_within_a_minute_then_doubling_up_to_the_cap() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(backoff(1, hour, 1.0), FIRST_RETRY);
+        assert!(backoff(1, hour, 1.0) <= Duration::from_secs(60));
+        assert_eq!(backoff(1, hour, 0.0), FIRST_RETRY / 2);
+        assert_eq!(backoff(2, hour, 1.0), FIRST_RETRY * 2);
+        assert_eq!(backoff(3, hour, 1.0), FIRST_RETRY * 4);
+        assert_eq!(backoff(30, hour, 1.0), hour);
+        assert_eq!(backoff(u32::MAX, hour, 0.0), hour / 2);
+    }
+
+    #[test]
+    fn a_tiny_cap_still_leaves_a_breath_between_tries() {
+        assert_eq!(
+            backoff(5, Duration::from_secs(1), 1.0),
+            Duration::from_secs(1)
+        );
+        assert_eq!(backoff(5, Duration::ZERO, 0.5), MIN_RETRY);
+    }
+}
