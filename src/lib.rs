@@ -17,3 +17,4 @@ pub mod queue;
 pub mod schedule;
 pub mod snapshot;
 pub mod store;
+pub mod tasks;

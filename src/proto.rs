@@ -49,9 +49,9 @@ pub struct Status {
     pub queue: Option<QueueStatus>,
     /// Outbox figures; `null` if they could not be read.
     pub outbox: Option<OutboxStatus>,
-    /// Open user tasks (organisation); `null` until user tasks are implemented.
+    /// Open user tasks of the organisation.
     pub open_tasks: Option<u64>,
-    /// Open user tasks assigned to the caller; `null` until user tasks are implemented.
+    /// Open user tasks assigned to the caller; `null` for a caller without an email.
     pub my_open_tasks: Option<u64>,
     /// Names of the figures above that are placeholders in this build.
     pub not_yet_implemented: Vec<String>,

@@ -24,7 +24,7 @@ const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/sink.py");
 const PYTHON: &str = "/usr/bin/python3";
 
 /// A loopback port nobody listens on (yet).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -33,13 +33,13 @@ fn free_port() -> u16 {
 }
 
 /// The aiosmtpd sink, killed on drop.
-struct Sink {
+pub struct Sink {
     child: Child,
     dir: PathBuf,
 }
 
 impl Sink {
-    fn start(port: u16, dir: &Path) -> Sink {
+    pub fn start(port: u16, dir: &Path) -> Sink {
         std::fs::create_dir_all(dir).unwrap();
         let mut child = Command::new(PYTHON)
             .arg(SINK)
@@ -62,7 +62,7 @@ impl Sink {
     }
 
     /// Messages received so far, in arrival order.
-    fn messages(&self) -> Vec<PathBuf> {
+    pub fn messages(&self) -> Vec<PathBuf> {
         eml_files(&self.dir)
     }
 }
@@ -87,7 +87,7 @@ fn eml_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Parses a received message with Python's email package (see sink.py).
-fn parse(path: &Path) -> Value {
+pub fn parse(path: &Path) -> Value {
     let out = Command::new(PYTHON)
         .arg(SINK)
         .arg("parse")

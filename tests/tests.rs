@@ -10,3 +10,4 @@ mod queue;
 mod snapshot_storage;
 mod std_plugins;
 mod systemd_unit;
+mod user_tasks;

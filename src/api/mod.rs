@@ -3,11 +3,13 @@
 //! every request on it; handlers map it to a user and role through the current config.
 
 mod caller;
+mod csv;
 mod error;
 mod node_routes;
 mod outbox_routes;
 mod queue_routes;
 mod routes;
+mod task_routes;
 
 use std::sync::Arc;
 use std::time::Duration;

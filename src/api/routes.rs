@@ -21,6 +21,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .merge(super::outbox_routes::routes())
         .merge(super::queue_routes::routes())
         .merge(super::node_routes::routes())
+        .merge(super::task_routes::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             only_users_beyond_status,
@@ -48,6 +49,7 @@ async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) 
 async fn status(State(state): State<AppState>, caller: Caller) -> Json<Status> {
     let daemon = &state.daemon;
     let loaded = daemon.loaded();
+    let (open, mine) = daemon.tasks.open_counts(caller.email.as_deref());
     Json(Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         pid: std::process::id(),
@@ -67,9 +69,9 @@ async fn status(State(state): State<AppState>, caller: Caller) -> Json<Status> {
                 None
             }
         },
-        open_tasks: None,
-        my_open_tasks: None,
-        not_yet_implemented: ["open_tasks", "my_open_tasks"].map(String::from).to_vec(),
+        open_tasks: Some(open),
+        my_open_tasks: caller.email.as_ref().map(|_| mine),
+        not_yet_implemented: Vec::new(),
     })
 }
 

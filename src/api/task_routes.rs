@@ -11,7 +11,8 @@ use super::caller::Caller;
 use super::error::{ApiError, ApiJson, ApiQuery};
 use super::AppState;
 use crate::proto::{
-    AssignRequest, CloseAllResponse, TaskDetail, TaskFilter, TaskList, TaskReport, UserTask, UserTaskKind,
+    AssignRequest, CloseAllResponse, TaskDetail, TaskFilter, TaskList, TaskReport, UserTask,
+    UserTaskKind,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -59,18 +60,30 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<TaskList>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(10_000);
-    Ok(Json(state.daemon.tasks.list(&q.filter(), &caller, q.offset, limit)?))
+    Ok(Json(state.daemon.tasks.list(
+        &q.filter(),
+        &caller,
+        q.offset,
+        limit,
+    )?))
 }
 
-async fn export(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
     let tasks = state.daemon.tasks.export(&q.filter(), &caller).await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(tasks).into_response()),
         "csv" => {
-            let body = super::csv::tasks(&tasks).map_err(|e| ApiError::internal(format!("cannot write CSV: {e}")))?;
+            let body = super::csv::tasks(&tasks)
+                .map_err(|e| ApiError::internal(format!("cannot write CSV: {e}")))?;
             Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
         }
-        other => Err(ApiError::bad_request(format!("format {other:?}: use json or csv"))),
+        other => Err(ApiError::bad_request(format!(
+            "format {other:?}: use json or csv"
+        ))),
     }
 }
 
@@ -88,11 +101,22 @@ async fn detail(
     ApiQuery(q): ApiQuery<DetailQuery>,
 ) -> Result<Json<TaskDetail>, ApiError> {
     let limit = q.events_limit.unwrap_or(100).min(10_000);
-    Ok(Json(state.daemon.tasks.detail(id, q.events_offset, limit).await?))
+    Ok(Json(
+        state
+            .daemon
+            .tasks
+            .detail(id, q.events_offset, limit)
+            .await?,
+    ))
 }
 
-async fn report(State(state): State<AppState>, Path(id): Path<u64>) -> Result<Json<TaskReport>, ApiError> {
-    Ok(Json(state.daemon.tasks.report(id, state.daemon.config()).await?))
+async fn report(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<TaskReport>, ApiError> {
+    Ok(Json(
+        state.daemon.tasks.report(id, state.daemon.config()).await?,
+    ))
 }
 
 async fn assign(
@@ -101,15 +125,26 @@ async fn assign(
     Path(id): Path<u64>,
     ApiJson(req): ApiJson<Option<AssignRequest>>,
 ) -> Result<Json<UserTask>, ApiError> {
-    let req = req.ok_or_else(|| ApiError::bad_request("the request needs a body: {\"assignee\": EMAIL}"))?;
-    Ok(Json(state.daemon.tasks.assign(id, req.assignee, &caller).await?))
+    let req = req
+        .ok_or_else(|| ApiError::bad_request("the request needs a body: {\"assignee\": EMAIL}"))?;
+    Ok(Json(
+        state.daemon.tasks.assign(id, req.assignee, &caller).await?,
+    ))
 }
 
-async fn close(State(state): State<AppState>, caller: Caller, Path(id): Path<u64>) -> Result<Json<UserTask>, ApiError> {
+async fn close(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<UserTask>, ApiError> {
     Ok(Json(state.daemon.tasks.set_open(id, false, &caller).await?))
 }
 
-async fn reopen(State(state): State<AppState>, caller: Caller, Path(id): Path<u64>) -> Result<Json<UserTask>, ApiError> {
+async fn reopen(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<UserTask>, ApiError> {
     Ok(Json(state.daemon.tasks.set_open(id, true, &caller).await?))
 }
 

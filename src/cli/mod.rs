@@ -2,9 +2,9 @@
 //! and prints aligned tables (or JSON with `--json`).
 
 mod log;
+mod outbox;
 mod queue;
 mod scan;
-mod outbox;
 mod status;
 pub mod table;
 mod text;

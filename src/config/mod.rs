@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{load, ConfigError, ConfigErrors};
+pub use validate::looks_like_email;
 
 /// Where `vigild` looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/vigil/config.toml";

@@ -278,7 +278,8 @@ fn check_name(name: &str, path: &[Seg<'_>], r: &mut Reporter<'_>) {
     }
 }
 
-fn looks_like_email(s: &str) -> bool {
+/// A plausible email address: `local@domain`, no spaces or control characters.
+pub fn looks_like_email(s: &str) -> bool {
     match s.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

@@ -19,11 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Limits};
 use crate::config;
+use crate::outbox::Outbox;
 use crate::plugin::supervisor::WorkerCommand;
 use crate::queue::Queue;
 use crate::schedule::Scheduler;
 use crate::snapshot;
 use crate::store::Store;
+use crate::tasks::UserTasks;
 use state::{ConfigCell, Daemon};
 
 /// Quiet time after the last change to the config file before it is re-read, so that an
@@ -88,9 +90,18 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         Ok(n) => tracing::info!("removed {n} snapshot chunks left by interrupted scans"),
         Err(e) => tracing::warn!("cannot sweep unreferenced snapshot chunks: {e}"),
     }
-    let queue = Queue::open(store.clone(), cell.clone(), worker).await?;
+    let outbox = Outbox::new(store.clone(), cell.clone());
+    let tasks = UserTasks::open(store.clone(), outbox.clone()).await?;
+    let queue = Queue::open(store.clone(), cell.clone(), worker, tasks.clone()).await?;
     tokio::spawn(prune_loop(store.clone(), cell.clone()));
-    let daemon = Arc::new(Daemon::new(config_path.clone(), cell, store, queue.clone()));
+    let daemon = Arc::new(Daemon::new(state::Parts {
+        config_path: config_path.clone(),
+        cell,
+        store,
+        queue: queue.clone(),
+        outbox,
+        tasks,
+    }));
     queue.start();
     let scheduler = Scheduler::start(queue.clone(), daemon.config())
         .await

@@ -13,6 +13,7 @@ use crate::proto::Reloaded;
 use crate::queue::Queue;
 use crate::schedule::Scheduler;
 use crate::store::Store;
+use crate::tasks::UserTasks;
 
 /// The config in force and when it was loaded.
 #[derive(Debug, Clone)]
@@ -47,12 +48,24 @@ impl ConfigCell {
     }
 }
 
+/// What a [`Daemon`] is built from, created in this order by `daemon::run`: outbox, user
+/// tasks (which mail through the outbox), queue (whose tasks' findings become user tasks).
+pub struct Parts {
+    pub config_path: PathBuf,
+    pub cell: Arc<ConfigCell>,
+    pub store: Store,
+    pub queue: Queue,
+    pub outbox: Outbox,
+    pub tasks: UserTasks,
+}
+
 pub struct Daemon {
     pub config_path: PathBuf,
     pub store: Store,
     pub queue: Queue,
     /// Mail to send; modules that cause mail enqueue into it and wake it.
     pub outbox: Outbox,
+    pub tasks: UserTasks,
     pub started_at: DateTime<Utc>,
     started: Instant,
     cell: Arc<ConfigCell>,
@@ -63,10 +76,19 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(config_path: PathBuf, cell: Arc<ConfigCell>, store: Store, queue: Queue) -> Self {
+    pub fn new(parts: Parts) -> Self {
+        let Parts {
+            config_path,
+            cell,
+            store,
+            queue,
+            outbox,
+            tasks,
+        } = parts;
         Daemon {
             config_path,
-            outbox: Outbox::new(store.clone(), cell.clone()),
+            outbox,
+            tasks,
             store,
             queue,
             started_at: Utc::now(),

@@ -28,6 +28,7 @@ use crate::proto::{
     QueueStatus, QueueTask, TaskId, SCHEDULE_INITIATOR,
 };
 use crate::store::{Store, StoreError};
+use crate::tasks::{finding, Finding, Ingested, UserTasks};
 use runner::{Stop, TaskResult};
 
 /// A task interrupted this many times (daemon stopped or crashed while it ran) fails.
@@ -70,6 +71,8 @@ struct Shared {
     store: Store,
     config: Arc<ConfigCell>,
     worker: WorkerCommand,
+    /// Findings of ending tasks become user tasks.
+    tasks: UserTasks,
     inner: Mutex<Inner>,
     /// Wakes the dispatcher: something was queued, or a slot freed up.
     wake: Notify,
@@ -118,8 +121,9 @@ impl Queue {
         store: Store,
         config: Arc<ConfigCell>,
         worker: WorkerCommand,
+        tasks: UserTasks,
     ) -> Result<Queue, StoreError> {
-        let (tasks, dropped) = store
+        let (active, dropped) = store
             .write(|tx| -> Result<_, StoreError> {
                 let mut kept = Vec::new();
                 for (seq, mut task) in persist::load_tasks(tx)? {
@@ -147,7 +151,7 @@ impl Queue {
             dropped_scheduled: dropped,
             ..Inner::default()
         };
-        for (seq, task) in tasks {
+        for (seq, task) in active {
             inner.insert(seq, task);
         }
         Ok(Queue {
@@ -155,6 +159,7 @@ impl Queue {
                 store,
                 config,
                 worker,
+                tasks,
                 inner: Mutex::new(inner),
                 wake: Notify::new(),
                 ended: Notify::new(),
@@ -257,19 +262,30 @@ impl Queue {
             inner.remove(seq);
             tracing::info!(id = %task.id, "task interrupted by shutdown; it will run again at the next start");
         } else {
-            let row = log_row(&task, result, Utc::now());
+            let config = self.shared.config.get();
+            let today = crate::snapshot::today(config.daemon.tz());
+            let findings = findings_of(&task, &result, today);
+            let mut row = log_row(&task, result, Utc::now());
             let (id, status, errors) = (row.id, row.status, row.errors);
+            // The log row, the findings' user tasks and events, and their mails: one commit.
             let committed = self
                 .shared
                 .store
-                .write(move |tx| -> Result<(), StoreError> {
+                .write(move |tx| -> Result<Ingested, StoreError> {
                     persist::remove_task(tx, seq)?;
-                    persist::append_log(tx, &row)
+                    let ingested = UserTasks::ingest(tx, &config, &findings)?;
+                    row.user_tasks_created = ingested.created.len() as u64;
+                    row.user_tasks_updated = ingested.updated.len() as u64;
+                    persist::append_log(tx, &row)?;
+                    Ok(ingested)
                 })
                 .await;
             inner.remove(seq);
             match committed {
-                Ok(()) => tracing::info!(%id, status = ?status, errors, "task ended"),
+                Ok(ingested) => {
+                    self.shared.tasks.committed(&ingested);
+                    tracing::info!(%id, status = ?status, errors, "task ended");
+                }
                 Err(e) => {
                     tracing::error!(%id, "cannot record the end of the task ({e}); it will run again at the next start")
                 }
@@ -684,6 +700,30 @@ fn names(config: &Config) -> String {
         .map(|p| p.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What an ended task found: its drift (one finding for the node's whole change set) and
+/// each plugin that failed. Cancelled tasks find nothing.
+fn findings_of(task: &QueueTask, result: &TaskResult, today: chrono::NaiveDate) -> Vec<Finding> {
+    if result.status == FinalStatus::Cancelled {
+        return Vec::new();
+    }
+    let day = result.drifts.first().map_or(today, |d| d.day);
+    let mut out: Vec<Finding> = finding::from_drift(&task.target, task.id, day, &result.drifts)
+        .into_iter()
+        .collect();
+    for run in &result.plugins {
+        if let Some(error) = &run.error {
+            out.push(finding::from_scan_failure(
+                &task.target,
+                task.id,
+                day,
+                &run.plugin,
+                error,
+            ));
+        }
+    }
+    out
 }
 
 fn cancelled_result() -> TaskResult {

@@ -52,7 +52,8 @@ pub const TASK_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new
 pub const TASK_NODES: TableDefinition<(u64, &str), u64> = TableDefinition::new("task_nodes");
 
 /// One event per task, node and day: (task id, node, day number) → event number.
-pub const TASK_EVENT_DAYS: TableDefinition<(u64, &str, i32), u64> = TableDefinition::new("task_event_days");
+pub const TASK_EVENT_DAYS: TableDefinition<(u64, &str, i32), u64> =
+    TableDefinition::new("task_event_days");
 
 /// Open tasks by finding fingerprint: fingerprint → task id.
 pub const OPEN_FINGERPRINTS: TableDefinition<&str, u64> = TableDefinition::new("open_fingerprints");

@@ -32,14 +32,21 @@ pub struct Finding {
 }
 
 /// The drift finding of one scan on one node, if anything changed.
-pub fn from_drift(node: &str, source: TaskId, day: NaiveDate, drifts: &[PluginDrift]) -> Option<Finding> {
+pub fn from_drift(
+    node: &str,
+    source: TaskId,
+    day: NaiveDate,
+    drifts: &[PluginDrift],
+) -> Option<Finding> {
     let fp = drift::fingerprint(drifts)?;
     let changes: usize = drifts.iter().map(|d| d.changes.len()).sum();
     let summary = drift_summary(drifts);
     let baseline = drifts.iter().find_map(|d| d.baseline_day);
     let mut description = format!(
         "Configuration drift: {changes} change(s) found by {source} on {node} ({day}{}).\n\n",
-        baseline.map(|b| format!(" compared with {b}")).unwrap_or_default()
+        baseline
+            .map(|b| format!(" compared with {b}"))
+            .unwrap_or_default()
     );
     let mut lines = 0;
     for d in drifts {
@@ -67,7 +74,13 @@ pub fn from_drift(node: &str, source: TaskId, day: NaiveDate, drifts: &[PluginDr
 
 /// A plugin that failed on a node. Messages that differ only in node names, paths and
 /// numbers are the same finding.
-pub fn from_scan_failure(node: &str, source: TaskId, day: NaiveDate, plugin: &str, message: &str) -> Finding {
+pub fn from_scan_failure(
+    node: &str,
+    source: TaskId,
+    day: NaiveDate,
+    plugin: &str,
+    message: &str,
+) -> Finding {
     let normal = normalise(message, node);
     let fp = blake3::hash(format!("{plugin}\0{normal}").as_bytes()).to_hex()[..32].to_owned();
     Finding {
@@ -91,7 +104,11 @@ pub fn normalise(message: &str, node: &str) -> String {
     static NUMBER: OnceLock<Regex> = OnceLock::new();
     let path = PATH.get_or_init(|| Regex::new(r#"/[^\s:;,'"()]*"#).expect("valid regex"));
     let number = NUMBER.get_or_init(|| Regex::new(r"\b\d+(\.\d+)*\b").expect("valid regex"));
-    let text = if node.is_empty() { message.to_owned() } else { message.replace(node, "<node>") };
+    let text = if node.is_empty() {
+        message.to_owned()
+    } else {
+        message.replace(node, "<node>")
+    };
     let text = path.replace_all(&text, "<path>");
     number.replace_all(&text, "<n>").into_owned()
 }
@@ -115,13 +132,18 @@ fn drift_summary(drifts: &[PluginDrift]) -> String {
             *counts.entry(kind_word(c.kind)).or_default() += 1;
             if d.plugin == "packages" && c.kind == ChangeKind::Modified {
                 if let Some(v) = c.attributes.iter().find(|a| a.name == "version") {
-                    versions.push(format!("{} {} → {}", c.key, show(&v.previous), show(&v.current)));
+                    versions.push(format!(
+                        "{} {} → {}",
+                        c.key,
+                        show(&v.previous),
+                        show(&v.current)
+                    ));
                 }
             }
         }
         for (kind, n) in counts {
             if kind == "modified" && !versions.is_empty() && versions.len() == n && n <= 2 {
-                parts.extend(versions.drain(..));
+                parts.append(&mut versions);
                 continue;
             }
             parts.push(format!("{n} {} {kind}", noun(&d.plugin, n)));
@@ -196,7 +218,15 @@ mod tests {
         let b = from_scan_failure("n2", id, day, "files", "cannot open /n2/root: denied");
         let c = from_scan_failure("n2", id, day, "packages", "cannot open /n2/root: denied");
         assert_eq!(a.fingerprint, b.fingerprint);
-        assert_ne!(a.fingerprint, c.fingerprint, "the plugin is part of the finding");
-        assert!(a.title.starts_with("Scan failure: files plugin: cannot open <path>"), "{}", a.title);
+        assert_ne!(
+            a.fingerprint, c.fingerprint,
+            "the plugin is part of the finding"
+        );
+        assert!(
+            a.title
+                .starts_with("Scan failure: files plugin: cannot open <path>"),
+            "{}",
+            a.title
+        );
     }
 }

@@ -11,7 +11,11 @@ use crate::store::StoreError;
 pub type MailWaker = outbox::Outbox;
 
 /// Queues the mail telling the task's assignee about it (nothing when unassigned).
-pub fn assignment(tx: &WriteTransaction, task: &UserTask, assigned_by: &str) -> Result<(), StoreError> {
+pub fn assignment(
+    tx: &WriteTransaction,
+    task: &UserTask,
+    assigned_by: &str,
+) -> Result<(), StoreError> {
     let Some(assignee) = &task.assignee else {
         return Ok(());
     };

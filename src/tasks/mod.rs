@@ -22,8 +22,8 @@ pub use persist::Ingested;
 use crate::api::{ApiError, Caller};
 use crate::config::{Config, Role};
 use crate::proto::{
-    CloseAllResponse, ExportedTask, NodeReport, TaskDetail, TaskFilter, TaskList, TaskReport, UserTask, UserTaskKind,
-    UserTaskStatus,
+    CloseAllResponse, ExportedTask, NodeReport, TaskDetail, TaskFilter, TaskList, TaskReport,
+    UserTask, UserTaskKind, UserTaskStatus,
 };
 use crate::snapshot;
 use crate::store::{Store, StoreError};
@@ -70,20 +70,29 @@ impl Filter {
             None | Some("open") => Some(UserTaskStatus::Open),
             Some("closed") => Some(UserTaskStatus::Closed),
             Some("all") => None,
-            Some(other) => return Err(ApiError::bad_request(format!("status {other:?}: use open, closed or all"))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "status {other:?}: use open, closed or all"
+                )))
+            }
         };
         let assignee = match f.assignee.as_deref() {
             None => None,
             Some("none") => Some(None),
             Some("me") => Some(Some(caller.email.clone().ok_or_else(|| {
-                ApiError::bad_request("`me` needs a caller with an email: this uid is not a configured user")
+                ApiError::bad_request(
+                    "`me` needs a caller with an email: this uid is not a configured user",
+                )
             })?)),
             Some(email) => Some(Some(email.to_owned())),
         };
         Ok(Filter {
             status,
             assignee,
-            q: f.q.as_ref().filter(|q| !q.is_empty()).map(|q| q.to_lowercase()),
+            q: f.q
+                .as_ref()
+                .filter(|q| !q.is_empty())
+                .map(|q| q.to_lowercase()),
             kind: f.kind,
             node: f.node.clone(),
         })
@@ -91,7 +100,10 @@ impl Filter {
 
     fn matches(&self, t: &Indexed) -> bool {
         self.status.is_none_or(|s| s == t.task.status)
-            && self.assignee.as_ref().is_none_or(|a| a.as_deref() == t.task.assignee.as_deref())
+            && self
+                .assignee
+                .as_ref()
+                .is_none_or(|a| a.as_deref() == t.task.assignee.as_deref())
             && self.kind.is_none_or(|k| k == t.task.kind)
             && self.node.as_ref().is_none_or(|n| t.nodes.contains(n))
             && self.q.as_ref().is_none_or(|q| t.text.contains(q.as_str()))
@@ -99,14 +111,21 @@ impl Filter {
 }
 
 fn not_found(id: u64) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("there is no task #{id}"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("there is no task #{id}"),
+    )
 }
 
 impl UserTasks {
     /// Loads the index from the store.
     pub async fn open(store: Store, mail: MailWaker) -> Result<UserTasks, StoreError> {
         let all = store.read(persist::load_all).await?;
-        let index = all.into_iter().map(|(t, n)| (t.id, Indexed::new(t, n))).collect();
+        let index = all
+            .into_iter()
+            .map(|(t, n)| (t.id, Indexed::new(t, n)))
+            .collect();
         Ok(UserTasks {
             store,
             index: Arc::new(RwLock::new(index)),
@@ -116,7 +135,11 @@ impl UserTasks {
 
     /// Ingests findings inside the caller's transaction: tasks, events and assignment mails
     /// commit with it. Call [`UserTasks::committed`] after the commit.
-    pub fn ingest(tx: &redb::WriteTransaction, config: &Config, findings: &[Finding]) -> Result<Ingested, StoreError> {
+    pub fn ingest(
+        tx: &redb::WriteTransaction,
+        config: &Config,
+        findings: &[Finding],
+    ) -> Result<Ingested, StoreError> {
         let out = persist::ingest(tx, config, findings)?;
         for a in &out.assignments {
             mail::assignment(tx, &a.task, &a.assigned_by)?;
@@ -154,24 +177,46 @@ impl UserTasks {
     }
 
     pub fn get(&self, id: u64) -> Option<UserTask> {
-        self.index.read().unwrap_or_else(|e| e.into_inner()).get(&id).map(|e| e.task.clone())
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .map(|e| e.task.clone())
     }
 
     /// Tasks matching the filter, sorted by last event (newest first), paged.
-    pub fn list(&self, filter: &TaskFilter, caller: &Caller, offset: usize, limit: usize) -> Result<TaskList, ApiError> {
+    pub fn list(
+        &self,
+        filter: &TaskFilter,
+        caller: &Caller,
+        offset: usize,
+        limit: usize,
+    ) -> Result<TaskList, ApiError> {
         let f = Filter::resolve(filter, caller)?;
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
         let mut hits: Vec<&Indexed> = index.values().filter(|t| f.matches(t)).collect();
         let total = hits.len();
-        hits.sort_by(|a, b| b.task.last_event_at.cmp(&a.task.last_event_at).then(b.task.id.cmp(&a.task.id)));
-        let tasks = hits.into_iter().skip(offset).take(limit).map(|e| e.task.clone()).collect();
+        hits.sort_by(|a, b| {
+            b.task
+                .last_event_at
+                .cmp(&a.task.last_event_at)
+                .then(b.task.id.cmp(&a.task.id))
+        });
+        let tasks = hits
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|e| e.task.clone())
+            .collect();
         Ok(TaskList { tasks, total })
     }
 
     /// (organisation's open tasks, the caller's open tasks).
     pub fn open_counts(&self, email: Option<&str>) -> (u64, u64) {
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
-        let open = index.values().filter(|e| e.task.status == UserTaskStatus::Open);
+        let open = index
+            .values()
+            .filter(|e| e.task.status == UserTaskStatus::Open);
         let (mut all, mut mine) = (0, 0);
         for e in open {
             all += 1;
@@ -182,12 +227,20 @@ impl UserTasks {
         (all, mine)
     }
 
-    pub async fn detail(&self, id: u64, offset: usize, limit: usize) -> Result<TaskDetail, ApiError> {
+    pub async fn detail(
+        &self,
+        id: u64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<TaskDetail, ApiError> {
         let task = self.get(id).ok_or_else(|| not_found(id))?;
         let (nodes, events) = self
             .store
             .read(move |tx| -> Result<_, StoreError> {
-                Ok((persist::node_counts(tx, id)?, persist::events(tx, id, offset, limit)?))
+                Ok((
+                    persist::node_counts(tx, id)?,
+                    persist::events(tx, id, offset, limit)?,
+                ))
             })
             .await?;
         let events_total = task.events;
@@ -215,7 +268,8 @@ impl UserTasks {
                         continue;
                     }
                     let (drift, message) = if kind == UserTaskKind::Drift {
-                        let rules = |p: &str| config.plugin(p).map(crate::drift::DiffRules::for_plugin);
+                        let rules =
+                            |p: &str| config.plugin(p).map(crate::drift::DiffRules::for_plugin);
                         (snapshot::drift_of_day_now(tx, &e.node, e.day, rules)?, None)
                     } else {
                         (Vec::new(), Some(e.details.clone()))
@@ -237,10 +291,17 @@ impl UserTasks {
 
     /// Assigns a task (admins: any; a Site User: an unassigned task, to themselves) and
     /// mails the assignee in the same commit.
-    pub async fn assign(&self, id: u64, assignee: String, caller: &Caller) -> Result<UserTask, ApiError> {
+    pub async fn assign(
+        &self,
+        id: u64,
+        assignee: String,
+        caller: &Caller,
+    ) -> Result<UserTask, ApiError> {
         let role = caller.require_user()?;
         if !crate::config::looks_like_email(&assignee) {
-            return Err(ApiError::bad_request(format!("{assignee:?} is not an email address")));
+            return Err(ApiError::bad_request(format!(
+                "{assignee:?} is not an email address"
+            )));
         }
         let current = self.get(id).ok_or_else(|| not_found(id))?;
         if role != Role::Admin {
@@ -255,7 +316,8 @@ impl UserTasks {
         let task = self
             .store
             .write(move |tx| -> Result<UserTask, StoreError> {
-                let mut task = persist::get(tx, id)?.ok_or_else(|| StoreError::Corrupt(format!("task #{id} vanished")))?;
+                let mut task = persist::get(tx, id)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("task #{id} vanished")))?;
                 task.assignee = Some(assignee.clone());
                 persist::put(tx, &task)?;
                 mail::assignment(tx, &task, &by)?;
@@ -273,7 +335,12 @@ impl UserTasks {
     }
 
     /// Closes or reopens one task.
-    pub async fn set_open(&self, id: u64, open: bool, caller: &Caller) -> Result<UserTask, ApiError> {
+    pub async fn set_open(
+        &self,
+        id: u64,
+        open: bool,
+        caller: &Caller,
+    ) -> Result<UserTask, ApiError> {
         let role = caller.require_user()?;
         let current = self.get(id).ok_or_else(|| not_found(id))?;
         if !Self::may_close(&current, caller, role) {
@@ -311,7 +378,11 @@ impl UserTasks {
     }
 
     /// Closes every open task that matches (for a Site User: only those assigned to them).
-    pub async fn close_all(&self, filter: &TaskFilter, caller: &Caller) -> Result<CloseAllResponse, ApiError> {
+    pub async fn close_all(
+        &self,
+        filter: &TaskFilter,
+        caller: &Caller,
+    ) -> Result<CloseAllResponse, ApiError> {
         let role = caller.require_user()?;
         let mut f = Filter::resolve(filter, caller)?;
         f.status = Some(UserTaskStatus::Open);
@@ -351,7 +422,11 @@ impl UserTasks {
     }
 
     /// Tasks matching the filter with all their events, oldest task first.
-    pub async fn export(&self, filter: &TaskFilter, caller: &Caller) -> Result<Vec<ExportedTask>, ApiError> {
+    pub async fn export(
+        &self,
+        filter: &TaskFilter,
+        caller: &Caller,
+    ) -> Result<Vec<ExportedTask>, ApiError> {
         let mut tasks = self.list(filter, caller, 0, usize::MAX)?.tasks;
         tasks.sort_by_key(|t| t.id);
         let out = self

@@ -10,7 +10,8 @@ use crate::config::Config;
 use crate::proto::{NodeCount, TaskEvent, UserTask, UserTaskStatus};
 use crate::snapshot::day_number;
 use crate::store::tables::{
-    LAST_FINGERPRINTS, META, OPEN_FINGERPRINTS, TASK_EVENTS, TASK_EVENT_DAYS, TASK_NODES, USER_TASKS,
+    LAST_FINGERPRINTS, META, OPEN_FINGERPRINTS, TASK_EVENTS, TASK_EVENT_DAYS, TASK_NODES,
+    USER_TASKS,
 };
 use crate::store::StoreError;
 
@@ -34,7 +35,8 @@ pub fn get(tx: &WriteTransaction, id: u64) -> Result<Option<UserTask>, StoreErro
 
 pub fn put(tx: &WriteTransaction, task: &UserTask) -> Result<(), StoreError> {
     let bytes = encode("user task", task)?;
-    tx.open_table(USER_TASKS)?.insert(task.id, bytes.as_slice())?;
+    tx.open_table(USER_TASKS)?
+        .insert(task.id, bytes.as_slice())?;
     Ok(())
 }
 
@@ -59,11 +61,18 @@ pub struct Ingested {
 
 /// Adds each finding to the open task with its fingerprint, or opens a task for it. One
 /// event per task, node and day: a rescan on the same day adds nothing.
-pub fn ingest(tx: &WriteTransaction, config: &Config, findings: &[Finding]) -> Result<Ingested, StoreError> {
+pub fn ingest(
+    tx: &WriteTransaction,
+    config: &Config,
+    findings: &[Finding],
+) -> Result<Ingested, StoreError> {
     let mut out = Ingested::default();
     let now = Utc::now();
     for f in findings {
-        let open = tx.open_table(OPEN_FINGERPRINTS)?.get(f.fingerprint.as_str())?.map(|v| v.value());
+        let open = tx
+            .open_table(OPEN_FINGERPRINTS)?
+            .get(f.fingerprint.as_str())?
+            .map(|v| v.value());
         let mut task = match open.map(|id| get(tx, id)).transpose()?.flatten() {
             Some(task) => task,
             None => {
@@ -96,10 +105,14 @@ pub fn ingest(tx: &WriteTransaction, config: &Config, findings: &[Finding]) -> R
             day: f.day,
             details: f.details.clone(),
         };
-        tx.open_table(TASK_EVENTS)?.insert((task.id, seq), encode("task event", &event)?.as_slice())?;
-        tx.open_table(TASK_EVENT_DAYS)?.insert((task.id, f.node.as_str(), day), seq)?;
+        tx.open_table(TASK_EVENTS)?
+            .insert((task.id, seq), encode("task event", &event)?.as_slice())?;
+        tx.open_table(TASK_EVENT_DAYS)?
+            .insert((task.id, f.node.as_str(), day), seq)?;
         let mut nodes = tx.open_table(TASK_NODES)?;
-        let per_node = nodes.get((task.id, f.node.as_str()))?.map_or(0, |v| v.value());
+        let per_node = nodes
+            .get((task.id, f.node.as_str()))?
+            .map_or(0, |v| v.value());
         nodes.insert((task.id, f.node.as_str()), per_node + 1)?;
         drop(nodes);
         task.events = seq;
@@ -125,19 +138,30 @@ pub fn ingest(tx: &WriteTransaction, config: &Config, findings: &[Finding]) -> R
     Ok(out)
 }
 
-fn new_task(tx: &WriteTransaction, config: &Config, f: &Finding, now: chrono::DateTime<Utc>) -> Result<UserTask, StoreError> {
+fn new_task(
+    tx: &WriteTransaction,
+    config: &Config,
+    f: &Finding,
+    now: chrono::DateTime<Utc>,
+) -> Result<UserTask, StoreError> {
     let mut meta = tx.open_table(META)?;
     let id = meta.get(NEXT_TASK)?.map_or(0, |v| v.value()) + 1;
     meta.insert(NEXT_TASK, id)?;
     drop(meta);
-    let previous = tx.open_table(LAST_FINGERPRINTS)?.get(f.fingerprint.as_str())?.map(|v| v.value());
+    let previous = tx
+        .open_table(LAST_FINGERPRINTS)?
+        .get(f.fingerprint.as_str())?
+        .map(|v| v.value());
     let mut description = f.description.clone();
     if let Some(prev) = previous.map(|p| get(tx, p)).transpose()?.flatten() {
         let closed = match (&prev.closed_by, prev.closed_at) {
             (Some(by), Some(at)) => format!(", closed by {by} on {}", at.format("%Y-%m-%d")),
             _ => String::new(),
         };
-        description.push_str(&format!("\nThis finding was seen before: task #{}{closed}.\n", prev.id));
+        description.push_str(&format!(
+            "\nThis finding was seen before: task #{}{closed}.\n",
+            prev.id
+        ));
     }
     let task = UserTask {
         id,
@@ -159,8 +183,10 @@ fn new_task(tx: &WriteTransaction, config: &Config, f: &Finding, now: chrono::Da
         recurrence_of: previous,
     };
     put(tx, &task)?;
-    tx.open_table(OPEN_FINGERPRINTS)?.insert(f.fingerprint.as_str(), id)?;
-    tx.open_table(LAST_FINGERPRINTS)?.insert(f.fingerprint.as_str(), id)?;
+    tx.open_table(OPEN_FINGERPRINTS)?
+        .insert(f.fingerprint.as_str(), id)?;
+    tx.open_table(LAST_FINGERPRINTS)?
+        .insert(f.fingerprint.as_str(), id)?;
     Ok(task)
 }
 
@@ -175,7 +201,12 @@ fn first_auto_group(config: &Config, node: &str) -> Option<String> {
 }
 
 /// Marks a task closed or open again, keeping the open-fingerprint index right.
-pub fn set_open(tx: &WriteTransaction, task: &mut UserTask, open: bool, by: &str) -> Result<(), StoreError> {
+pub fn set_open(
+    tx: &WriteTransaction,
+    task: &mut UserTask,
+    open: bool,
+    by: &str,
+) -> Result<(), StoreError> {
     let mut index = tx.open_table(OPEN_FINGERPRINTS)?;
     if open {
         task.status = UserTaskStatus::Open;
@@ -196,7 +227,10 @@ pub fn set_open(tx: &WriteTransaction, task: &mut UserTask, open: bool, by: &str
 
 /// The open task with this fingerprint, if any.
 pub fn open_with_fingerprint(tx: &WriteTransaction, fp: &str) -> Result<Option<u64>, StoreError> {
-    Ok(tx.open_table(OPEN_FINGERPRINTS)?.get(fp)?.map(|v| v.value()))
+    Ok(tx
+        .open_table(OPEN_FINGERPRINTS)?
+        .get(fp)?
+        .map(|v| v.value()))
 }
 
 /// Every task with its nodes (to build the in-memory index at start).
@@ -237,10 +271,20 @@ pub fn node_counts(tx: &ReadTransaction, id: u64) -> Result<Vec<NodeCount>, Stor
 }
 
 /// A task's events, newest first.
-pub fn events(tx: &ReadTransaction, id: u64, offset: usize, limit: usize) -> Result<Vec<TaskEvent>, StoreError> {
+pub fn events(
+    tx: &ReadTransaction,
+    id: u64,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<TaskEvent>, StoreError> {
     let table = tx.open_table(TASK_EVENTS)?;
     let mut out = Vec::new();
-    for entry in table.range((id, 0)..=(id, u64::MAX))?.rev().skip(offset).take(limit) {
+    for entry in table
+        .range((id, 0)..=(id, u64::MAX))?
+        .rev()
+        .skip(offset)
+        .take(limit)
+    {
         let (_, v) = entry?;
         if let Ok(e) = serde_json::from_slice(v.value()) {
             out.push(e);

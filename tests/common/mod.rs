@@ -302,3 +302,45 @@ fn rand_suffix() -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// One HTTP request over the socket from a process running as `uid` (for role tests; needs
+/// root). Uses Debian's Python, which the test machine has for the SMTP sink anyway.
+pub fn http_as(
+    uid: u32,
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    use std::os::unix::process::CommandExt;
+    const SCRIPT: &str = r#"
+import http.client, socket, sys
+class C(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(sys.argv[1])
+c = C("localhost")
+body = sys.argv[4] if len(sys.argv) > 4 else None
+c.request(sys.argv[2], sys.argv[3], body=body, headers={"Content-Type": "application/json"})
+r = c.getresponse()
+sys.stdout.write(str(r.status) + "\n" + r.read().decode())
+"#;
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg("-c").arg(SCRIPT).arg(socket).arg(method).arg(path);
+    if let Some(b) = body {
+        cmd.arg(b);
+    }
+    let out = cmd
+        .uid(uid)
+        .gid(65534)
+        .output()
+        .expect("run /usr/bin/python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, body) = text.split_once('\n').unwrap_or(("0", ""));
+    assert!(
+        code != "0",
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code.parse().unwrap_or(0), body.to_owned())
+}
