@@ -12,6 +12,7 @@ pub mod drift;
 pub mod logging;
 pub mod outbox;
 pub mod plugin;
+pub mod policy;
 pub mod proto;
 pub mod queue;
 pub mod schedule;

@@ -1,0 +1,1 @@
+//! Policies: files of checks that audits evaluate against nodes.
