@@ -70,7 +70,20 @@ pub struct SnapshotWriter {
     chunks: Vec<ChunkRef>,
     last_key: Option<String>,
     items: u64,
+    pending: Vec<PendingChunk>,
 }
+
+/// A closed chunk waiting to be written with the next batch.
+struct PendingChunk {
+    bytes: Vec<u8>,
+    first: String,
+    n: usize,
+    values: Vec<(Hash, Vec<u8>)>,
+}
+
+/// Chunks written per transaction while a scan streams: fewer, larger transactions are
+/// much cheaper for redb, and memory stays bounded (about this many chunks of items).
+const CHUNKS_PER_WRITE: usize = 32;
 
 impl SnapshotWriter {
     pub fn new(store: Store, node: &str, plugin: &str, day: NaiveDate) -> Self {
@@ -84,6 +97,7 @@ impl SnapshotWriter {
             chunks: Vec::new(),
             last_key: None,
             items: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -115,21 +129,43 @@ impl SnapshotWriter {
         self.items
     }
 
-    /// Stores the chunk being built (and its new values) in a lazy commit: useless, and
-    /// swept at the next start, unless a later durable commit references it.
+    /// Closes the chunk being built; every [`CHUNKS_PER_WRITE`] chunks, stores them.
     async fn flush(&mut self) -> Result<(), StoreError> {
-        if self.builder.is_empty() {
+        if !self.builder.is_empty() {
+            let (bytes, first, n) = self.builder.take();
+            let values = std::mem::take(&mut self.values);
+            self.pending.push(PendingChunk {
+                bytes,
+                first,
+                n,
+                values,
+            });
+        }
+        if self.pending.len() >= CHUNKS_PER_WRITE {
+            self.write_pending().await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the closed chunks (and their new values) in one lazy commit: useless, and
+    /// swept at the next start, unless a later durable commit references them.
+    async fn write_pending(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let (bytes, first, n) = self.builder.take();
-        let values = std::mem::take(&mut self.values);
+        let pending = std::mem::take(&mut self.pending);
         let store = self.store.clone();
-        let chunk_ref = tokio::task::spawn_blocking(move || {
-            store.write_lazy_blocking(|tx| refs::put_chunk(tx, &bytes, &first, n, &values))
+        let refs = tokio::task::spawn_blocking(move || {
+            store.write_lazy_blocking(|tx| {
+                pending
+                    .iter()
+                    .map(|c| refs::put_chunk(tx, &c.bytes, &c.first, c.n, &c.values))
+                    .collect::<Result<Vec<_>, _>>()
+            })
         })
         .await
         .map_err(|e| StoreError::Join(e.to_string()))??;
-        self.chunks.push(chunk_ref);
+        self.chunks.extend(refs);
         Ok(())
     }
 
@@ -144,6 +180,7 @@ impl SnapshotWriter {
         rules: DiffRules,
     ) -> Result<PluginDrift, SnapshotError> {
         self.flush().await?;
+        self.write_pending().await?;
         let meta = SnapshotMeta {
             scan,
             taken_at: Utc::now(),
