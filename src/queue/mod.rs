@@ -733,6 +733,7 @@ fn cancelled_result() -> TaskResult {
         items: 0,
         plugins: Vec::new(),
         drifts: Vec::new(),
+        checks: Vec::new(),
         interrupted: false,
     }
 }
@@ -747,6 +748,7 @@ fn interrupted_result(task: &QueueTask) -> TaskResult {
         items: 0,
         plugins: Vec::new(),
         drifts: Vec::new(),
+        checks: Vec::new(),
         interrupted: false,
     }
 }
@@ -774,6 +776,7 @@ fn log_row(task: &QueueTask, result: TaskResult, finished_at: DateTime<Utc>) -> 
         attempt: task.attempt,
         items_scanned: result.items,
         changes_found,
+        checks: result.checks,
         drift_fingerprint,
         user_tasks_created: 0,
         user_tasks_updated: 0,

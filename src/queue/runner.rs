@@ -14,7 +14,7 @@ use crate::drift::{self, DiffRules};
 use crate::plugin::supervisor::{
     self, PluginFailure, ScanEvent, ScanOutcome, ScanSpec, WorkerCommand,
 };
-use crate::proto::{FinalStatus, PluginDrift, PluginRun, QueueTask, TaskKind};
+use crate::proto::{CheckRecord, FinalStatus, PluginDrift, PluginRun, QueueTask, TaskKind};
 use crate::snapshot::{self, SnapshotWriter};
 use crate::store::Store;
 
@@ -32,6 +32,8 @@ pub struct TaskResult {
     pub plugins: Vec<PluginRun>,
     /// Drift of each plugin that completed (empty change lists included).
     pub drifts: Vec<PluginDrift>,
+    /// Audits: every check's outcome.
+    pub checks: Vec<CheckRecord>,
     /// Killed because the daemon is stopping: not a terminal state, the task is requeued.
     pub interrupted: bool,
 }
@@ -55,6 +57,7 @@ impl TaskResult {
             items: 0,
             plugins: Vec::new(),
             drifts: Vec::new(),
+            checks: Vec::new(),
             interrupted: false,
         }
     }
@@ -112,6 +115,7 @@ async fn scan(
         items: 0,
         plugins: Vec::new(),
         drifts: Vec::new(),
+        checks: Vec::new(),
         interrupted: false,
     };
     for name in names {
@@ -255,6 +259,7 @@ fn audit(task: &QueueTask) -> TaskResult {
         items: 0,
         plugins: Vec::new(),
         drifts: Vec::new(),
+        checks: Vec::new(),
         interrupted: false,
     }
 }

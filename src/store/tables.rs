@@ -61,6 +61,12 @@ pub const OPEN_FINGERPRINTS: TableDefinition<&str, u64> = TableDefinition::new("
 /// The newest task of each fingerprint, open or closed: fingerprint → task id.
 pub const LAST_FINGERPRINTS: TableDefinition<&str, u64> = TableDefinition::new("last_fingerprints");
 
+/// Nodes of a task whose finding a later audit found fixed: (task id, node) → `Audit #N`.
+pub const TASK_NODE_RESOLVED: TableDefinition<(u64, &str), &str> = TableDefinition::new("task_node_resolved");
+
+/// Latest audit result per check and node: (policy, check, node) → `proto::CheckRecord` JSON.
+pub const POLICY_RESULTS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("policy_results");
+
 /// Opens every table once so that read transactions never meet a missing table.
 pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(META)?;
@@ -81,5 +87,7 @@ pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(TASK_EVENT_DAYS)?;
     tx.open_table(OPEN_FINGERPRINTS)?;
     tx.open_table(LAST_FINGERPRINTS)?;
+    tx.open_table(TASK_NODE_RESOLVED)?;
+    tx.open_table(POLICY_RESULTS)?;
     Ok(())
 }

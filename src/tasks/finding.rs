@@ -230,3 +230,39 @@ mod tests {
         );
     }
 }
+
+/// What a failing policy check says about itself, for its task's text.
+#[derive(Debug, Clone)]
+pub struct FailedCheck<'a> {
+    pub policy: &'a str,
+    pub policy_description: &'a str,
+    pub check: &'a str,
+    pub check_description: &'a str,
+    pub plugin: &'a str,
+    pub evidence: &'a str,
+}
+
+/// The fingerprint of a policy check's finding: the policy and the check, whatever the node.
+pub fn policy_fingerprint(policy: &str, check: &str) -> String {
+    format!("policy:{policy}/{check}")
+}
+
+/// A policy check failing on a node.
+pub fn from_policy(node: &str, source: TaskId, day: NaiveDate, c: &FailedCheck<'_>) -> Finding {
+    let what = if c.check_description.is_empty() { c.check } else { c.check_description };
+    Finding {
+        kind: UserTaskKind::Policy,
+        fingerprint: policy_fingerprint(c.policy, c.check),
+        node: node.to_owned(),
+        source,
+        day,
+        title: cap(&format!("Policy {}: {what} (check {} fails)", c.policy, c.check)),
+        description: format!(
+            "Policy {} ({}), check {}: {what}.\nEvaluated on items of the {} plugin.\n\n\
+             First failed on {node} ({source}): {}\n\nThe task closes itself when a later audit finds the check \
+             passing on every node.\n",
+            c.policy, c.policy_description, c.check, c.plugin, c.evidence
+        ),
+        details: c.evidence.to_owned(),
+    }
+}

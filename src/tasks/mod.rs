@@ -147,6 +147,26 @@ impl UserTasks {
         Ok(out)
     }
 
+    /// Inside the caller's transaction: each (fingerprint, node) found passing again resolves
+    /// that node in the finding's open task; tasks whose nodes all pass close themselves and
+    /// their assignees are mailed. Closed tasks are added to `out` for the index.
+    pub fn resolve(
+        tx: &redb::WriteTransaction,
+        passing: &[(String, String)],
+        audit: &str,
+        out: &mut Ingested,
+    ) -> Result<(), StoreError> {
+        for (fingerprint, node) in passing {
+            if let Some(task) = persist::resolve(tx, fingerprint, node, audit)? {
+                mail::closed_by_audit(tx, &task, audit)?;
+                out.closed_by_audit.push(task.id);
+                out.changed.retain(|t| t.id != task.id);
+                out.changed.push(task);
+            }
+        }
+        Ok(())
+    }
+
     /// Brings the index up to date after a commit that ingested findings.
     pub fn committed(&self, ingested: &Ingested) {
         let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
@@ -162,7 +182,7 @@ impl UserTasks {
             }
         }
         drop(index);
-        if !ingested.assignments.is_empty() {
+        if !ingested.assignments.is_empty() || !ingested.closed_by_audit.is_empty() {
             self.mail.wake();
         }
     }

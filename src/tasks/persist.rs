@@ -11,7 +11,7 @@ use crate::proto::{NodeCount, TaskEvent, UserTask, UserTaskStatus};
 use crate::snapshot::day_number;
 use crate::store::tables::{
     LAST_FINGERPRINTS, META, OPEN_FINGERPRINTS, TASK_EVENTS, TASK_EVENT_DAYS, TASK_NODES,
-    USER_TASKS,
+    TASK_NODE_RESOLVED, USER_TASKS,
 };
 use crate::store::StoreError;
 
@@ -57,6 +57,8 @@ pub struct Ingested {
     /// Nodes newly added to tasks: (task, node).
     pub new_nodes: Vec<(u64, String)>,
     pub assignments: Vec<Assignment>,
+    /// Tasks an audit closed because every node passes again.
+    pub closed_by_audit: Vec<u64>,
 }
 
 /// Adds each finding to the open task with its fingerprint, or opens a task for it. One
@@ -115,6 +117,8 @@ pub fn ingest(
             .map_or(0, |v| v.value());
         nodes.insert((task.id, f.node.as_str()), per_node + 1)?;
         drop(nodes);
+        // Failing again: no longer resolved.
+        tx.open_table(TASK_NODE_RESOLVED)?.remove((task.id, f.node.as_str()))?;
         task.events = seq;
         task.last_event_at = now;
         if per_node == 0 {
@@ -200,6 +204,45 @@ fn first_auto_group(config: &Config, node: &str) -> Option<String> {
         .map(|g| g.name.clone())
 }
 
+/// A later audit found the finding `fingerprint` fixed on `node`: marks the node resolved in
+/// the open task of that finding; when every node of the task is resolved, the task closes
+/// itself (`closed_by` = the audit) and is returned so its assignee can be told.
+pub fn resolve(tx: &WriteTransaction, fingerprint: &str, node: &str, audit: &str) -> Result<Option<UserTask>, StoreError> {
+    let Some(id) = open_with_fingerprint(tx, fingerprint)? else {
+        return Ok(None);
+    };
+    let nodes: Vec<String> = {
+        let table = tx.open_table(TASK_NODES)?;
+        let mut out = Vec::new();
+        for entry in table.range((id, "")..)? {
+            let (k, _) = entry?;
+            let (tid, n) = k.value();
+            if tid != id {
+                break;
+            }
+            out.push(n.to_owned());
+        }
+        out
+    };
+    if !nodes.iter().any(|n| n == node) {
+        return Ok(None);
+    }
+    let mut resolved = tx.open_table(TASK_NODE_RESOLVED)?;
+    resolved.insert((id, node), audit)?;
+    for n in &nodes {
+        if resolved.get((id, n.as_str()))?.is_none() {
+            return Ok(None);
+        }
+    }
+    drop(resolved);
+    let Some(mut task) = get(tx, id)? else {
+        return Ok(None);
+    };
+    set_open(tx, &mut task, false, audit)?;
+    tracing::info!(task = id, %audit, "user task closed itself: every node passes again");
+    Ok(Some(task))
+}
+
 /// Marks a task closed or open again, keeping the open-fingerprint index right.
 pub fn set_open(
     tx: &WriteTransaction,
@@ -255,6 +298,7 @@ pub fn load_all(tx: &ReadTransaction) -> Result<Vec<(UserTask, Vec<String>)>, St
 /// A task's nodes with their event counts.
 pub fn node_counts(tx: &ReadTransaction, id: u64) -> Result<Vec<NodeCount>, StoreError> {
     let table = tx.open_table(TASK_NODES)?;
+    let resolved = tx.open_table(TASK_NODE_RESOLVED)?;
     let mut out = Vec::new();
     for entry in table.range((id, "")..)? {
         let (k, v) = entry?;
@@ -265,6 +309,7 @@ pub fn node_counts(tx: &ReadTransaction, id: u64) -> Result<Vec<NodeCount>, Stor
         out.push(NodeCount {
             node: node.to_owned(),
             events: v.value(),
+            resolved_by: resolved.get((id, node))?.map(|r| r.value().to_owned()),
         });
     }
     Ok(out)
