@@ -22,6 +22,10 @@ use tables::META;
 /// The schema this build writes. Bump it (and add a migration) when a table's layout changes.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// redb's page cache. Its default (1 GiB) would let the daemon's memory grow with the store;
+/// scans stream and diffs skip unchanged chunks, so a small cache is enough.
+const CACHE_BYTES: usize = 32 << 20;
+
 /// File name of the database inside the state dir.
 pub const DB_FILE: &str = "vigil.redb";
 const LOCK_FILE: &str = "vigild.lock";
@@ -107,7 +111,10 @@ impl Store {
         ensure_state_dir(state_dir)?;
         let lock = lock_state_dir(state_dir)?;
         let path = state_dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|source| StoreError::Open {
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
