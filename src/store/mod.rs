@@ -115,9 +115,9 @@ impl Store {
             .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+                path: path.clone(),
+                source,
+            })?;
         let store = Store {
             db: Arc::new(db),
             path,

@@ -62,10 +62,12 @@ pub const OPEN_FINGERPRINTS: TableDefinition<&str, u64> = TableDefinition::new("
 pub const LAST_FINGERPRINTS: TableDefinition<&str, u64> = TableDefinition::new("last_fingerprints");
 
 /// Nodes of a task whose finding a later audit found fixed: (task id, node) → `Audit #N`.
-pub const TASK_NODE_RESOLVED: TableDefinition<(u64, &str), &str> = TableDefinition::new("task_node_resolved");
+pub const TASK_NODE_RESOLVED: TableDefinition<(u64, &str), &str> =
+    TableDefinition::new("task_node_resolved");
 
 /// Latest audit result per check and node: (policy, check, node) → `proto::CheckRecord` JSON.
-pub const POLICY_RESULTS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("policy_results");
+pub const POLICY_RESULTS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("policy_results");
 
 /// Opens every table once so that read transactions never meet a missing table.
 pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {

@@ -249,7 +249,11 @@ pub fn policy_fingerprint(policy: &str, check: &str) -> String {
 
 /// A policy check failing on a node.
 pub fn from_policy(node: &str, source: TaskId, day: NaiveDate, c: &FailedCheck<'_>) -> Finding {
-    let what = if c.check_description.is_empty() { c.check } else { c.check_description };
+    let what = if c.check_description.is_empty() {
+        c.check
+    } else {
+        c.check_description
+    };
     Finding {
         kind: UserTaskKind::Policy,
         fingerprint: policy_fingerprint(c.policy, c.check),

@@ -35,7 +35,11 @@ pub fn assignment(
 }
 
 /// Queues the short mail telling the assignee that an audit closed their task.
-pub fn closed_by_audit(tx: &WriteTransaction, task: &UserTask, audit: &str) -> Result<(), StoreError> {
+pub fn closed_by_audit(
+    tx: &WriteTransaction,
+    task: &UserTask,
+    audit: &str,
+) -> Result<(), StoreError> {
     let Some(assignee) = &task.assignee else {
         return Ok(());
     };

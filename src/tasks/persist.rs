@@ -118,7 +118,8 @@ pub fn ingest(
         nodes.insert((task.id, f.node.as_str()), per_node + 1)?;
         drop(nodes);
         // Failing again: no longer resolved.
-        tx.open_table(TASK_NODE_RESOLVED)?.remove((task.id, f.node.as_str()))?;
+        tx.open_table(TASK_NODE_RESOLVED)?
+            .remove((task.id, f.node.as_str()))?;
         task.events = seq;
         task.last_event_at = now;
         if per_node == 0 {
@@ -207,7 +208,12 @@ fn first_auto_group(config: &Config, node: &str) -> Option<String> {
 /// A later audit found the finding `fingerprint` fixed on `node`: marks the node resolved in
 /// the open task of that finding; when every node of the task is resolved, the task closes
 /// itself (`closed_by` = the audit) and is returned so its assignee can be told.
-pub fn resolve(tx: &WriteTransaction, fingerprint: &str, node: &str, audit: &str) -> Result<Option<UserTask>, StoreError> {
+pub fn resolve(
+    tx: &WriteTransaction,
+    fingerprint: &str,
+    node: &str,
+    audit: &str,
+) -> Result<Option<UserTask>, StoreError> {
     let Some(id) = open_with_fingerprint(tx, fingerprint)? else {
         return Ok(None);
     };
