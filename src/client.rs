@@ -56,12 +56,31 @@ impl Client {
         self.request(Method::POST, path, Some(body)).await
     }
 
+    /// A GET whose answer is not JSON (CSV export): the body as text.
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let bytes = self.send(Method::GET, path, None).await?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|e| ClientError::Protocol(format!("the answer is not UTF-8: {e}")))
+    }
+
     async fn request<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T, ClientError> {
+        let bytes = self.send(method, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("invalid JSON: {e}")))
+    }
+
+    /// Sends one request; the body of a success, or the daemon's error envelope as an error.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable {
             path: self.socket.clone(),
             reason,
@@ -106,7 +125,6 @@ impl Client {
                 Err(_) => ClientError::Protocol(format!("HTTP {status} without an error body")),
             });
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Protocol(format!("invalid JSON: {e}")))
+        Ok(bytes)
     }
 }

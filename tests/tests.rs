@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area. They start the real `vigild`.
 
 mod cli_queue;
+mod cli_tasks;
 mod common;
 mod drift;
 mod email;

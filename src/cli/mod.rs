@@ -1,12 +1,15 @@
 //! The `vigil` command line client. Every command talks to vigild over the control socket
 //! and prints aligned tables (or JSON with `--json`).
 
+mod drift_view;
 mod log;
+mod nodes;
 mod outbox;
 mod queue;
 mod scan;
 mod status;
 pub mod table;
+mod tasks;
 mod text;
 
 use std::path::PathBuf;
@@ -55,6 +58,12 @@ enum Command {
     Audit(scan::AuditArgs),
     /// Ended scans or audits: the Scan log and the Audit log.
     Log(log::LogArgs),
+    /// User tasks: findings to look at; show, changes, assign, close, close-all, export.
+    Tasks(tasks::TasksArgs),
+    /// The configured nodes with their last scan.
+    Nodes,
+    /// A node's drift for one day against its baseline.
+    Drift(nodes::DriftArgs),
     /// Mails not yet delivered, and dead letters (admin).
     Outbox {
         #[command(subcommand)]
@@ -107,6 +116,9 @@ pub fn main() -> ExitCode {
             Command::Scan(args) => scan::scan(&client, args, cli.json).await,
             Command::Audit(args) => scan::audit(&client, args, cli.json).await,
             Command::Log(args) => log::run(&client, args, cli.json).await,
+            Command::Tasks(args) => tasks::run(&client, args, cli.json).await,
+            Command::Nodes => nodes::nodes(&client, cli.json).await,
+            Command::Drift(args) => nodes::drift(&client, args, cli.json).await,
             Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
         }
     });

@@ -17,12 +17,16 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
         (Some(role), None) => format!("uid {} ({role})", s.caller.uid),
         (None, _) => format!("uid {} (not a vigil user: status only)", s.caller.uid),
     };
-    let count = |v: Option<u64>| v.map_or("not yet available".to_owned(), |n| n.to_string());
-    let rows = vec![
-        row(
-            "open tasks",
-            format!("{} (mine: {})", count(s.open_tasks), count(s.my_open_tasks)),
+    let open_tasks = match (s.open_tasks, s.my_open_tasks) {
+        (Some(all), Some(mine)) => format!("{all} (mine: {mine})"),
+        (Some(all), None) => format!(
+            "{all} (none can be yours: uid {} has no email)",
+            s.caller.uid
         ),
+        (None, _) => "not yet available".to_owned(),
+    };
+    let rows = vec![
+        row("open tasks", open_tasks),
         row("version", format!("vigild {} (pid {})", s.version, s.pid)),
         row("uptime", human_duration(s.uptime_secs)),
         row(

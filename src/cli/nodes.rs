@@ -1,0 +1,193 @@
+//! `vigil nodes` (the configured nodes with their last scan) and `vigil drift NODE` (a node's
+//! drift for one day, against its baseline).
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use clap::Args;
+
+use super::drift_view::{self, clean, Paint};
+use super::{print_json, table, text, with_query, CmdResult};
+use crate::client::Client;
+use crate::proto::{NodeDrift, NodeInfo, PluginDrift};
+
+#[derive(Args)]
+pub struct DriftArgs {
+    /// The node, as named in the config.
+    #[arg(value_name = "NODE")]
+    node: String,
+
+    /// The day whose snapshot to compare with its baseline (default: the newest scanned day).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    date: Option<NaiveDate>,
+
+    /// Only this plugin.
+    #[arg(long, value_name = "PLUGIN")]
+    plugin: Option<String>,
+}
+
+pub async fn nodes(client: &Client, json: bool) -> CmdResult {
+    let nodes: Vec<NodeInfo> = client.get("/v1/nodes").await?;
+    if json {
+        print_json(&nodes);
+        return Ok(());
+    }
+    if nodes.is_empty() {
+        println!("No node is configured: add [[node]] sections to the config.");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = nodes.iter().map(node_row).collect();
+    table::print(
+        Some(&["NAME", "GROUPS", "LAST SCAN", "ITEMS", "CHANGES"]),
+        &rows,
+    );
+    Ok(())
+}
+
+fn node_row(n: &NodeInfo) -> Vec<String> {
+    let groups = if n.groups.is_empty() {
+        "-".to_owned()
+    } else {
+        n.groups.join(",")
+    };
+    let (last, changes) = match &n.last_scan {
+        Some(s) => (
+            format!(
+                "{} {} {}",
+                s.id,
+                text::final_status_word(s.status),
+                text::local_time(s.finished_at)
+            ),
+            s.changes_found.to_string(),
+        ),
+        None => ("never".to_owned(), "-".to_owned()),
+    };
+    let items = if n.items.is_empty() {
+        "-".to_owned()
+    } else {
+        n.items.values().sum::<u64>().to_string()
+    };
+    vec![n.name.clone(), groups, last, items, changes]
+}
+
+pub async fn drift(client: &Client, args: DriftArgs, json: bool) -> CmdResult {
+    let path = with_query(
+        &format!("/v1/nodes/{}/drift", path_segment(&args.node)),
+        &[
+            ("date", args.date.map(|d| d.to_string())),
+            ("plugin", args.plugin.clone()),
+        ],
+    );
+    let drift: NodeDrift = client.get(&path).await?;
+    if json {
+        print_json(&drift);
+        return Ok(());
+    }
+    let paint = Paint::for_stdout();
+    print!("{}", render_drift(&drift, paint));
+    Ok(())
+}
+
+fn render_drift(d: &NodeDrift, paint: Paint) -> String {
+    let scans: BTreeSet<String> = d.plugins.iter().map(|p| p.scan.to_string()).collect();
+    let scans: Vec<String> = scans.into_iter().collect();
+    let mut out = format!(
+        "{}  {}  {}  {}\n",
+        paint.bold(&clean(&d.node)),
+        d.day,
+        scans.join(", "),
+        summary(&d.plugins, d.changes)
+    );
+    drift_view::plugins(&mut out, &d.plugins, "  ", paint);
+    out
+}
+
+/// `3 changes against baseline 2026-04-01`, the baseline per plugin when they differ, or the
+/// first scan.
+fn summary(plugins: &[PluginDrift], changes: usize) -> String {
+    let baselines: BTreeSet<Option<NaiveDate>> = plugins.iter().map(|p| p.baseline_day).collect();
+    let against = match baselines.into_iter().collect::<Vec<_>>().as_slice() {
+        [None] => return "first scan: baseline recorded, no drift".to_owned(),
+        [Some(day)] => format!("baseline {day}"),
+        _ => {
+            let each: Vec<String> = plugins
+                .iter()
+                .map(|p| match p.baseline_day {
+                    Some(day) => format!("{} {day}", clean(&p.plugin)),
+                    None => format!("{} first scan", clean(&p.plugin)),
+                })
+                .collect();
+            format!("baselines {}", each.join(", "))
+        }
+    };
+    let unread: usize = plugins.iter().map(|p| p.coverage_notes.len()).sum();
+    let mut line = format!("{} against {against}", drift_view::changes_word(changes));
+    if unread > 0 {
+        line.push_str(&format!("; {unread} not seen (below)"));
+    }
+    line
+}
+
+/// A node name as one URL path segment.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{TaskId, TaskKind};
+
+    fn plugin(name: &str, baseline: Option<&str>) -> PluginDrift {
+        PluginDrift {
+            node: "web-0".into(),
+            plugin: name.into(),
+            day: "2026-04-02".parse().unwrap(),
+            scan: TaskId {
+                kind: TaskKind::Scan,
+                number: 3,
+            },
+            baseline_day: baseline.map(|b| b.parse().unwrap()),
+            items: 1,
+            changes: Vec::new(),
+            coverage_notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_summary_names_the_baseline() {
+        let same = [
+            plugin("packages", Some("2026-04-01")),
+            plugin("accounts", Some("2026-04-01")),
+        ];
+        assert_eq!(summary(&same, 2), "2 changes against baseline 2026-04-01");
+        let first = [plugin("packages", None)];
+        assert_eq!(
+            summary(&first, 0),
+            "first scan: baseline recorded, no drift"
+        );
+        let mixed = [
+            plugin("packages", Some("2026-04-01")),
+            plugin("files", None),
+        ];
+        assert_eq!(
+            summary(&mixed, 1),
+            "1 change against baselines packages 2026-04-01, files first scan"
+        );
+    }
+
+    #[test]
+    fn node_names_are_encoded_in_paths() {
+        assert_eq!(path_segment("web-0"), "web-0");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+}
