@@ -16,6 +16,7 @@ pub mod policy;
 pub mod proto;
 pub mod queue;
 pub mod schedule;
+pub mod setup;
 pub mod snapshot;
 pub mod store;
 pub mod tasks;

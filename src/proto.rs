@@ -541,6 +541,12 @@ pub struct CheckRecord {
     pub audit: Option<TaskId>,
     #[serde(default)]
     pub at: Option<DateTime<Utc>>,
+    /// The plugin whose items the check reads.
+    #[serde(default)]
+    pub plugin: String,
+    /// The check's description from its policy file.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// `GET /v1/policies`: a policy with its checks and the latest results.

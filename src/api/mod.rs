@@ -7,6 +7,7 @@ mod csv;
 mod error;
 mod node_routes;
 mod outbox_routes;
+mod policy_routes;
 mod queue_routes;
 mod routes;
 mod task_routes;

@@ -22,6 +22,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .merge(super::queue_routes::routes())
         .merge(super::node_routes::routes())
         .merge(super::task_routes::routes())
+        .merge(super::policy_routes::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             only_users_beyond_status,

@@ -18,11 +18,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Limits};
-use crate::config;
 use crate::outbox::Outbox;
 use crate::plugin::supervisor::WorkerCommand;
 use crate::queue::Queue;
 use crate::schedule::Scheduler;
+use crate::setup;
 use crate::snapshot;
 use crate::store::Store;
 use crate::tasks::UserTasks;
@@ -64,9 +64,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
 
     let config_path = std::path::absolute(&config_path).unwrap_or(config_path);
     let path = config_path.clone();
-    let config = tokio::task::spawn_blocking(move || config::load(&path))
+    let setup = tokio::task::spawn_blocking(move || setup::load(&path))
         .await?
         .map_err(|errors| anyhow::anyhow!("the config was not accepted:\n{errors}"))?;
+    let config = &setup.config;
 
     let state_dir = config.daemon.state_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&state_dir)).await??;
@@ -80,8 +81,13 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         )
     })?;
 
-    let summary = state::summary_line(&config);
-    let cell = Arc::new(ConfigCell::new(config));
+    let summary = format!(
+        "{}, {} policies",
+        state::summary_line(config),
+        setup.policies.len()
+    );
+    let policy_dir = config.policy_dir.clone();
+    let cell = Arc::new(ConfigCell::new(setup));
     let worker = WorkerCommand::current_exe()
         .context("cannot find the vigild executable for plugin workers")?;
     let sweep_store = store.clone();
@@ -119,7 +125,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     ));
 
     let (changed_tx, mut changed_rx) = mpsc::channel(1);
-    let _watch = match watch::watch(&config_path, changed_tx) {
+    let _watch = match watch::watch(&config_path, &policy_dir, changed_tx) {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!(

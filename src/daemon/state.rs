@@ -9,16 +9,19 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{self, Config, ConfigErrors};
 use crate::outbox::Outbox;
+use crate::policy::Policy;
 use crate::proto::Reloaded;
 use crate::queue::Queue;
 use crate::schedule::Scheduler;
+use crate::setup::{self, Setup};
 use crate::store::Store;
 use crate::tasks::UserTasks;
 
-/// The config in force and when it was loaded.
+/// The config and policies in force and when they were loaded.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Arc<Config>,
+    pub policies: Arc<Vec<Policy>>,
     pub loaded_at: DateTime<Utc>,
 }
 
@@ -26,11 +29,17 @@ pub struct Loaded {
 pub struct ConfigCell(RwLock<Loaded>);
 
 impl ConfigCell {
-    pub fn new(config: Config) -> Self {
+    pub fn new(setup: Setup) -> Self {
         ConfigCell(RwLock::new(Loaded {
-            config: Arc::new(config),
+            config: Arc::new(setup.config),
+            policies: Arc::new(setup.policies),
             loaded_at: Utc::now(),
         }))
+    }
+
+    /// The policies in force now (same rules as [`ConfigCell::get`]).
+    pub fn policies(&self) -> Arc<Vec<Policy>> {
+        self.loaded().policies
     }
 
     /// The config snapshot in force now. Callers keep the `Arc` for the whole of one piece
@@ -114,6 +123,11 @@ impl Daemon {
         self.cell.loaded()
     }
 
+    /// The shared config cell (config and policies in force).
+    pub fn cell(&self) -> &ConfigCell {
+        &self.cell
+    }
+
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
@@ -130,7 +144,7 @@ impl Daemon {
     pub async fn reload(&self, trigger: &str) -> Result<Reloaded, ConfigErrors> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let path = self.config_path.clone();
-        let result = tokio::task::spawn_blocking(move || config::load(&path))
+        let result = tokio::task::spawn_blocking(move || setup::load(&path))
             .await
             .unwrap_or_else(|e| {
                 Err(ConfigErrors(vec![config::ConfigError {
@@ -143,11 +157,16 @@ impl Daemon {
         match result {
             Ok(new) => {
                 let old = self.config();
-                warn_about_restart_only_changes(&old, &new);
-                let summary = summary_line(&new);
+                warn_about_restart_only_changes(&old, &new.config);
+                let summary = format!(
+                    "{}, {} policies",
+                    summary_line(&new.config),
+                    new.policies.len()
+                );
                 let loaded_at = Utc::now();
                 self.cell.set(Loaded {
-                    config: Arc::new(new),
+                    config: Arc::new(new.config),
+                    policies: Arc::new(new.policies),
                     loaded_at,
                 });
                 // New slots or schedules: let the queue and the scheduler look again.

@@ -6,6 +6,7 @@
 //! `daemon.slots` tasks run at once; the dispatcher starts the oldest Queued tasks whenever a
 //! slot frees up. Terminal tasks leave the queue and become Scan log / Audit log rows.
 
+mod audit;
 pub mod persist;
 mod runner;
 
@@ -24,8 +25,8 @@ use crate::config::{Config, ScheduleConfig, Scope, TaskKind};
 use crate::daemon::state::ConfigCell;
 use crate::plugin::supervisor::WorkerCommand;
 use crate::proto::{
-    ActiveStatus, CancelOutcome, CancelResult, EnqueueRequest, FinalStatus, LogPage, LogRow,
-    QueueStatus, QueueTask, TaskId, SCHEDULE_INITIATOR,
+    ActiveStatus, CancelOutcome, CancelResult, CheckOutcome, EnqueueRequest, FinalStatus, LogPage,
+    LogRow, QueueStatus, QueueTask, TaskId, SCHEDULE_INITIATOR,
 };
 use crate::store::{Store, StoreError};
 use crate::tasks::{finding, Finding, Ingested, UserTasks};
@@ -196,7 +197,8 @@ impl Queue {
     /// Starts as many of the oldest Queued tasks as there are free slots, committing their
     /// Running state in one transaction before any of them starts.
     async fn start_ready(&self) -> Result<(), StoreError> {
-        let config = self.shared.config.get();
+        let loaded = self.shared.config.loaded();
+        let config = loaded.config.clone();
         let mut inner = self.shared.inner.lock().await;
         if inner.stopping {
             return Ok(());
@@ -234,6 +236,7 @@ impl Queue {
             tracing::info!(id = %task.id, node = %task.target, attempt = task.attempt, "task Running");
             let queue = self.clone();
             let config = config.clone();
+            let policies = loaded.policies.clone();
             self.shared.runners.spawn(async move {
                 let stop = Stop {
                     cancel,
@@ -241,6 +244,7 @@ impl Queue {
                 };
                 let env = runner::Env {
                     config: &config,
+                    policies: &policies,
                     store: &queue.shared.store,
                     worker: &queue.shared.worker,
                 };
@@ -264,7 +268,9 @@ impl Queue {
         } else {
             let config = self.shared.config.get();
             let today = crate::snapshot::today(config.daemon.tz());
-            let findings = findings_of(&task, &result, today);
+            let policies = self.shared.config.policies();
+            let findings = findings_of(&task, &result, today, &policies);
+            let passing = passing_of(&task, &result);
             let mut row = log_row(&task, result, Utc::now());
             let (id, status, errors) = (row.id, row.status, row.errors);
             // The log row, the findings' user tasks and events, and their mails: one commit.
@@ -273,9 +279,12 @@ impl Queue {
                 .store
                 .write(move |tx| -> Result<Ingested, StoreError> {
                     persist::remove_task(tx, seq)?;
-                    let ingested = UserTasks::ingest(tx, &config, &findings)?;
+                    let mut ingested = UserTasks::ingest(tx, &config, &findings)?;
+                    UserTasks::resolve(tx, &passing, &row.id.to_string(), &mut ingested)?;
+                    persist::record_checks(tx, &row.checks)?;
                     row.user_tasks_created = ingested.created.len() as u64;
-                    row.user_tasks_updated = ingested.updated.len() as u64;
+                    row.user_tasks_updated =
+                        (ingested.updated.len() + ingested.closed_by_audit.len()) as u64;
                     persist::append_log(tx, &row)?;
                     Ok(ingested)
                 })
@@ -704,7 +713,12 @@ fn names(config: &Config) -> String {
 
 /// What an ended task found: its drift (one finding for the node's whole change set) and
 /// each plugin that failed. Cancelled tasks find nothing.
-fn findings_of(task: &QueueTask, result: &TaskResult, today: chrono::NaiveDate) -> Vec<Finding> {
+fn findings_of(
+    task: &QueueTask,
+    result: &TaskResult,
+    today: chrono::NaiveDate,
+    policies: &[crate::policy::Policy],
+) -> Vec<Finding> {
     if result.status == FinalStatus::Cancelled {
         return Vec::new();
     }
@@ -712,6 +726,25 @@ fn findings_of(task: &QueueTask, result: &TaskResult, today: chrono::NaiveDate) 
     let mut out: Vec<Finding> = finding::from_drift(&task.target, task.id, day, &result.drifts)
         .into_iter()
         .collect();
+    for c in result
+        .checks
+        .iter()
+        .filter(|c| c.outcome == CheckOutcome::Fail)
+    {
+        let policy_description = policies
+            .iter()
+            .find(|p| p.name == c.policy)
+            .map_or("", |p| p.description.as_str());
+        let failed = finding::FailedCheck {
+            policy: &c.policy,
+            policy_description,
+            check: &c.check,
+            check_description: &c.description,
+            plugin: &c.plugin,
+            evidence: &c.evidence,
+        };
+        out.push(finding::from_policy(&task.target, task.id, day, &failed));
+    }
     for run in &result.plugins {
         if let Some(error) = &run.error {
             out.push(finding::from_scan_failure(
@@ -724,6 +757,21 @@ fn findings_of(task: &QueueTask, result: &TaskResult, today: chrono::NaiveDate) 
         }
     }
     out
+}
+
+/// The (fingerprint, node) of every policy check an audit found passing.
+fn passing_of(task: &QueueTask, result: &TaskResult) -> Vec<(String, String)> {
+    result
+        .checks
+        .iter()
+        .filter(|c| c.outcome == CheckOutcome::Pass)
+        .map(|c| {
+            (
+                finding::policy_fingerprint(&c.policy, &c.check),
+                task.target.clone(),
+            )
+        })
+        .collect()
 }
 
 fn cancelled_result() -> TaskResult {

@@ -14,6 +14,7 @@ use crate::drift::{self, DiffRules};
 use crate::plugin::supervisor::{
     self, PluginFailure, ScanEvent, ScanOutcome, ScanSpec, WorkerCommand,
 };
+use crate::policy::Policy;
 use crate::proto::{CheckRecord, FinalStatus, PluginDrift, PluginRun, QueueTask, TaskKind};
 use crate::snapshot::{self, SnapshotWriter};
 use crate::store::Store;
@@ -50,16 +51,23 @@ impl TaskResult {
 }
 
 impl TaskResult {
-    fn failed(message: String) -> Self {
+    /// A result with nothing in it yet.
+    pub fn empty(status: FinalStatus) -> Self {
         TaskResult {
-            status: FinalStatus::Failed,
-            messages: vec![message],
+            status,
+            messages: Vec::new(),
             items: 0,
             plugins: Vec::new(),
             drifts: Vec::new(),
             checks: Vec::new(),
             interrupted: false,
         }
+    }
+
+    pub fn failed(message: String) -> Self {
+        let mut r = Self::empty(FinalStatus::Failed);
+        r.messages.push(message);
+        r
     }
 }
 
@@ -74,6 +82,7 @@ pub struct Stop {
 /// What a runner needs from the daemon.
 pub struct Env<'a> {
     pub config: &'a Config,
+    pub policies: &'a [Policy],
     pub store: &'a Store,
     pub worker: &'a WorkerCommand,
 }
@@ -90,7 +99,7 @@ pub async fn run(task: &QueueTask, env: &Env<'_>, stop: &Stop) -> TaskResult {
     };
     match task.id.kind {
         TaskKind::Scan => scan(task, env, &node.root, stop, deadline, timeout).await,
-        TaskKind::Audit => audit(task),
+        TaskKind::Audit => super::audit::audit(task, env, stop, deadline).await,
     }
 }
 
@@ -245,21 +254,4 @@ async fn scan_one(
 
 fn describe(e: &PluginFailure) -> String {
     e.to_string()
-}
-
-/// Audits evaluate policies (policy issue); until policies exist there is nothing to
-/// evaluate, which the log row says plainly.
-fn audit(task: &QueueTask) -> TaskResult {
-    TaskResult {
-        status: FinalStatus::Finished,
-        messages: vec![format!(
-            "no checks evaluated on {}: policy evaluation is not available in this build",
-            task.target
-        )],
-        items: 0,
-        plugins: Vec::new(),
-        drifts: Vec::new(),
-        checks: Vec::new(),
-        interrupted: false,
-    }
 }

@@ -1,0 +1,247 @@
+//! Running an audit task: the node's policies decide which plugins run; each plugin's items
+//! stream once through an `Evaluator` for all the checks that read them (never kept in
+//! memory), and every check ends Pass, Fail (with evidence) or Error.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use super::runner::{Env, Stop, TaskResult};
+use crate::plugin::supervisor::{self, ScanEvent, ScanOutcome, ScanSpec};
+use crate::policy::{Check, Evaluator, Outcome, Policy, Selector};
+use crate::proto::{CheckOutcome, CheckRecord, FinalStatus, PluginRun, QueueTask};
+
+pub async fn audit(task: &QueueTask, env: &Env<'_>, stop: &Stop, deadline: Instant) -> TaskResult {
+    let config = env.config;
+    let mut result = TaskResult::empty(FinalStatus::Finished);
+    let Some(node) = config.node(&task.target) else {
+        return TaskResult::failed(format!("node {:?} is no longer in the config", task.target));
+    };
+    let policies: Vec<&Policy> = match &task.policies {
+        Some(names) => {
+            let mut out = Vec::new();
+            for name in names {
+                match env.policies.iter().find(|p| &p.name == name) {
+                    Some(p) => out.push(p),
+                    None => result.messages.push(format!(
+                        "policy {name:?} is not loaded; see `vigil policies`"
+                    )),
+                }
+            }
+            out
+        }
+        None => env
+            .policies
+            .iter()
+            .filter(|p| p.applies_to(&node.name, &node.groups))
+            .collect(),
+    };
+    if !result.messages.is_empty() {
+        result.status = FinalStatus::Failed;
+        return result;
+    }
+    let mut by_plugin: BTreeMap<&str, Vec<&Check>> = BTreeMap::new();
+    for p in &policies {
+        for c in &p.checks {
+            by_plugin.entry(c.plugin.as_str()).or_default().push(c);
+        }
+    }
+    for (plugin, checks) in by_plugin {
+        let mut run = PluginRun {
+            plugin: plugin.to_owned(),
+            items: 0,
+            notes: Vec::new(),
+            error: None,
+        };
+        let outcome = match config.plugin(plugin) {
+            None => Err(format!("plugin {plugin:?} is not configured")),
+            Some(pc) => {
+                let mut spec = ScanSpec::new(
+                    plugin,
+                    pc.library_path(&config.daemon.plugin_dir),
+                    &node.root,
+                );
+                spec.config = narrowed_config(
+                    plugin,
+                    serde_json::to_value(&pc.config).unwrap_or_default(),
+                    &checks,
+                );
+                spec.timeout = Some(deadline.saturating_duration_since(Instant::now()));
+                spec.cancel = stop.cancel.child_token();
+                evaluate(env, spec, &checks, &mut run).await
+            }
+        };
+        result.items += run.items;
+        match outcome {
+            Ok(results) => result
+                .checks
+                .extend(results.into_iter().map(|r| record(r, &checks, task))),
+            Err(message) => {
+                if stop.shutdown.is_cancelled() {
+                    result.interrupted = true;
+                    return result;
+                }
+                if stop.cancel.is_cancelled() {
+                    result.status = FinalStatus::Cancelled;
+                    result
+                        .messages
+                        .push(format!("cancelled while running plugin {plugin}"));
+                    return result;
+                }
+                let message = format!("{plugin}: {message}");
+                result.status = FinalStatus::Failed;
+                result.messages.push(message.clone());
+                for c in &checks {
+                    result.checks.push(CheckRecord {
+                        policy: c.policy.clone(),
+                        check: c.id.clone(),
+                        outcome: CheckOutcome::Error,
+                        evidence: format!("not evaluated: {message}"),
+                        node: task.target.clone(),
+                        audit: Some(task.id),
+                        at: Some(Utc::now()),
+                        plugin: c.plugin.clone(),
+                        description: c.description.clone().unwrap_or_default(),
+                    });
+                }
+                run.error = Some(message);
+            }
+        }
+        result.plugins.push(run);
+    }
+    let count = |o| result.checks.iter().filter(|c| c.outcome == o).count();
+    let (pass, fail, error) = (
+        count(CheckOutcome::Pass),
+        count(CheckOutcome::Fail),
+        count(CheckOutcome::Error),
+    );
+    result.messages.insert(
+        0,
+        format!(
+            "{} checks of {} policies: {pass} passed, {fail} failed, {error} could not be evaluated",
+            result.checks.len(),
+            policies.len()
+        ),
+    );
+    result
+}
+
+async fn evaluate(
+    env: &Env<'_>,
+    spec: ScanSpec,
+    checks: &[&Check],
+    run: &mut PluginRun,
+) -> Result<Vec<crate::policy::CheckResult>, String> {
+    let mut scan = supervisor::start(env.worker, spec)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut eval = Evaluator::new(checks);
+    while let Some(event) = scan.next().await {
+        match event {
+            ScanEvent::Item(item) => {
+                eval.observe(&item);
+                run.items += 1;
+            }
+            ScanEvent::ItemJson(_) => {}
+            ScanEvent::Note(note) => {
+                if run.notes.len() < 50 {
+                    run.notes.push(note);
+                }
+            }
+        }
+    }
+    match scan.finish().await {
+        ScanOutcome::Succeeded { .. } => Ok(eval.finish()),
+        ScanOutcome::Failed(e) => Err(e.to_string()),
+    }
+}
+
+fn record(r: crate::policy::CheckResult, checks: &[&Check], task: &QueueTask) -> CheckRecord {
+    let check = checks
+        .iter()
+        .find(|c| c.policy == r.policy && c.id == r.check);
+    CheckRecord {
+        outcome: match r.outcome {
+            Outcome::Pass => CheckOutcome::Pass,
+            Outcome::Fail => CheckOutcome::Fail,
+            Outcome::Error => CheckOutcome::Error,
+        },
+        evidence: r.evidence,
+        node: task.target.clone(),
+        audit: Some(task.id),
+        at: Some(Utc::now()),
+        plugin: check.map(|c| c.plugin.clone()).unwrap_or_default(),
+        description: check
+            .and_then(|c| c.description.clone())
+            .unwrap_or_default(),
+        policy: r.policy,
+        check: r.check,
+    }
+}
+
+/// Asks the `files` plugin for only what the checks read: their exact keys and the literal
+/// directories their globs start from, with content captured for the keys content checks
+/// need. Other plugins read small, fixed sources and get their configured settings.
+fn narrowed_config(
+    plugin: &str,
+    mut config: serde_json::Value,
+    checks: &[&Check],
+) -> serde_json::Value {
+    if plugin != "files" {
+        return config;
+    }
+    let mut paths = Vec::new();
+    let mut content = Vec::new();
+    for c in checks {
+        let (path, pattern) = match &c.selector {
+            Selector::Key(k) => (k.clone(), k.clone()),
+            Selector::Keys(g) => (literal_prefix(&g.pattern), g.pattern.clone()),
+        };
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+        if c.reads_content() && !content.contains(&pattern) {
+            content.push(pattern);
+        }
+    }
+    if let Some(obj) = config.as_object_mut() {
+        obj.insert("paths".into(), serde_json::json!(paths));
+        let mut globs: Vec<serde_json::Value> = obj
+            .get("content")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        globs.extend(content.into_iter().map(serde_json::Value::from));
+        obj.insert("content".into(), serde_json::Value::Array(globs));
+    }
+    config
+}
+
+/// `/etc/ssh/**/*.conf` → `/etc/ssh`; `/etc/**` → `/etc`; `/**` → `/`.
+fn literal_prefix(glob: &str) -> String {
+    let mut out = String::new();
+    for part in glob.split('/').skip(1) {
+        if part.contains(['*', '?', '[', '{']) {
+            break;
+        }
+        out.push('/');
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        "/".into()
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(super::literal_prefix("/etc/**"), "/etc");
+        assert_eq!(super::literal_prefix("/etc/ssh/**/*.conf"), "/etc/ssh");
+        assert_eq!(super::literal_prefix("/**"), "/");
+        assert_eq!(super::literal_prefix("/etc/passwd"), "/etc/passwd");
+    }
+}
