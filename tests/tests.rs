@@ -7,6 +7,7 @@ mod drift;
 mod email;
 mod foundation;
 mod plugin_worker;
+mod policies;
 mod queue;
 mod snapshot_storage;
 mod std_plugins;

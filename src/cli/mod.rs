@@ -5,6 +5,7 @@ mod drift_view;
 mod log;
 mod nodes;
 mod outbox;
+mod policies;
 mod queue;
 mod scan;
 mod status;
@@ -64,6 +65,11 @@ enum Command {
     Nodes,
     /// A node's drift for one day against its baseline.
     Drift(nodes::DriftArgs),
+    /// Loaded policies with their latest results; `vigil policies show NAME` for one.
+    Policies {
+        #[command(subcommand)]
+        command: Option<policies::PoliciesCommand>,
+    },
     /// Mails not yet delivered, and dead letters (admin).
     Outbox {
         #[command(subcommand)]
@@ -119,6 +125,7 @@ pub fn main() -> ExitCode {
             Command::Tasks(args) => tasks::run(&client, args, cli.json).await,
             Command::Nodes => nodes::nodes(&client, cli.json).await,
             Command::Drift(args) => nodes::drift(&client, args, cli.json).await,
+            Command::Policies { command } => policies::run(&client, command, cli.json).await,
             Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
         }
     });
@@ -142,6 +149,18 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
     }
 }
 
+/// Bytes left as they are in a path segment or query value: RFC 3986's unreserved set.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `s` percent-encoded for use as one path segment or query value.
+pub fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
 /// `path?k=v&…` with the values percent-encoded; `None` values are left out.
 pub fn with_query(path: &str, params: &[(&str, Option<String>)]) -> String {
     let mut out = path.to_owned();
@@ -151,14 +170,7 @@ pub fn with_query(path: &str, params: &[(&str, Option<String>)]) -> String {
         out.push(sep);
         out.push_str(key);
         out.push('=');
-        for b in value.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    out.push(b as char)
-                }
-                _ => out.push_str(&format!("%{b:02X}")),
-            }
-        }
+        out.push_str(&encode(value));
         sep = '&';
     }
     out

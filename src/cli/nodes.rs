@@ -72,7 +72,7 @@ fn node_row(n: &NodeInfo) -> Vec<String> {
 
 pub async fn drift(client: &Client, args: DriftArgs, json: bool) -> CmdResult {
     let path = with_query(
-        &format!("/v1/nodes/{}/drift", path_segment(&args.node)),
+        &format!("/v1/nodes/{}/drift", super::encode(&args.node)),
         &[
             ("date", args.date.map(|d| d.to_string())),
             ("plugin", args.plugin.clone()),
@@ -128,20 +128,6 @@ fn summary(plugins: &[PluginDrift], changes: usize) -> String {
     line
 }
 
-/// A node name as one URL path segment.
-fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,7 +173,7 @@ mod tests {
 
     #[test]
     fn node_names_are_encoded_in_paths() {
-        assert_eq!(path_segment("web-0"), "web-0");
-        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(crate::cli::encode("web-0"), "web-0");
+        assert_eq!(crate::cli::encode("a/b c"), "a%2Fb%20c");
     }
 }

@@ -118,6 +118,9 @@ async fn start(client: &Client, req: EnqueueRequest, wait: bool, json: bool) -> 
         print_json(&rows);
     } else {
         println!("{}", summary(kind, &rows));
+        if kind == TaskKind::Audit {
+            print!("{}", super::policies::compliance_summary(&rows));
+        }
     }
     let bad: Vec<String> = rows
         .iter()

@@ -311,8 +311,9 @@ impl Queue {
         req: EnqueueRequest,
         initiator: String,
     ) -> Result<Vec<TaskId>, QueueError> {
-        let config = self.shared.config.get();
-        let nodes = check_request(&config, &req)?;
+        let loaded = self.shared.config.loaded();
+        let config = loaded.config;
+        let nodes = check_request(&config, &loaded.policies, &req)?;
         let mut inner = self.shared.inner.lock().await;
         if inner.stopping {
             return Err(QueueError::Stopping);
@@ -655,7 +656,11 @@ impl Queue {
 }
 
 /// Checks an ad-hoc request against the config; returns the nodes it covers.
-fn check_request(config: &Config, req: &EnqueueRequest) -> Result<Vec<String>, QueueError> {
+fn check_request(
+    config: &Config,
+    policies: &[crate::policy::Policy],
+    req: &EnqueueRequest,
+) -> Result<Vec<String>, QueueError> {
     let bad = |m: String| Err(QueueError::BadRequest(m));
     match &req.scope {
         Scope::Group(g) if config.group(g).is_none() => {
@@ -688,6 +693,30 @@ fn check_request(config: &Config, req: &EnqueueRequest) -> Result<Vec<String>, Q
         TaskKind::Audit => {
             if req.plugins.is_some() {
                 return bad("an audit takes `policies`, not `plugins`".into());
+            }
+            for name in req.policies.iter().flatten() {
+                if !policies.iter().any(|p| &p.name == name) {
+                    let loaded: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
+                    return bad(format!(
+                        "unknown policy {name:?}; loaded: {}",
+                        if loaded.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            loaded.join(", ")
+                        }
+                    ));
+                }
+            }
+            if req.policies.as_ref().is_some_and(Vec::is_empty) {
+                return bad(
+                    "`policies` is empty: name at least one, or leave it out for all".into(),
+                );
+            }
+            if policies.is_empty() {
+                return bad(
+                    "no policies are loaded: put *.toml policy files in the config's policy_dir"
+                        .into(),
+                );
             }
         }
     }
