@@ -53,8 +53,6 @@ pub struct Status {
     pub open_tasks: Option<u64>,
     /// Open user tasks assigned to the caller; `null` for a caller without an email.
     pub my_open_tasks: Option<u64>,
-    /// Names of the figures above that are placeholders in this build.
-    pub not_yet_implemented: Vec<String>,
 }
 
 /// Outbox figures in `GET /v1/status`.

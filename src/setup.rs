@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::config::locate::{self, Seg::Index, Seg::Key};
 use crate::config::{self, Config, ConfigError, ConfigErrors, TaskKind};
 use crate::policy::{self, Policy};
 
@@ -33,17 +34,18 @@ pub fn load(path: &Path) -> Result<Setup, ConfigErrors> {
         )
     })?;
     let mut errors = Vec::new();
-    for s in config
-        .schedules
-        .iter()
-        .filter(|s| s.kind == TaskKind::Audit)
-    {
-        for name in s.policies.iter().flatten() {
+    for (i, s) in config.schedules.iter().enumerate() {
+        if s.kind != TaskKind::Audit {
+            continue;
+        }
+        for (j, name) in s.policies.iter().flatten().enumerate() {
             if !policies.iter().any(|p| &p.name == name) {
+                let at = [Key("schedule"), Index(i), Key("policies"), Index(j)];
+                let (line, column) = locate::in_file(path, &at);
                 errors.push(ConfigError {
                     file: path.to_owned(),
-                    line: 0,
-                    column: 0,
+                    line,
+                    column,
                     message: format!(
                         "schedule {:?} names policy {name:?}, which is not in {}",
                         s.name,
@@ -57,4 +59,29 @@ pub fn load(path: &Path) -> Result<Setup, ConfigErrors> {
         return Err(ConfigErrors(errors));
     }
     Ok(Setup { config, policies })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_naming_a_missing_policy_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let text = "policy_dir = \"none\"\n\n[[schedule]]\nname = \"a\"\nkind = \"audit\"\n\
+                    cron = \"0 0 2 * * *\"\npolicies = [\"x\", \"gone\"]\n";
+        std::fs::write(&path, text).unwrap();
+        let errs = load(&path).unwrap_err().0;
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(shown.len(), 2, "{shown:#?}");
+        assert!(
+            shown[0].contains("c.toml:7:13: schedule \"a\" names policy \"x\", which is not in "),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[1].contains("c.toml:7:18: schedule \"a\" names policy \"gone\""),
+            "{shown:#?}"
+        );
+    }
 }

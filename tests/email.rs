@@ -207,6 +207,22 @@ fn silent_server_times_out_within_smtp_timeout_and_backs_off() {
     let d = Daemon::start(&dir, &smtp_config(port));
     let started = Instant::now();
     send_test(&d, "alice@example.com");
+    for to in [
+        "b@example.com",
+        "c@example.com",
+        "d@example.com",
+        "e@example.com",
+    ] {
+        send_test(&d, to);
+    }
+    // While a delivery hangs, the daemon answers as always.
+    let asked = Instant::now();
+    d.status_json();
+    assert!(
+        asked.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        asked.elapsed()
+    );
     d.wait_for("the timeout to show in status", |d| {
         outbox_status(d)["last_error"]
             .as_str()
@@ -223,11 +239,26 @@ fn silent_server_times_out_within_smtp_timeout_and_backs_off() {
     assert_eq!(mail["state"], "pending");
     assert!(mail["attempts"].as_u64().unwrap() >= 1);
     assert!(mail["next_attempt_at"].is_string());
+    // One timeout per round, not one per mail: the other four waited without a try.
+    assert!(
+        outbox(&d)[1..].iter().all(|m| m["attempts"] == 0),
+        "{:?}",
+        outbox(&d)
+    );
     // Backoff applies, and delivery is tried again afterwards.
     d.wait_for("a retry", |_| connections.load(Ordering::SeqCst) >= 2);
     d.wait_for("the retry to be counted", |d| {
         outbox(d)[0]["attempts"].as_u64().unwrap() >= 2
     });
+    // Pointed at a working server, every mail goes out at once, without waiting for the
+    // silent server's backoff.
+    let good = free_port();
+    let sink = Sink::start(good, &dir.path().join("sink"));
+    dir.write_config(&dir.base_config(&smtp_config(good)));
+    d.wait_for("all five mails at the working server", |_| {
+        sink.messages().len() == 5
+    });
+    d.wait_for("the outbox to empty", |d| outbox(d).is_empty());
 }
 
 #[test]
@@ -443,25 +474,65 @@ fn unreachable_server_gives_up_after_give_up_after() {
     );
     let d = Daemon::start(&dir, &config);
     let (id, _) = send_test(&d, "alice@example.com");
-    d.wait_for("the mail to become a dead letter", |d| {
-        outbox(d).first().is_some_and(|m| m["state"] == "dead")
+    // Two more behind it: while the server is down only the first is tried (the outbox
+    // pauses), yet their deadline passes too and they must not stay pending forever.
+    send_test(&d, "bob@example.com");
+    send_test(&d, "carol@example.com");
+    d.wait_for("every mail to become a dead letter", |d| {
+        let rows = outbox(d);
+        rows.len() == 3 && rows.iter().all(|m| m["state"] == "dead")
     });
-    let mail = &outbox(&d)[0];
+    let rows = outbox(&d);
+    let mail = &rows[0];
     assert_eq!(mail["id"], id);
-    assert!(mail["attempts"].as_u64().unwrap() >= 2, "{mail}");
+    assert!(mail["attempts"].as_u64().unwrap() >= 1, "{mail}");
     assert!(mail["next_attempt_at"].is_null());
+    for m in &rows {
+        let error = m["last_error"].as_str().unwrap_or_default();
+        assert!(!error.is_empty(), "a dead letter says why: {m}");
+    }
     let s = outbox_status(&d);
     assert_eq!(
         (s["pending"].as_u64(), s["dead"].as_u64()),
-        (Some(0), Some(1))
+        (Some(0), Some(3))
     );
     assert!(d.log_text().contains("now a dead letter"));
-    // Once the server is back, `retry --all` delivers it.
+    // Once the server is back, `retry --all` delivers them.
     let sink = Sink::start(port, &dir.path().join("sink"));
     let out = d.vigil(&["outbox", "retry", "--all"]);
     assert!(out.status.success(), "{out:?}");
-    d.wait_for("the requeued mail to arrive", |_| {
-        sink.messages().len() == 1
+    d.wait_for("the requeued mails to arrive", |_| {
+        sink.messages().len() == 3
     });
     d.wait_for("the outbox to empty", |d| outbox(d).is_empty());
+}
+
+/// SIGTERM while the server is still taking a mail: the daemon waits for its answer (within
+/// shutdown_grace), records the mail as sent, and does not send it again after a restart.
+#[test]
+fn a_clean_stop_finishes_the_delivery_in_progress() {
+    let dir = TestDir::new();
+    let (port, seen) = scripted_server();
+    let config = smtp_config(port).replace("timeout = \"1s\"", "timeout = \"10s\"");
+    let mut d = Daemon::start(&dir, &config);
+    send_test(&d, "slow@example.com");
+    d.wait_for("the server to have read the mail", |_| {
+        seen.lock().unwrap().iter().any(|l| l.starts_with("DATA "))
+    });
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(d.wait_exit().success(), "{}", d.log_text());
+    drop(d);
+    let d = Daemon::start_on(&dir).unwrap();
+    assert!(
+        outbox(&d).is_empty(),
+        "recorded as sent before the daemon stopped: {:?}",
+        outbox(&d)
+    );
+    let deliveries = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("DATA "))
+        .count();
+    assert_eq!(deliveries, 1);
 }

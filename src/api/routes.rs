@@ -72,7 +72,6 @@ async fn status(State(state): State<AppState>, caller: Caller) -> Json<Status> {
         },
         open_tasks: Some(open),
         my_open_tasks: caller.email.as_ref().map(|_| mine),
-        not_yet_implemented: Vec::new(),
     })
 }
 

@@ -25,11 +25,22 @@ pub fn render(header: Option<&[&str]>, rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     for row in &all {
         let last = row.len().saturating_sub(1);
+        let mut indent = 0;
         for (c, cell) in row.iter().enumerate() {
-            out.push_str(cell);
             if c < last {
+                out.push_str(cell);
                 let pad = widths[c] - cell.chars().count() + 2;
                 out.extend(std::iter::repeat_n(' ', pad));
+                indent += widths[c] + 2;
+            } else {
+                // A multi-line last cell (a list of errors) stays in its column.
+                for (i, line) in cell.lines().enumerate() {
+                    if i > 0 {
+                        out.push('\n');
+                        out.extend(std::iter::repeat_n(' ', indent));
+                    }
+                    out.push_str(line);
+                }
             }
         }
         out.push('\n');
@@ -49,5 +60,20 @@ mod tests {
             ],
         );
         assert_eq!(out, "NAME       ROLE\na          admin\nlong-name  user\n");
+    }
+
+    #[test]
+    fn a_multi_line_last_cell_stays_in_its_column() {
+        let out = super::render(
+            None,
+            &[
+                vec!["reload error".into(), "a.toml:1:1: x\na.toml:2:1: y".into()],
+                vec!["you".into(), "root".into()],
+            ],
+        );
+        assert_eq!(
+            out,
+            "reload error  a.toml:1:1: x\n              a.toml:2:1: y\nyou           root\n"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! Each top-level section (and each `[[user]]`, `[[node]]`, ... entry) is deserialized on its
 //! own, so one typo does not hide the next: an administrator sees all problems in one run.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,13 @@ pub(super) struct Reporter<'a> {
     text: &'a str,
     doc: Option<&'a Spanned<DeTable<'a>>>,
     errors: Vec<(usize, ConfigError)>,
+    /// For each `[[section]]`: the document index of every entry that deserialized, so that
+    /// validation (which sees only those) points at the right `[[...]]` when an earlier
+    /// entry was rejected.
+    entries: HashMap<String, Vec<usize>>,
+    /// Sections with an entry that did not deserialize: references to them may be dangling
+    /// only because of that entry, which is reported already.
+    incomplete: HashSet<String>,
 }
 
 impl<'a> Reporter<'a> {
@@ -72,7 +80,15 @@ impl<'a> Reporter<'a> {
             text,
             doc: None,
             errors: Vec::new(),
+            entries: HashMap::new(),
+            incomplete: HashSet::new(),
         }
+    }
+
+    /// Whether every `[[section]]` entry deserialized, so a name missing from it is really
+    /// missing (and not just in an entry that was rejected).
+    pub(super) fn complete(&self, section: &str) -> bool {
+        !self.incomplete.contains(section)
     }
 
     fn at_span(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
@@ -93,7 +109,13 @@ impl<'a> Reporter<'a> {
 
     /// Reports a problem at the value found under `path`.
     pub(super) fn at(&mut self, path: &[Seg<'_>], message: impl Into<String>) {
-        let span = self.doc.map(|d| span_of(d, path));
+        let mut path = path.to_vec();
+        if let [Seg::Key(section), Seg::Index(i), ..] = path[..] {
+            if let Some(&at) = self.entries.get(section).and_then(|e| e.get(i)) {
+                path[1] = Seg::Index(at);
+            }
+        }
+        let span = self.doc.map(|d| span_of(d, &path));
         self.at_span(span, message);
     }
 
@@ -200,15 +222,23 @@ fn many<T: DeserializeOwned>(
         );
         return;
     };
-    for item in items.iter() {
+    let mut positions = Vec::with_capacity(items.len());
+    for (at, item) in items.iter().enumerate() {
         match de(item) {
-            Ok(v) => out.push(v),
-            Err(e) => report.at_span(
-                e.span().or(Some(item.span())),
-                format!("in [[{section}]]: {}", e.message().trim()),
-            ),
+            Ok(v) => {
+                out.push(v);
+                positions.push(at);
+            }
+            Err(e) => {
+                report.incomplete.insert(section.to_owned());
+                report.at_span(
+                    e.span().or(Some(item.span())),
+                    format!("in [[{section}]]: {}", e.message().trim()),
+                );
+            }
         }
     }
+    report.entries.insert(section.to_owned(), positions);
 }
 
 fn absolute_dir_of(path: &Path) -> PathBuf {

@@ -39,6 +39,19 @@ pub fn span_of(doc: &Spanned<DeTable<'_>>, path: &[Seg<'_>]) -> Range<usize> {
     best
 }
 
+/// Where the value at `path` is written in the config file at `file` (re-read), as
+/// (line, column); (0, 0) if the file cannot be read or parsed. For errors found after the
+/// config was accepted, by checks that span more than the config (its policies).
+pub fn in_file(file: &std::path::Path, path: &[Seg<'_>]) -> (usize, usize) {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return (0, 0);
+    };
+    match DeTable::parse(&text) {
+        Ok(doc) => line_col(&text, span_of(&doc, path).start),
+        Err(_) => (0, 0),
+    }
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());

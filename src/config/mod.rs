@@ -6,7 +6,7 @@
 
 pub mod check;
 mod load;
-mod locate;
+pub mod locate;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -11,6 +11,7 @@ use super::{Config, Scope, TaskKind};
 
 pub(super) fn validate(config: &mut Config, r: &mut Reporter<'_>) {
     daemon(config, r);
+    email(config, r);
     users(config, r);
     groups(config, r);
     nodes(config, r);
@@ -65,6 +66,35 @@ fn daemon(c: &Config, r: &mut Reporter<'_>) {
                 format!("socket_group {group:?} is not a group on this system: create it or remove the key"),
             ),
         }
+    }
+}
+
+fn email(c: &Config, r: &mut Reporter<'_>) {
+    let e = &c.email;
+    if let Err(why) = e.from.parse::<lettre::message::Mailbox>() {
+        r.at(
+            &[K("email"), K("from")],
+            format!("email.from {:?} is not a valid address ({why})", e.from),
+        );
+    }
+    let Some(smtp) = &e.smtp else { return };
+    let at = |k| [K("email"), K("smtp"), K(k)];
+    if smtp.host.trim().is_empty() {
+        r.at(
+            &at("host"),
+            "email.smtp.host is empty: name the mail server",
+        );
+    }
+    match (&smtp.username, &smtp.password_file) {
+        (Some(_), None) => r.at(
+            &at("username"),
+            "email.smtp.username is set but password_file is not: give the file holding              the password (the password itself never goes in the config)",
+        ),
+        (None, Some(_)) => r.at(
+            &at("password_file"),
+            "email.smtp.password_file is set but username is not: set the SMTP username",
+        ),
+        _ => {}
     }
 }
 
@@ -165,7 +195,7 @@ fn nodes(c: &Config, r: &mut Reporter<'_>) {
             );
         }
         for (j, g) in n.groups.iter().enumerate() {
-            if c.group(g).is_none() {
+            if c.group(g).is_none() && r.complete("group") {
                 r.at(
                     &[K("node"), I(i), K("groups"), I(j)],
                     format!(
@@ -223,10 +253,10 @@ fn schedules(c: &Config, r: &mut Reporter<'_>) {
         }
         match &s.scope {
             Scope::All => {}
-            Scope::Group(g) if c.group(g).is_none() => {
+            Scope::Group(g) if c.group(g).is_none() && r.complete("group") => {
                 r.at(&at("scope"), format!("scope names unknown group {g:?}"));
             }
-            Scope::Node(n) if c.node(n).is_none() => {
+            Scope::Node(n) if c.node(n).is_none() && r.complete("node") => {
                 r.at(&at("scope"), format!("scope names unknown node {n:?}"));
             }
             _ => {}
@@ -240,7 +270,7 @@ fn schedules(c: &Config, r: &mut Reporter<'_>) {
                     );
                 }
                 for (j, p) in s.plugins.iter().flatten().enumerate() {
-                    if c.plugin(p).is_none() {
+                    if c.plugin(p).is_none() && r.complete("plugin") {
                         r.at(
                             &[K("schedule"), I(i), K("plugins"), I(j)],
                             format!(
@@ -356,6 +386,47 @@ scope = "group:nope"
             );
         }
         assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    }
+
+    /// A rejected entry must not shift the location of errors in later entries, nor make
+    /// references to the section it would have defined look dangling.
+    #[test]
+    fn a_rejected_entry_does_not_shift_later_locations() {
+        let text = "[[group]]\nname = \"web\"\ncolour = \"red\"\n\n\
+                    [[node]]\nname = \"a\"\nroot = 5\n\n\
+                    [[node]]\nname = \"b\"\nroot = \"/\"\ngroups = [\"web\"]\n\n\
+                    [[node]]\nname = \"b\"\nroot = \"/\"\n";
+        let errs = errors(text);
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("c.toml:3:1: in [[group]]: unknown field `colour`"),
+            "{errs:#?}"
+        );
+        assert!(errs[1].starts_with("c.toml:7:8: in [[node]]"), "{errs:#?}");
+        // The duplicate is the third [[node]] (line 15), not the second.
+        assert!(
+            errs[2].starts_with("c.toml:15:8: duplicate node name \"b\""),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn email_settings_are_checked_at_load() {
+        let errs = errors(
+            "[email]\nfrom = \"not an address\"\n[email.smtp]\nhost = \"mx\"\nusername = \"u\"\n",
+        );
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("c.toml:2:8: email.from \"not an address\" is not a valid address"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[1].starts_with("c.toml:5:12: email.smtp.username is set but password_file is not"),
+            "{errs:#?}"
+        );
+        let errs = errors("[email.smtp]\nhost = \"mx\"\npassword_file = \"/p\"\n");
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].contains("username is not"), "{errs:#?}");
     }
 
     #[test]

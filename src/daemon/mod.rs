@@ -167,10 +167,13 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
 
     systemd::stopping();
     shutdown.cancel();
+    // One deadline for all of it: running tasks, a mail being delivered and open control
+    // connections share `shutdown_grace` (plus the few seconds killing leftover workers takes).
     let grace = daemon.config().daemon.shutdown_grace;
-    queue.shutdown(grace).await;
-    daemon.outbox.shutdown().await;
-    if tokio::time::timeout(grace, server).await.is_err() {
+    let deadline = tokio::time::Instant::now() + grace;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    tokio::join!(queue.shutdown(grace), daemon.outbox.shutdown(grace));
+    if tokio::time::timeout(left(), server).await.is_err() {
         tracing::warn!("control connections still open after {grace:?}; closing them");
     }
     socket::remove(&socket_path, &socket_meta);

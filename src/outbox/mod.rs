@@ -242,11 +242,17 @@ impl Outbox {
 
     /// Stops the sender. A delivery in flight is abandoned: its row stays pending and is sent
     /// again (with the same Message-ID) after the next start.
-    pub async fn shutdown(&self) {
+    /// Stops the sender: a delivery in progress may finish within `limit` (so a mail the
+    /// server accepted is recorded as sent); after that it is abandoned, its row still
+    /// pending, and goes out (with the same Message-ID) after the next start.
+    pub async fn shutdown(&self, limit: std::time::Duration) {
         self.shared.shutdown.cancel();
         let handle = lock(&self.shared.sender).take();
-        if let Some(h) = handle {
-            let _ = h.await;
+        if let Some(mut h) = handle {
+            if tokio::time::timeout(limit, &mut h).await.is_err() {
+                tracing::warn!("a mail delivery was still in progress after {limit:?}; it will be retried after the next start");
+                h.abort();
+            }
         }
     }
 

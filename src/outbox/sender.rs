@@ -82,6 +82,8 @@ pub(super) async fn run(outbox: Outbox) {
                 due.sort_by_key(|(at, id, _)| (*at, *id));
                 match &pause {
                     Some(p) if !due.is_empty() => {
+                        // Paused mails get no attempt, so their deadline is checked here.
+                        give_up_overdue(&outbox, &config, &due).await;
                         wait = wait.min(p.until.saturating_duration_since(Instant::now()));
                     }
                     _ if !due.is_empty() => {
@@ -119,13 +121,10 @@ async fn deliver(
         let result = match (&transport, build_message(&config.email.from, &mail)) {
             (Err(e), _) => Err(e.clone()),
             (Ok(_), Err(e)) => Err(e),
-            (Ok(t), Ok(message)) => {
-                tokio::select! {
-                    r = t.send(id, &message) => r,
-                    // The row stays pending and goes out after the next start.
-                    _ = shared.shutdown.cancelled() => return None,
-                }
-            }
+            // A send in progress is finished even while the daemon stops (it is bounded by
+            // smtp.timeout, and `Outbox::shutdown` by the shutdown grace): dropping it after
+            // the server accepted the mail would send the mail again at the next start.
+            (Ok(t), Ok(message)) => t.send(id, &message).await,
         };
         let via = transport
             .as_ref()
@@ -140,8 +139,67 @@ async fn deliver(
                 return Some(Instant::now() + Duration::from_secs(5));
             }
         }
+        if shared.shutdown.is_cancelled() {
+            // The rest stays pending and goes out after the next start.
+            return None;
+        }
     }
     None
+}
+
+/// Makes dead letters of due mails past `email.give_up_after` that wait behind a paused
+/// transport: without an attempt, nothing else would ever judge their deadline.
+async fn give_up_overdue(
+    outbox: &Outbox,
+    config: &Config,
+    due: &[(DateTime<Utc>, MailId, StoredMail)],
+) {
+    let now = Utc::now();
+    let after = config.email.give_up_after;
+    let limit = chrono::Duration::from_std(after).unwrap_or(chrono::TimeDelta::MAX);
+    let overdue: Vec<(MailId, StoredMail)> = due
+        .iter()
+        .filter(|(_, _, m)| m.queued_at + limit <= now)
+        .map(|(_, id, m)| (*id, m.clone()))
+        .collect();
+    if overdue.is_empty() {
+        return;
+    }
+    let reason = lock(&outbox.shared.last_error).clone();
+    let shown = humantime::format_duration(after).to_string();
+    let written = overdue.clone();
+    let why_shown = shown.clone();
+    let result = outbox
+        .shared
+        .store
+        .write(move |tx| -> Result<(), StoreError> {
+            for (id, mut row) in written {
+                // Only a row still pending may change.
+                let current = super::load_one(tx, id)?;
+                if !current.is_some_and(|c| matches!(c.state, MailState::Pending { .. })) {
+                    continue;
+                }
+                let why = row.last_error.clone().or_else(|| reason.clone());
+                row.last_error = Some(match why {
+                    Some(e) => format!("not delivered within {why_shown} (last error: {e})"),
+                    None => {
+                        format!("not delivered within {why_shown}: the mail server was unavailable")
+                    }
+                });
+                row.state = MailState::Dead { since: now };
+                super::put(tx, OUTBOX, id, &row)?;
+            }
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => {
+            for (id, m) in &overdue {
+                tracing::warn!(id, to = %m.to, "mail not delivered within {shown}, now a dead letter (`vigil outbox retry {id}` sends it again)");
+            }
+        }
+        Err(e) => tracing::error!("cannot mark overdue mails as dead letters: {e}"),
+    }
 }
 
 /// Commits the outcome of one attempt and logs it. Returns the backoff it computed (the

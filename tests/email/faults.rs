@@ -25,7 +25,9 @@ pub fn silent_server() -> (u16, Arc<AtomicUsize>) {
 }
 
 /// A scripted SMTP server for fault cases: RCPT to `perm…` gets 550, to `temp…` gets 451,
-/// everything else is accepted. Records every RCPT address it was offered.
+/// everything else is accepted. Records every RCPT address it was offered, and `DATA <rcpt>`
+/// once it has read a whole message. A message to `slow…` is answered 250 only a second
+/// after it was read (a server busy with its queue), so a test can act in between.
 pub fn scripted_server() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -48,6 +50,8 @@ fn scripted_session(stream: TcpStream, rcpts: &Mutex<Vec<String>>) -> std::io::R
     let mut input = BufReader::new(stream);
     out.write_all(b"220 scripted ESMTP\r\n")?;
     let mut line = String::new();
+    let mut slow = false;
+    let mut rcpt = String::new();
     loop {
         line.clear();
         if input.read_line(&mut line)? == 0 {
@@ -58,6 +62,8 @@ fn scripted_session(stream: TcpStream, rcpts: &Mutex<Vec<String>>) -> std::io::R
             b"250 scripted\r\n"
         } else if upper.starts_with("RCPT") {
             rcpts.lock().unwrap().push(line.trim().to_owned());
+            rcpt = line.trim().to_owned();
+            slow = upper.contains("<SLOW");
             if upper.contains("<PERM") {
                 b"550 5.1.1 no such mailbox\r\n"
             } else if upper.contains("<TEMP") {
@@ -73,6 +79,10 @@ fn scripted_session(stream: TcpStream, rcpts: &Mutex<Vec<String>>) -> std::io::R
                 if input.read_line(&mut data)? == 0 {
                     return Ok(());
                 }
+            }
+            rcpts.lock().unwrap().push(format!("DATA {rcpt}"));
+            if slow {
+                std::thread::sleep(std::time::Duration::from_secs(1));
             }
             b"250 queued\r\n"
         } else if upper.starts_with("QUIT") {
