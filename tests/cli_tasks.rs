@@ -191,6 +191,9 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
     for node in ["web-0", "web-1", "db-0"] {
         assert!(out.lines().any(|l| l.starts_with(node)), "{node}:\n{out}");
     }
+    // Items per plugin: 22 accounts (10 users, 12 groups) and 9 packages of the fixture.
+    let web0 = out.lines().find(|l| l.starts_with("web-0")).unwrap();
+    assert!(web0.ends_with("(accounts 22, packages 9)"), "{web0}");
     let nodes = json(&vigil_exits(&d, &["--json", "nodes"], 0));
     assert_eq!(nodes.as_array().unwrap().len(), 3, "{nodes}");
 

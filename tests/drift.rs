@@ -350,4 +350,98 @@ fn retention_prunes_old_snapshots_but_keeps_the_baseline() {
     assert_eq!(code, 404, "day 1 pruned: {body}");
     let report = drift(&d, "n", "?date=2026-03-04");
     assert_eq!(report["plugins"][0]["baseline_day"], "2026-03-03");
+
+    // `vigild compact` refuses while the daemon runs, and shrinks the file once it stopped.
+    let compact = || {
+        std::process::Command::new(crate::common::VIGILD)
+            .arg("compact")
+            .arg("--config")
+            .arg(dir.config_path())
+            .output()
+            .unwrap()
+    };
+    let out = compact();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another vigild is already running"));
+    drop(d);
+    let db = dir.path().join("state/vigil.redb");
+    let before = std::fs::metadata(&db).unwrap().len();
+    let out = compact();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("compacted from"));
+    let after = std::fs::metadata(&db).unwrap().len();
+    assert!(after <= before, "{after} > {before}");
+    let d = Daemon::start_on(&dir).unwrap();
+    let report = drift(&d, "n", "?date=2026-03-04");
+    assert_eq!(
+        report["plugins"][0]["baseline_day"], "2026-03-03",
+        "data intact"
+    );
+}
+
+/// What a scan could not see is recorded with the snapshot and shown in the drift report,
+/// every note counted even past the ones kept, so an unread file never reads as unchanged.
+#[test]
+fn what_a_scan_could_not_see_is_in_the_drift_report() {
+    let dir = TestDir::new();
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(root.join("etc/big")).unwrap();
+    std::fs::write(root.join("etc/small.conf"), "a = 1\n").unwrap();
+    for i in 0..300 {
+        std::fs::write(root.join(format!("etc/big/f{i:03}")), "x".repeat(200)).unwrap();
+    }
+    let mut c = format!(
+        "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\n\n\
+         [[node]]\nname = \"n\"\nroot = \"{}\"\n\n",
+        dir.plugin_dir().display(),
+        root.display()
+    );
+    c += "[[plugin]]\nname = \"files\"\n[plugin.config]\npaths = [\"/etc\"]\nmax_hash_size = 100\n";
+    dir.set_today("2026-05-01");
+    dir.write_config(&c);
+    let d = Daemon::start_on(&dir).unwrap();
+    let rows = scan(&d, "all");
+    let notes = rows[0]["plugins"][0]["notes"].as_array().unwrap().clone();
+    assert_eq!(
+        notes.len(),
+        51,
+        "50 in the log row and a count of the rest: {notes:?}"
+    );
+    assert_eq!(notes[50], "… and 250 more notes (300 in all)");
+    assert!(notes[0]
+        .as_str()
+        .unwrap()
+        .starts_with("not hashed: over max_hash_size: /etc/big/f"));
+
+    dir.set_today("2026-05-02");
+    std::fs::write(root.join("etc/big/f007"), "y".repeat(200)).unwrap();
+    scan(&d, "all");
+    let report = drift(&d, "n", "?date=2026-05-02");
+    let files = &report["plugins"][0];
+    let coverage: Vec<&str> = files["coverage_notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        coverage.contains(&"not hashed: over max_hash_size: /etc/big/f007"),
+        "{coverage:?}"
+    );
+    assert_eq!(
+        coverage.last(),
+        Some(&"… and 100 more notes (300 in all)"),
+        "{}",
+        coverage.len()
+    );
+    // The CLI report says plainly that some things were not seen.
+    let out = d.vigil(&["drift", "n", "--date", "2026-05-02"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("not seen"), "{text}");
+    assert!(text.contains("/etc/big/f007"), "{text}");
 }

@@ -136,3 +136,114 @@ async fn items_out_of_order_are_refused() {
     assert!(err.to_string().contains("out of order"), "{err}");
     assert!(w.push(Item::new("/b")).await.is_err(), "duplicates too");
 }
+
+fn distinct_items(n: usize, generation: usize) -> impl Iterator<Item = Item> {
+    (0..n).map(move |i| {
+        Item::new(format!("/etc/file-{i:06}"))
+            .attr("type", "file")
+            .attr("blake3", format!("gen-{generation}-{i}"))
+    })
+}
+
+async fn write_items(store: &Store, node: &str, d: NaiveDate, items: impl Iterator<Item = Item>) {
+    let mut w = SnapshotWriter::new(store.clone(), node, "files", d);
+    for item in items {
+        w.push(item).await.unwrap();
+    }
+    let scan = TaskId {
+        kind: TaskKind::Scan,
+        number: 1,
+    };
+    w.commit(scan, Vec::new(), Vec::new(), DiffRules::default())
+        .await
+        .unwrap();
+}
+
+/// Days whose data all differ share nothing: pruning them gives their space back.
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_gives_back_the_space_of_data_no_snapshot_keeps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    write_items(&store, "a", day(0), distinct_items(2_000, 0)).await;
+    let one = bytes(&store).await;
+    for d in 1..10 {
+        write_items(&store, "a", day(d), distinct_items(2_000, d as usize)).await;
+    }
+    let ten = bytes(&store).await;
+    assert!(ten > one * 9, "ten distinct days: {ten} B vs one: {one} B");
+    // Keep 3 days: days 7, 8 and 9 remain (day 6 is older than the cutoff).
+    assert_eq!(snapshot::prune_blocking(&store, day(9), 2).unwrap(), 7);
+    let after = bytes(&store).await;
+    println!("one day {one} B, ten days {ten} B, after pruning to three {after} B");
+    assert!(
+        after < one * 4,
+        "three days left cost {after} B, one day {one} B"
+    );
+    assert_eq!(snapshot::sweep_blocking(&store).unwrap(), 0);
+}
+
+/// A scan that finds its chunks already stored (unchanged data) keeps them even when the
+/// only snapshot listing them is pruned while it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_during_a_scan_does_not_take_the_chunks_it_reuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    // Day 0 has data X, day 1 data Y; day 40's scan finds X again (a change was reverted).
+    write_items(&store, "a", day(0), distinct_items(10_000, 0)).await;
+    write_items(&store, "a", day(1), distinct_items(10_000, 1)).await;
+    let mut w = SnapshotWriter::new(store.clone(), "a", "files", day(40));
+    for item in distinct_items(10_000, 0) {
+        w.push(item).await.unwrap();
+    }
+    // While it streams, retention prunes day 0, the only snapshot that lists X's chunks.
+    assert_eq!(snapshot::prune_blocking(&store, day(40), 30).unwrap(), 1);
+    let scan = TaskId {
+        kind: TaskKind::Scan,
+        number: 2,
+    };
+    let drift = w
+        .commit(scan, Vec::new(), Vec::new(), DiffRules::default())
+        .await
+        .expect("the scan's chunks survived the pruning");
+    assert_eq!(
+        drift.changes.len(),
+        10_000,
+        "every item differs from day 1's"
+    );
+    // Nothing is left dangling, and the reused chunks are counted again.
+    assert_eq!(snapshot::sweep_blocking(&store).unwrap(), 0);
+    let latest = store
+        .read(|tx| snapshot::latest_per_plugin(tx, "a"))
+        .await
+        .unwrap();
+    assert_eq!(latest["files"].0, day(40));
+}
+
+/// Attributes a plugin declares volatile (a pid, an inode) are not drift.
+#[tokio::test(flavor = "multi_thread")]
+async fn volatile_attributes_are_not_drift() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let scan = TaskId {
+        kind: TaskKind::Scan,
+        number: 1,
+    };
+    let write = |d: u32, pid: i64, volatile: Vec<String>| {
+        let store = store.clone();
+        async move {
+            let mut w = SnapshotWriter::new(store, "n", "ports", day(d));
+            w.push(Item::new("tcp:22").attr("pid", pid).attr("process", "sshd"))
+                .await
+                .unwrap();
+            w.commit(scan, Vec::new(), volatile, DiffRules::default())
+                .await
+                .unwrap()
+        }
+    };
+    write(0, 100, vec!["pid".into()]).await;
+    let drift = write(1, 200, vec!["pid".into()]).await;
+    assert!(drift.changes.is_empty(), "{:?}", drift.changes);
+    // Not declared volatile: the same change is drift.
+    let drift = write(2, 300, Vec::new()).await;
+    assert_eq!(drift.changes.len(), 1, "{:?}", drift.changes);
+}

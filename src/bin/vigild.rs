@@ -28,6 +28,13 @@ enum Command {
     #[command(subcommand)]
     Plugin(PluginCommand),
 
+    /// Shrink the database file after pruning (stop vigild first).
+    Compact {
+        /// Config file naming the daemon.state_dir to compact.
+        #[arg(long, value_name = "PATH", default_value = vigil::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+
     /// Internal: the isolated plugin worker process. Not for direct use.
     #[command(name = "__worker", hide = true)]
     Worker {
@@ -55,6 +62,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
         Some(Command::Worker { args }) => vigil::plugin::worker::main(args),
+        Some(Command::Compact { config }) => vigil::daemon::compact(&config),
         Some(Command::Plugin(PluginCommand::Run {
             library,
             root,

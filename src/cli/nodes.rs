@@ -38,7 +38,7 @@ pub async fn nodes(client: &Client, json: bool) -> CmdResult {
     }
     let rows: Vec<Vec<String>> = nodes.iter().map(node_row).collect();
     table::print(
-        Some(&["NAME", "GROUPS", "LAST SCAN", "ITEMS", "CHANGES"]),
+        Some(&["NAME", "GROUPS", "LAST SCAN", "CHANGES", "ITEMS"]),
         &rows,
     );
     Ok(())
@@ -62,12 +62,14 @@ fn node_row(n: &NodeInfo) -> Vec<String> {
         ),
         None => ("never".to_owned(), "-".to_owned()),
     };
+    // The total, then per plugin: `1234 (files 1000, packages 234)`.
     let items = if n.items.is_empty() {
         "-".to_owned()
     } else {
-        n.items.values().sum::<u64>().to_string()
+        let each: Vec<String> = n.items.iter().map(|(p, c)| format!("{p} {c}")).collect();
+        format!("{} ({})", n.items.values().sum::<u64>(), each.join(", "))
     };
-    vec![n.name.clone(), groups, last, items, changes]
+    vec![n.name.clone(), groups, last, changes, items]
 }
 
 pub async fn drift(client: &Client, args: DriftArgs, json: bool) -> CmdResult {

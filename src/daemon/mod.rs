@@ -33,6 +33,36 @@ use state::{ConfigCell, Daemon};
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// Runs the daemon to completion on its own runtime. Entry point of `vigild`.
+/// `vigild compact`: shrinks the database of the config's state dir (vigild must be stopped).
+pub fn compact(config_path: &std::path::Path) -> ExitCode {
+    let config = match crate::config::load(config_path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("vigild: the config was not accepted:\n{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = &config.daemon.state_dir;
+    match Store::compact(dir) {
+        Ok((before, after)) => {
+            println!(
+                "{}: compacted from {} to {} bytes",
+                dir.join(crate::store::DB_FILE).display(),
+                before,
+                after
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "vigild: cannot compact the database in {}: {e}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
 pub fn main(config_path: PathBuf) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

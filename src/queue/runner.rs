@@ -218,6 +218,7 @@ async fn scan_one(
     let mut writer =
         SnapshotWriter::new(env.store.clone(), &target.task.target, &plugin, target.day);
     let mut notes = Vec::new();
+    let mut all_notes: u64 = 0;
     while let Some(event) = scan.next().await {
         match event {
             ScanEvent::Item(item) => {
@@ -230,6 +231,7 @@ async fn scan_one(
             }
             ScanEvent::ItemJson(_) => {}
             ScanEvent::Note(note) => {
+                all_notes += 1;
                 if notes.len() < MAX_STORED_NOTES {
                     notes.push(note);
                 }
@@ -240,16 +242,24 @@ async fn scan_one(
         return Err(describe(&e));
     }
     run.notes = notes.iter().take(MAX_NOTES_PER_PLUGIN).cloned().collect();
-    if notes.len() > MAX_NOTES_PER_PLUGIN {
-        run.notes.push(format!(
-            "… and {} more notes",
-            notes.len() - MAX_NOTES_PER_PLUGIN
-        ));
+    if all_notes > MAX_NOTES_PER_PLUGIN as u64 {
+        run.notes.push(more_notes(all_notes, MAX_NOTES_PER_PLUGIN));
+    }
+    // What the scan could not see is never dropped silently: the snapshot keeps the first
+    // notes and says how many more there were.
+    if all_notes > notes.len() as u64 {
+        let kept = notes.len();
+        notes.push(more_notes(all_notes, kept));
     }
     writer
         .commit(target.task.id, notes, volatile, target.rules.clone())
         .await
         .map_err(|e| format!("cannot store the snapshot: {e}"))
+}
+
+/// `… and 4800 more notes (5000 in all)`: the line that stands for the notes not kept.
+fn more_notes(all: u64, kept: usize) -> String {
+    format!("… and {} more notes ({all} in all)", all - kept as u64)
 }
 
 fn describe(e: &PluginFailure) -> String {

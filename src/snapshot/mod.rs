@@ -24,9 +24,6 @@ use crate::store::tables::{DRIFT, SNAPSHOTS};
 use crate::store::{Store, StoreError};
 use chunk::{ChunkBuilder, Hash, StoredValue, MAX_CHUNK_ENTRIES};
 
-/// Coverage notes kept per snapshot.
-const MAX_NOTES: usize = 200;
-
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error(
@@ -71,6 +68,14 @@ pub struct SnapshotWriter {
     last_key: Option<String>,
     items: u64,
     pending: Vec<PendingChunk>,
+    /// Chunks this writer pinned (see `refs`); unpinned when it is dropped.
+    pinned: Vec<Hash>,
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        refs::unpin(self.store.id(), &self.pinned);
+    }
 }
 
 /// A closed chunk waiting to be written with the next batch.
@@ -98,6 +103,7 @@ impl SnapshotWriter {
             last_key: None,
             items: 0,
             pending: Vec::new(),
+            pinned: Vec::new(),
         }
     }
 
@@ -154,6 +160,9 @@ impl SnapshotWriter {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
+        let hashes: Vec<Hash> = pending.iter().map(|c| chunk::hash(&c.bytes)).collect();
+        refs::pin(self.store.id(), &hashes);
+        self.pinned.extend(hashes);
         let store = self.store.clone();
         let refs = tokio::task::spawn_blocking(move || {
             store.write_lazy_blocking(|tx| {
@@ -185,14 +194,20 @@ impl SnapshotWriter {
             scan,
             taken_at: Utc::now(),
             items: self.items,
-            notes: notes.into_iter().take(MAX_NOTES).collect(),
+            // Bounded by the caller, which also counts what it did not keep.
+            notes,
             volatile,
-            chunks: self.chunks,
+            chunks: std::mem::take(&mut self.chunks),
         };
-        let (node, plugin, day) = (self.node, self.plugin, self.day);
+        let (node, plugin, day) = (
+            std::mem::take(&mut self.node),
+            std::mem::take(&mut self.plugin),
+            self.day,
+        );
+        let store_id = self.store.id();
         self.store
             .write(move |tx| -> Result<PluginDrift, SnapshotError> {
-                let drift = record(tx, &node, &plugin, day, &meta, &rules)?;
+                let drift = record(tx, store_id, &node, &plugin, day, &meta, &rules)?;
                 Ok(drift)
             })
             .await
@@ -201,6 +216,7 @@ impl SnapshotWriter {
 
 fn record(
     tx: &WriteTransaction,
+    store_id: usize,
     node: &str,
     plugin: &str,
     day: NaiveDate,
@@ -217,7 +233,7 @@ fn record(
         .map(|v| v.value().to_vec());
     if let Some(old) = old.and_then(|b| decode_meta(&b)) {
         for c in &old.chunks {
-            refs::release_chunk(tx, &c.hash)?;
+            refs::release_chunk(tx, store_id, &c.hash)?;
         }
     }
     snapshots.insert((node, plugin, d), encode_meta(meta)?.as_slice())?;
@@ -406,14 +422,19 @@ pub fn prune_blocking(
     retention_days: u32,
 ) -> Result<usize, StoreError> {
     let cutoff = day_number(today) - retention_days as i32;
+    // Small batches, each its own commit: scans' commits get their turn in between.
+    const BATCH: usize = 256;
     let mut pruned = 0;
+    let mut cursor: refs::PruneCursor = None;
     loop {
-        let n = store.write_blocking(|tx| refs::prune_some(tx, cutoff, 256))?;
+        let n = store
+            .write_blocking(|tx| refs::prune_some(tx, store.id(), cutoff, BATCH, &mut cursor))?;
         pruned += n;
-        if n < 256 {
+        if cursor.is_none() {
             break;
         }
     }
+    while store.write_blocking(|tx| refs::prune_drift_some(tx, cutoff, BATCH))? == BATCH {}
     Ok(pruned)
 }
 

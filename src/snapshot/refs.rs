@@ -4,6 +4,15 @@
 //! chunk entries that point at it. A chunk is written with count 0 while its scan runs and
 //! counted only when the snapshot commits, so a failed scan leaves unreferenced chunks that
 //! `sweep_unreferenced` removes at the next start.
+//!
+//! A scan in progress also relies on chunks it found already stored (unchanged data): those
+//! are *pinned* from before the scan's first transaction that looks for them until its
+//! snapshot commits, and a release that takes a pinned chunk's count to 0 keeps the chunk.
+//! Without that, pruning an old snapshot in the middle of a scan could delete a chunk the
+//! scan is about to list.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use redb::{ReadableTable, TableHandle, WriteTransaction};
 
@@ -13,6 +22,47 @@ use crate::store::tables::{CHUNKS, DRIFT, SNAPSHOTS, VALUES};
 use crate::store::StoreError;
 
 type BlobTable = redb::TableDefinition<'static, &'static [u8; 32], &'static [u8]>;
+
+/// Chunks pinned by scans in progress, per store (`Store::id`), with how many pin each. In
+/// memory on purpose: pins matter only while their scans run in this process; after a crash
+/// there are none, and the sweep at start removes what failed scans left.
+static PINS: Mutex<Option<HashMap<(usize, Hash), u32>>> = Mutex::new(None);
+
+type PinMap = Option<HashMap<(usize, Hash), u32>>;
+
+fn pins() -> std::sync::MutexGuard<'static, PinMap> {
+    PINS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Pins `hashes` in store `store` (a scan will list them). Call before the transaction
+/// that looks for them.
+pub fn pin(store: usize, hashes: &[Hash]) {
+    let mut guard = pins();
+    let map = guard.get_or_insert_with(HashMap::new);
+    for h in hashes {
+        *map.entry((store, *h)).or_insert(0) += 1;
+    }
+}
+
+/// Undoes [`pin`] once the scan committed (or failed).
+pub fn unpin(store: usize, hashes: &[Hash]) {
+    let mut guard = pins();
+    let Some(map) = guard.as_mut() else { return };
+    for h in hashes {
+        if let Some(n) = map.get_mut(&(store, *h)) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&(store, *h));
+            }
+        }
+    }
+}
+
+fn pinned(store: usize, h: &Hash) -> bool {
+    pins()
+        .as_ref()
+        .is_some_and(|m| m.contains_key(&(store, *h)))
+}
 
 /// Stores a chunk (and its values) unless it already exists.
 pub fn put_chunk(
@@ -46,11 +96,14 @@ pub fn put_chunk(
     })
 }
 
+/// Changes a row's count by `delta`. A row whose count drops to 0 is removed and its bytes
+/// returned, unless `keep_at_zero`.
 fn adjust(
     tx: &WriteTransaction,
     def: BlobTable,
     h: &Hash,
     delta: i64,
+    keep_at_zero: bool,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let mut table = tx.open_table(def)?;
     let Some(row) = table.get(h)?.map(|g| g.value().to_vec()) else {
@@ -62,7 +115,7 @@ fn adjust(
     };
     let (count, rest) = split_refcount(&row);
     let count = (count as i64 + delta).max(0) as u64;
-    if count == 0 && delta < 0 {
+    if count == 0 && delta < 0 && !keep_at_zero {
         table.remove(h)?;
         return Ok(Some(rest.to_vec()));
     }
@@ -72,12 +125,13 @@ fn adjust(
 
 /// One more snapshot lists this chunk.
 pub fn retain_chunk(tx: &WriteTransaction, h: &Hash) -> Result<(), StoreError> {
-    adjust(tx, CHUNKS, h, 1).map(|_| ())
+    adjust(tx, CHUNKS, h, 1, false).map(|_| ())
 }
 
-/// One snapshot fewer lists this chunk; the last one takes it (and its value refs) away.
-pub fn release_chunk(tx: &WriteTransaction, h: &Hash) -> Result<(), StoreError> {
-    if let Some(bytes) = adjust(tx, CHUNKS, h, -1)? {
+/// One snapshot fewer lists this chunk; the last one takes it (and its value refs) away,
+/// unless a scan in progress has pinned it.
+pub fn release_chunk(tx: &WriteTransaction, store: usize, h: &Hash) -> Result<(), StoreError> {
+    if let Some(bytes) = adjust(tx, CHUNKS, h, -1, pinned(store, h))? {
         release_values(tx, &bytes)?;
     }
     Ok(())
@@ -85,7 +139,7 @@ pub fn release_chunk(tx: &WriteTransaction, h: &Hash) -> Result<(), StoreError> 
 
 fn release_values(tx: &WriteTransaction, chunk_bytes: &[u8]) -> Result<(), StoreError> {
     for (_, vh) in Entries::new(chunk_bytes) {
-        adjust(tx, VALUES, &vh, -1)?;
+        adjust(tx, VALUES, &vh, -1, false)?;
     }
     Ok(())
 }
@@ -116,57 +170,80 @@ pub fn value(tx: &redb::ReadTransaction, h: &Hash) -> Result<Option<StoredValue>
     value_from(&tx.open_table(VALUES)?, h)
 }
 
+/// Where [`prune_some`] goes on: the first snapshot key the next batch looks at.
+pub type PruneCursor = Option<(String, String, i32)>;
+
 /// Prunes up to `limit` snapshots from before day `cutoff` that are not their plugin's
-/// newest on their node, and drift rows from before `cutoff`.
-pub fn prune_some(tx: &WriteTransaction, cutoff: i32, limit: usize) -> Result<usize, StoreError> {
-    let mut victims: Vec<((String, String, i32), Vec<u8>)> = Vec::new();
+/// newest on their node, starting at `cursor` and leaving it where the next batch should
+/// start (`None` once the table has been gone through). Only keys are read while looking;
+/// a pruned snapshot's record is read once, as it is removed.
+pub fn prune_some(
+    tx: &WriteTransaction,
+    store: usize,
+    cutoff: i32,
+    limit: usize,
+    cursor: &mut PruneCursor,
+) -> Result<usize, StoreError> {
+    let mut victims: Vec<(String, String, i32)> = Vec::new();
     {
         let table = tx.open_table(SNAPSHOTS)?;
-        let mut prev: Option<((String, String, i32), Vec<u8>)> = None;
-        for entry in table.iter()? {
-            let (k, v) = entry?;
+        let start = cursor.take();
+        let rows = match &start {
+            Some((n, p, d)) => table.range((n.as_str(), p.as_str(), *d)..)?,
+            None => table.range::<(&str, &str, i32)>(..)?,
+        };
+        let mut prev: Option<(String, String, i32)> = None;
+        for entry in rows {
+            let (k, _) = entry?;
             let (node, plugin, day) = k.value();
-            if let Some(((pn, pp, pd), bytes)) = prev.take() {
+            if let Some((pn, pp, pd)) = prev.take() {
                 // The previous row has a newer row of the same node and plugin: prunable.
                 if pn == node && pp == plugin && pd < cutoff {
-                    victims.push(((pn, pp, pd), bytes));
-                    if victims.len() >= limit {
-                        break;
-                    }
+                    victims.push((pn, pp, pd));
                 }
             }
-            prev = Some((
-                (node.to_owned(), plugin.to_owned(), day),
-                v.value().to_vec(),
-            ));
+            prev = Some((node.to_owned(), plugin.to_owned(), day));
+            if victims.len() >= limit {
+                *cursor = prev.take();
+                break;
+            }
         }
     }
     let mut snapshots = tx.open_table(SNAPSHOTS)?;
-    for ((node, plugin, day), _) in &victims {
-        snapshots.remove((node.as_str(), plugin.as_str(), *day))?;
-    }
-    drop(snapshots);
-    for (_, bytes) in &victims {
-        if let Some(meta) = decode_meta(bytes) {
+    for (node, plugin, day) in &victims {
+        let removed = snapshots.remove((node.as_str(), plugin.as_str(), *day))?;
+        let meta = removed.and_then(|bytes| decode_meta(bytes.value()));
+        if let Some(meta) = meta {
             for c in &meta.chunks {
-                release_chunk(tx, &c.hash)?;
+                release_chunk(tx, store, &c.hash)?;
             }
         }
     }
+    Ok(victims.len())
+}
+
+/// Removes up to `limit` drift records of days before `cutoff`; returns how many.
+pub fn prune_drift_some(
+    tx: &WriteTransaction,
+    cutoff: i32,
+    limit: usize,
+) -> Result<usize, StoreError> {
     let mut drift = tx.open_table(DRIFT)?;
-    let old: Vec<(String, String, i32)> = drift
-        .iter()?
-        .filter_map(|e| e.ok())
-        .map(|(k, _)| {
-            let (n, p, d) = k.value();
-            (n.to_owned(), p.to_owned(), d)
-        })
-        .filter(|(_, _, d)| *d < cutoff)
-        .collect();
+    let mut old: Vec<(String, String, i32)> = Vec::new();
+    for entry in drift.iter()? {
+        let (k, _) = entry?;
+        let (n, p, d) = k.value();
+        if d < cutoff {
+            old.push((n.to_owned(), p.to_owned(), d));
+            if old.len() >= limit {
+                break;
+            }
+        }
+    }
     for (n, p, d) in &old {
         drift.remove((n.as_str(), p.as_str(), *d))?;
     }
-    Ok(victims.len())
+    Ok(old.len())
 }
 
 /// Removes chunks no snapshot lists, with their value references.

@@ -86,7 +86,8 @@ db_err_from!(
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
-    redb::SetDurabilityError
+    redb::SetDurabilityError,
+    redb::CompactionError
 );
 
 /// Handle to the database; cheap to clone.
@@ -96,6 +97,14 @@ pub struct Store {
     path: PathBuf,
     // Held for the daemon's lifetime: a second vigild on the same state dir fails fast.
     _lock: Arc<Flock<File>>,
+}
+
+impl Store {
+    /// Identifies this open database among others in the process (while it is open), for
+    /// in-memory state kept beside it, such as the chunks scans in progress rely on.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.db) as usize
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -129,6 +138,27 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Rewrites the database file without its free pages (`vigild compact`), so the space of
+    /// pruned snapshots goes back to the filesystem; redb otherwise reuses it but never
+    /// shrinks the file. Needs the state dir to itself: fails fast while vigild runs.
+    /// Returns the file size before and after.
+    pub fn compact(state_dir: &Path) -> Result<(u64, u64), StoreError> {
+        let _lock = lock_state_dir(state_dir)?;
+        let path = state_dir.join(DB_FILE);
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let before = size(&path);
+        let mut db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .open(&path)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        db.compact()?;
+        drop(db);
+        Ok((before, size(&path)))
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
