@@ -76,7 +76,11 @@ const INSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/install.sh")
 /// crate under plugins/ and nothing else (not the test fixtures' library).
 #[test]
 fn install_script_ships_exactly_the_standard_plugins() {
-    let out = Command::new("bash").arg("-n").arg(INSTALL).output().unwrap();
+    let out = Command::new("bash")
+        .arg("-n")
+        .arg(INSTALL)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "bash -n install.sh: {}",
