@@ -218,6 +218,8 @@ async fn scan_one(
     let mut writer =
         SnapshotWriter::new(env.store.clone(), &target.task.target, &plugin, target.day);
     let mut notes = Vec::new();
+    // Every note the plugin sent (each already cut to a bounded size by the supervisor).
+    let mut notes_seen: usize = 0;
     while let Some(event) = scan.next().await {
         match event {
             ScanEvent::Item(item) => {
@@ -230,6 +232,7 @@ async fn scan_one(
             }
             ScanEvent::ItemJson(_) => {}
             ScanEvent::Note(note) => {
+                notes_seen += 1;
                 if notes.len() < MAX_STORED_NOTES {
                     notes.push(note);
                 }
@@ -240,10 +243,10 @@ async fn scan_one(
         return Err(describe(&e));
     }
     run.notes = notes.iter().take(MAX_NOTES_PER_PLUGIN).cloned().collect();
-    if notes.len() > MAX_NOTES_PER_PLUGIN {
+    if notes_seen > MAX_NOTES_PER_PLUGIN {
         run.notes.push(format!(
             "… and {} more notes",
-            notes.len() - MAX_NOTES_PER_PLUGIN
+            notes_seen - MAX_NOTES_PER_PLUGIN
         ));
     }
     writer
