@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs vigil from this source tree onto this machine, under systemd. Run as root.
 #   systemd/install.sh            build (release), install, enable and start vigild
-# Layout: /usr/bin/{vigild,vigil}, /usr/lib/vigil/plugins/*.so, /etc/vigil/config.toml
+# Layout: /usr/bin/{vigild,vigil}, /usr/lib/vigil/plugins/libvigil_<plugin>.so for the six
+# standard plugins, /etc/vigil/config.toml
 # (kept if it exists), /etc/vigil/policies, group "vigil" for the control socket.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,12 @@ cd "$(dirname "$0")/.."
 cargo build --release --workspace --exclude vigil-test-plugins
 install -d -m 0755 /usr/lib/vigil/plugins /etc/vigil /etc/vigil/policies
 install -m 0755 target/release/vigild target/release/vigil /usr/bin/
-for so in target/release/libvigil_*.so; do
+# The standard plugins by name: a glob would also pick up libraries that are not plugins to
+# ship (the test fixtures' libvigil_test_plugins.so, left over from a `cargo build`).
+PLUGINS=(files packages accounts services sysctl ports)
+for p in "${PLUGINS[@]}"; do
+  so="target/release/libvigil_$p.so"
+  [ -f "$so" ] || { echo "install.sh: $so was not built" >&2; exit 1; }
   install -m 0644 -o root -g root "$so" /usr/lib/vigil/plugins/
 done
 if [ -d policies ]; then

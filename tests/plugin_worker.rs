@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use vigil::plugin::supervisor::{
     self, PluginFailure, ScanEvent, ScanOutcome, ScanSpec, WorkerCommand, EVENT_CAPACITY,
+    MAX_NOTES, MAX_NOTES_BYTES, MAX_NOTE_BYTES,
 };
 
 const VIGILD: &str = env!("CARGO_BIN_EXE_vigild");
@@ -158,6 +159,11 @@ fn plugin_run_handles_many_items() {
 #[test]
 fn segfault_is_reported_as_a_crash() {
     assert_fails_with("segfault", &["crashed with SIGSEGV", "fixture"]);
+}
+
+#[test]
+fn segfault_after_many_items_is_reported_as_a_crash() {
+    assert_fails_with("segfault-mid-stream", &["crashed with SIGSEGV", "fixture"]);
 }
 
 #[test]
@@ -347,24 +353,13 @@ fn spec(lib: &Path, root: &Path, config: serde_json::Value) -> ScanSpec {
     spec
 }
 
-/// Waits until `pid` no longer runs (gone, or a zombie waiting for init).
+/// Waits until `/proc/PID` is gone: the process exited *and* was reaped. A zombie does not
+/// count: the supervisor reaps every worker it started.
 async fn wait_gone(pid: u32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        match fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(stat) => {
-                let state = stat
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .chars()
-                    .next();
-                if state == Some('Z') {
-                    return true;
-                }
-            }
+        if is_gone(pid) {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -394,9 +389,14 @@ async fn supervisor_streams_items_and_plugin_info() {
     assert_eq!(keys.len(), 10);
     assert_eq!(notes, ["fixture: done"]);
     match scan.finish().await {
-        ScanOutcome::Succeeded { items, notes } => {
+        ScanOutcome::Succeeded {
+            items,
+            notes,
+            more_notes,
+        } => {
             assert_eq!(items, 10);
             assert_eq!(notes, ["fixture: done"]);
+            assert_eq!(more_notes, 0);
         }
         other => panic!("{other:?}"),
     }
@@ -423,8 +423,48 @@ async fn supervisor_times_out_a_hanging_plugin() {
     assert!(wait_gone(pid).await, "worker {pid} still runs");
 }
 
+/// Set only in the child process that `cancel_from_another_task_kills_the_whole_process_group`
+/// runs [`fork_hang_cancelled_in_a_subreaper`] in.
+const SUBREAPER_ENV: &str = "VIGIL_TEST_SUBREAPER";
+
+#[test]
+fn cancel_from_another_task_kills_the_whole_process_group() {
+    // The check runs in a child test process that is a child subreaper: the plugin's
+    // grandchild is reparented to it when the worker dies, so it can reap the grandchild and
+    // see what killed it. Reparented to init instead, the dead grandchild could stay a zombie
+    // for good (container inits often never reap), which cannot be told apart from a process
+    // that is still dying. Marking this whole test process a subreaper would make it inherit
+    // the orphans of every daemon the other tests kill.
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "plugin_worker::fork_hang_cancelled_in_a_subreaper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SUBREAPER_ENV, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("subreaper check: done"),
+        "the check did not run: {text}"
+    );
+}
+
+/// The body of `cancel_from_another_task_kills_the_whole_process_group`; does nothing
+/// unless run by it.
 #[tokio::test]
-async fn cancel_from_another_task_kills_the_whole_process_group() {
+async fn fork_hang_cancelled_in_a_subreaper() {
+    if std::env::var_os(SUBREAPER_ENV).is_none() {
+        return;
+    }
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
     let plugins = Plugins::new();
     let root = tempfile::tempdir().unwrap();
     let cfg = serde_json::json!({"mode": "fork-hang"});
@@ -447,14 +487,33 @@ async fn cancel_from_another_task_kills_the_whole_process_group() {
         scan.finish().await,
         ScanOutcome::Failed(PluginFailure::Cancelled)
     ));
-    assert!(
-        wait_gone(worker_pid).await,
-        "worker {worker_pid} survived the cancel"
+    // Reaped by the supervisor by the time the outcome is known.
+    assert!(is_gone(worker_pid), "worker {worker_pid} is not reaped");
+    // The grandchild is ours now: reap it and check the group's SIGKILL got it.
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let pid = nix::unistd::Pid::from_raw(grandchild as i32);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap() {
+            WaitStatus::StillAlive => {
+                assert!(
+                    Instant::now() < deadline,
+                    "grandchild {grandchild} survived the cancel"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            st => break st,
+        }
+    };
+    assert_eq!(
+        status,
+        WaitStatus::Signaled(pid, nix::sys::signal::Signal::SIGKILL, false)
     );
     assert!(
-        wait_gone(grandchild).await,
-        "grandchild {grandchild} survived the cancel"
+        is_gone(grandchild),
+        "grandchild {grandchild} still in /proc"
     );
+    println!("subreaper check: done");
 }
 
 fn is_gone(pid: u32) -> bool {
@@ -531,4 +590,128 @@ async fn load_failures_fail_start_with_a_typed_reason() {
         .await
         .unwrap_err();
     assert!(matches!(err, PluginFailure::Refused(_)), "{err}");
+}
+
+fn expect_crash(outcome: ScanOutcome, signal: &str) {
+    match outcome {
+        ScanOutcome::Failed(f @ PluginFailure::Crashed { .. }) => {
+            let PluginFailure::Crashed { signal: got, .. } = &f else {
+                unreachable!()
+            };
+            assert_eq!(got, signal, "{f}");
+            assert!(
+                f.to_string().contains(&format!("crashed with {signal}")),
+                "{f}"
+            );
+        }
+        other => panic!("want a crash with {signal}, got {other:?}"),
+    }
+}
+
+/// Regression (plugin crash reported as "truncated frame"): a plugin that crashes after
+/// streaming 100k items is a crash, whatever the pipe held when it died.
+#[tokio::test]
+async fn crash_mid_stream_is_a_crash_not_a_protocol_violation() {
+    let plugins = Plugins::new();
+    let root = tempfile::tempdir().unwrap();
+    let cfg = serde_json::json!({"mode": "segfault-mid-stream"});
+    let mut scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
+        .await
+        .unwrap();
+    let pid = scan.worker_pid();
+    let mut items = 0;
+    while let Some(ev) = scan.next().await {
+        assert!(matches!(ev, ScanEvent::Item(_)), "{ev:?}");
+        items += 1;
+    }
+    // The worker's unflushed buffer (at most 64 KiB of frames) dies with it.
+    assert!(
+        (99_000..=100_000).contains(&items),
+        "{items} of the 100,000 items before the crash arrived"
+    );
+    expect_crash(scan.finish().await, "SIGSEGV");
+    assert!(is_gone(pid), "worker {pid} is not reaped");
+}
+
+/// A crash that leaves half a frame on the pipe (another thread was mid-record): the pump
+/// sees a truncated frame, and the supervisor still reports the crash.
+#[tokio::test]
+async fn crash_with_a_torn_frame_on_the_pipe_is_a_crash() {
+    let plugins = Plugins::new();
+    let root = tempfile::tempdir().unwrap();
+    let cfg = serde_json::json!({"mode": "torn-frame", "count": 1000});
+    let mut scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
+        .await
+        .unwrap();
+    let mut items = 0;
+    let mut notes = Vec::new();
+    while let Some(ev) = scan.next().await {
+        match ev {
+            ScanEvent::Item(_) => items += 1,
+            ScanEvent::Note(n) => notes.push(n),
+            ScanEvent::ItemJson(_) => unreachable!(),
+        }
+    }
+    assert_eq!(items, 1000);
+    assert_eq!(notes, ["fixture: tearing a frame"]);
+    expect_crash(scan.finish().await, "SIGSEGV");
+}
+
+/// Collects a note-flood scan: the notes as events, and the outcome's kept notes.
+async fn note_flood(cfg: serde_json::Value) -> (Vec<String>, Vec<String>, u64) {
+    let plugins = Plugins::new();
+    let root = tempfile::tempdir().unwrap();
+    let mut scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Some(ev) = scan.next().await {
+        if let ScanEvent::Note(n) = ev {
+            events.push(n);
+        }
+    }
+    match scan.finish().await {
+        ScanOutcome::Succeeded {
+            items,
+            notes,
+            more_notes,
+        } => {
+            assert_eq!(items, 1);
+            (events, notes, more_notes)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn huge_notes_are_cut_and_kept_notes_are_capped_in_bytes() {
+    let (events, kept, more) =
+        note_flood(serde_json::json!({"mode": "note-flood", "huge": 3, "count": 2000})).await;
+    assert_eq!(events.len(), 2003, "every note is passed on");
+    for n in &events {
+        assert!(n.len() <= MAX_NOTE_BYTES, "a {}-byte note", n.len());
+    }
+    for n in &events[..3] {
+        assert!(n.starts_with("xéé"), "{}", &n[..16]);
+        assert!(n.ends_with(" bytes in all]"), "{}", &n[n.len() - 40..]);
+    }
+    assert_eq!(events[3], "n".repeat(3000), "short notes are whole");
+    let bytes: usize = kept.iter().map(String::len).sum();
+    assert!(bytes <= MAX_NOTES_BYTES, "{bytes} bytes of notes kept");
+    assert!(
+        kept.len() < MAX_NOTES,
+        "the byte cap, not the count, stopped it"
+    );
+    assert_eq!(kept[..], events[..kept.len()], "the first notes are kept");
+    assert_eq!(kept.len() as u64 + more, 2003, "the rest are counted");
+}
+
+#[tokio::test]
+async fn kept_notes_are_capped_in_count() {
+    let (events, kept, more) =
+        note_flood(serde_json::json!({"mode": "note-flood", "huge": 0, "count": 3000, "size": 10}))
+            .await;
+    assert_eq!(events.len(), 3000);
+    assert_eq!(kept.len(), MAX_NOTES);
+    assert_eq!(more, 3000 - MAX_NOTES as u64);
 }

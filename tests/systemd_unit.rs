@@ -69,3 +69,53 @@ fn unit_sandboxing_scores_ok() {
         .unwrap_or_else(|| panic!("cannot read score from {line:?}"));
     assert!(score <= 3.5, "exposure {score} > 3.5: {line}");
 }
+
+const INSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/install.sh");
+
+/// The install script parses, and ships the standard plugins by name: every cdylib plugin
+/// crate under plugins/ and nothing else (not the test fixtures' library).
+#[test]
+fn install_script_ships_exactly_the_standard_plugins() {
+    let out = Command::new("bash")
+        .arg("-n")
+        .arg(INSTALL)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bash -n install.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = std::fs::read_to_string(INSTALL).unwrap();
+    assert!(
+        !script.contains("libvigil_*"),
+        "install.sh must not glob the libraries"
+    );
+    let listed: Vec<&str> = script
+        .lines()
+        .find_map(|l| l.strip_prefix("PLUGINS=("))
+        .and_then(|l| l.strip_suffix(')'))
+        .expect("a PLUGINS=(...) line in install.sh")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        listed,
+        ["files", "packages", "accounts", "services", "sysctl", "ports"]
+    );
+    let plugins = concat!(env!("CARGO_MANIFEST_DIR"), "/plugins");
+    let mut cdylibs: Vec<String> = std::fs::read_dir(plugins)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("Cargo.toml")).ok())
+        .filter(|toml| toml.contains("\"cdylib\""))
+        .filter_map(|toml| {
+            toml.lines()
+                .find_map(|l| l.strip_prefix("name = \"vigil_"))
+                .map(|n| n.trim_end_matches('"').to_owned())
+        })
+        .collect();
+    cdylibs.sort();
+    let mut want: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(cdylibs, want, "a plugin crate is missing from install.sh");
+}

@@ -6,6 +6,7 @@ mod common;
 mod drift;
 mod email;
 mod foundation;
+mod plugin_isolation;
 mod plugin_worker;
 mod policies;
 mod queue;

@@ -39,6 +39,10 @@ extern "C" {
 /*
  * Hands one record to the host. Returns 0 to continue; any other value means the host wants
  * the scan to stop (return promptly). The host copies `data` before returning.
+ *
+ * NOT thread-safe: call it only from the thread that called scan(), or serialize the calls
+ * yourself (one at a time, e.g. under a mutex), and never after scan() has returned. Two
+ * concurrent calls interleave their bytes on the host's pipe and fail the scan.
  */
 typedef int32_t (*vigil_emit_fn)(void *ctx, uint32_t kind, const uint8_t *data, size_t len);
 

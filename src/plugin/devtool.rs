@@ -3,8 +3,9 @@
 //! benchmarks.
 //!
 //! Items go to stdout one JSON object per line, exactly as the plugin encoded them (checked,
-//! not re-serialized); notes go to stderr as `note: ...`. Exit 0 on success, 1 with one
-//! `error: ...` line otherwise.
+//! not re-serialized); notes go to stderr as `note: ...`, then a `done: ...` line with the
+//! item count and the worker's peak RSS. Exit 0 on success, 1 with one `error: ...` line
+//! otherwise.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -98,14 +99,26 @@ async fn scan(worker: &WorkerCommand, spec: ScanSpec, library: &Path) -> Result<
     interrupt.abort();
     match outcome {
         ScanOutcome::Succeeded { items, .. } => {
+            let rss = worker_peak_rss_kb()
+                .map_or_else(String::new, |kb| format!("; worker peak RSS {kb} KiB"));
             eprintln!(
-                "done: plugin {} {} emitted {items} items",
+                "done: plugin {} {} emitted {items} items{rss}",
                 info.name, info.version
             );
             Ok(())
         }
         ScanOutcome::Failed(f) => Err(format!("plugin {} ({shown}): {f}", info.name)),
     }
+}
+
+/// Peak RSS of the largest reaped child, which here is the one worker (already reaped when
+/// the scan has finished).
+fn worker_peak_rss_kb() -> Option<i64> {
+    // SAFETY: an all-zero rusage is a valid out value; getrusage only writes to it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid `who` and out pointer.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    (rc == 0 && ru.ru_maxrss > 0).then_some(ru.ru_maxrss)
 }
 
 /// `--config`: inline JSON, inline TOML, or `@FILE` (a .json or .toml file).

@@ -3,7 +3,8 @@
 //! Decoding happens here, on the daemon side: an item that is not valid item JSON, a note
 //! that is not UTF-8 or frames out of order end the scan with a protocol violation. Each
 //! event holds permits of a byte budget until the consumer takes it, so buffered memory is
-//! bounded in bytes as well as in count.
+//! bounded in bytes as well as in count. Notes are cut to [`MAX_NOTE_BYTES`] here, before
+//! anyone sees them, and the ones kept for the outcome are capped in count and in bytes.
 
 use std::sync::Arc;
 
@@ -13,7 +14,9 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use vigil_plugin::Item;
 
 use super::frame::{self, Frame, PluginInfo};
-use super::supervisor::{ItemForm, PluginFailure, ScanEvent, ScanOutcome, MAX_NOTES};
+use super::supervisor::{
+    ItemForm, PluginFailure, ScanEvent, ScanOutcome, MAX_NOTES, MAX_NOTES_BYTES, MAX_NOTE_BYTES,
+};
 
 /// Reads frames and turns them into events and the scan's tally.
 pub(super) struct Pump {
@@ -23,7 +26,10 @@ pub(super) struct Pump {
     pub(super) form: ItemForm,
     pub(super) items: u64,
     pub(super) notes: Vec<String>,
-    pub(super) dropped_notes: usize,
+    /// Bytes of `notes`.
+    pub(super) notes_bytes: usize,
+    /// Notes seen but not kept in `notes`.
+    pub(super) dropped_notes: u64,
     pub(super) error: Option<String>,
     pub(super) done: Option<i32>,
 }
@@ -31,7 +37,11 @@ pub(super) struct Pump {
 pub(super) enum PumpEnd {
     /// Done frame or end of stream.
     Finished,
+    /// The worker sent something it must not: decided, whatever its exit status.
     Protocol(String),
+    /// The stream broke off (a frame cut short, a read error): usually the worker died
+    /// mid-write, so its exit status is the better explanation when there is one.
+    Broken(String),
     ConsumerGone,
 }
 
@@ -42,6 +52,9 @@ impl Pump {
             let frame = match frame::read_frame(&mut reader).await {
                 Ok(Some(f)) => f,
                 Ok(None) => return PumpEnd::Finished,
+                Err(e @ (frame::FrameError::Truncated { .. } | frame::FrameError::Io(_))) => {
+                    return PumpEnd::Broken(e.to_string())
+                }
                 Err(e) => return PumpEnd::Protocol(e.to_string()),
             };
             if self.hello.is_some() && !matches!(frame, Frame::Hello(_) | Frame::Violation(_)) {
@@ -72,7 +85,11 @@ impl Pump {
                     }
                 }
                 Frame::Note(note) => {
-                    if self.notes.len() < MAX_NOTES {
+                    let note = bound_note(note);
+                    if self.notes.len() < MAX_NOTES
+                        && self.notes_bytes + note.len() <= MAX_NOTES_BYTES
+                    {
+                        self.notes_bytes += note.len();
                         self.notes.push(note.clone());
                     } else {
                         self.dropped_notes += 1;
@@ -110,16 +127,11 @@ impl Pump {
 
     pub(super) fn outcome(mut self) -> ScanOutcome {
         match (self.done, self.error.take()) {
-            (Some(0), None) => {
-                if self.dropped_notes > 0 {
-                    self.notes
-                        .push(format!("{} more notes were not kept", self.dropped_notes));
-                }
-                ScanOutcome::Succeeded {
-                    items: self.items,
-                    notes: self.notes,
-                }
-            }
+            (Some(0), None) => ScanOutcome::Succeeded {
+                items: self.items,
+                notes: self.notes,
+                more_notes: self.dropped_notes,
+            },
             (Some(_), Some(msg)) => ScanOutcome::Failed(PluginFailure::PluginError(msg)),
             (Some(rc), None) => ScanOutcome::Failed(PluginFailure::PluginError(format!(
                 "the scan returned code {rc} without an error message"
@@ -127,6 +139,54 @@ impl Pump {
             (None, _) => ScanOutcome::Failed(PluginFailure::Protocol(
                 "the worker exited without reporting the end of the scan".into(),
             )),
+        }
+    }
+}
+
+/// Cuts a note longer than [`MAX_NOTE_BYTES`] on a char boundary and ends it with a marker
+/// saying how long it was; the result, marker included, is at most [`MAX_NOTE_BYTES`].
+pub(super) fn bound_note(mut note: String) -> String {
+    if note.len() <= MAX_NOTE_BYTES {
+        return note;
+    }
+    let marker = format!(" [note cut: {} bytes in all]", note.len());
+    let mut cut = MAX_NOTE_BYTES - marker.len();
+    while !note.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    note.truncate(cut);
+    note.push_str(&marker);
+    // Give back the frame-sized buffer: a cut note must not hold megabytes wherever it goes.
+    note.shrink_to_fit();
+    note
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_notes_are_kept_whole() {
+        let n = "x".repeat(MAX_NOTE_BYTES);
+        assert_eq!(bound_note(n.clone()), n);
+    }
+
+    #[test]
+    fn long_notes_are_cut_on_a_char_boundary_with_a_marker() {
+        // One ASCII byte, then two-byte chars: every even offset is inside a char.
+        for extra in [1, 2, 3, 1000, 4 << 20] {
+            let long = format!("x{}", "é".repeat((MAX_NOTE_BYTES + extra) / 2));
+            let cut = bound_note(long.clone());
+            assert!(cut.len() <= MAX_NOTE_BYTES, "{}", cut.len());
+            assert!(cut.len() >= MAX_NOTE_BYTES - 64, "{}", cut.len());
+            let marker = format!(" [note cut: {} bytes in all]", long.len());
+            let kept = cut.strip_suffix(&marker).expect("the marker ends the note");
+            assert!(long.starts_with(kept));
+            assert!(
+                cut.capacity() <= MAX_NOTE_BYTES,
+                "holds {} bytes",
+                cut.capacity()
+            );
         }
     }
 }

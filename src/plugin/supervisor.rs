@@ -2,7 +2,10 @@
 //! typed [`ScanOutcome`].
 //!
 //! The worker runs in its own process group; cancel, timeout and protocol violations kill the
-//! whole group (SIGTERM, a grace period, SIGKILL) and the worker is always reaped. Items flow
+//! whole group (SIGTERM, a grace period, SIGKILL) and the worker is always reaped, after the
+//! last signal to its group (so the group id cannot have been reused). A worker that dies
+//! mid-frame is reported by its exit status (`crashed with SIGSEGV`), not as the truncated
+//! frame it left behind. Items flow
 //! through a channel bounded both in count and in bytes, and the frame reader stops reading
 //! the pipe while the channel is full, so a flooding plugin blocks instead of filling memory.
 
@@ -33,6 +36,11 @@ pub const EVENT_CAPACITY: usize = 1024;
 pub const BUFFER_BYTES: usize = 2 * frame::MAX_PAYLOAD;
 /// Notes kept for [`ScanOutcome::Succeeded`]; later ones are counted, not kept.
 pub const MAX_NOTES: usize = 1000;
+/// Bytes of notes kept for [`ScanOutcome::Succeeded`]; later ones are counted, not kept.
+pub const MAX_NOTES_BYTES: usize = 1 << 20;
+/// Longest note, in bytes: a longer one is cut (on a char boundary) and ends with a marker
+/// saying how long it was, both in [`ScanEvent::Note`] and in the outcome.
+pub const MAX_NOTE_BYTES: usize = 4096;
 
 /// How to start a worker: the `vigild` executable (`current_exe()` in the daemon; the test
 /// binary path in tests) and the grace period between SIGTERM and SIGKILL.
@@ -108,14 +116,21 @@ pub enum ScanEvent {
     Item(Item),
     /// Only with [`ItemForm::Json`]: one item's JSON.
     ItemJson(Vec<u8>),
-    /// A coverage note: something the plugin could not see. Does not fail the scan.
+    /// A coverage note: something the plugin could not see. Does not fail the scan. At most
+    /// [`MAX_NOTE_BYTES`].
     Note(String),
 }
 
 /// How a scan ended.
 #[derive(Debug)]
 pub enum ScanOutcome {
-    Succeeded { items: u64, notes: Vec<String> },
+    Succeeded {
+        items: u64,
+        /// The first notes, at most [`MAX_NOTES`] and [`MAX_NOTES_BYTES`] in all.
+        notes: Vec<String>,
+        /// Notes that were not kept in `notes` ("and N more notes").
+        more_notes: u64,
+    },
     Failed(PluginFailure),
 }
 
@@ -282,6 +297,7 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
         form: spec.item_form,
         items: 0,
         notes: Vec::new(),
+        notes_bytes: 0,
         dropped_notes: 0,
         error: None,
         done: None,
@@ -314,7 +330,14 @@ enum Stop {
     Cancelled,
     TimedOut,
     Protocol(String),
+    /// The frame stream broke off; the worker's exit status decides what to report.
+    Broken(String),
 }
+
+/// How long a broken frame stream waits for the worker's exit status before it is reported
+/// as a protocol violation. A worker that died mid-frame is gone within microseconds of its
+/// pipe closing; this only bounds the wait for one that closed the pipe and lives on.
+const BROKEN_STREAM_WAIT: Duration = Duration::from_secs(2);
 
 struct Driver {
     grace: Duration,
@@ -326,7 +349,9 @@ struct Driver {
 
 impl Driver {
     async fn run(self, mut child: Child, stdout: ChildStdout, mut pump: Pump) -> ScanOutcome {
-        let pgid = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
+        let pid = child.id().unwrap_or_default();
+        let pgid = nix::unistd::Pid::from_raw(pid as i32);
+        let mut exit = ExitWatch::new(pid);
         let deadline = self.deadline;
         let expired = async move {
             match deadline {
@@ -335,7 +360,7 @@ impl Driver {
             }
         };
         tokio::pin!(expired);
-        let mut status: Option<ExitStatus> = None;
+        let mut exited = false;
         let mut pumped = false;
         let stop = {
             let running = pump.run(stdout);
@@ -348,24 +373,33 @@ impl Driver {
                     end = &mut running, if !pumped => match end {
                         PumpEnd::Finished => {
                             pumped = true;
-                            if status.is_some() { break None }
+                            if exited { break None }
                         }
                         PumpEnd::Protocol(m) => break Some(Stop::Protocol(m)),
+                        PumpEnd::Broken(m) => break Some(Stop::Broken(m)),
                         PumpEnd::ConsumerGone => break Some(Stop::Cancelled),
                     },
-                    st = child.wait(), if status.is_none() => {
-                        status = Some(st.unwrap_or_else(|_| ExitStatus::default()));
-                        // The worker is gone: anything left in its group (a plugin's forks)
-                        // goes too, which also closes the pipe so the reader sees its end.
+                    _ = exit.exited(), if !exited => {
+                        exited = true;
+                        // The worker is dead but not reaped, so its group id cannot have been
+                        // reused: anything left in the group (a plugin's forks) goes now,
+                        // which also closes the pipe so the reader sees its end.
                         kill_group(pgid, nix::sys::signal::Signal::SIGKILL);
                         if pumped { break None }
                     }
                 }
             }
         };
-        if stop.is_some() || status.is_none() {
-            status = Some(self.terminate(&mut child, pgid, status).await);
+        if let Some(Stop::Broken(_)) = &stop {
+            // Most likely the worker died mid-frame: its status says how, and is a better
+            // reason than "truncated frame". Wait for it, boundedly.
+            if !exited {
+                exited = tokio::time::timeout(BROKEN_STREAM_WAIT, exit.exited())
+                    .await
+                    .is_ok();
+            }
         }
+        let status = self.terminate(&mut child, pgid, &mut exit, exited).await;
         let stderr = self.tail.finish().await;
         match stop {
             Some(Stop::Cancelled) => ScanOutcome::Failed(PluginFailure::Cancelled),
@@ -373,55 +407,113 @@ impl Driver {
                 ScanOutcome::Failed(PluginFailure::TimedOut(self.timeout.unwrap_or_default()))
             }
             Some(Stop::Protocol(m)) => ScanOutcome::Failed(PluginFailure::Protocol(m)),
-            None => judge(status, stderr, pump),
+            // Exited on its own within the wait: the status explains the broken stream.
+            // Killed by us after the wait: the broken stream is all there is to say.
+            Some(Stop::Broken(m)) => match died_of(status, stderr) {
+                Some(failure) if exited => ScanOutcome::Failed(failure),
+                _ => ScanOutcome::Failed(PluginFailure::Protocol(m)),
+            },
+            None => match died_of(status, stderr) {
+                Some(failure) => ScanOutcome::Failed(failure),
+                None => pump.outcome(),
+            },
         }
     }
 
-    /// SIGTERM to the group, the grace period, then SIGKILL; always reaps the worker.
+    /// Ends the worker and its group and reaps it. A worker still running gets SIGTERM (to
+    /// the group), the grace period, then SIGKILL. The group is always signalled while the
+    /// worker is unreaped, so the group id cannot belong to anyone else yet.
     async fn terminate(
         &self,
         child: &mut Child,
-        pgid: Option<nix::unistd::Pid>,
-        status: Option<ExitStatus>,
+        pgid: nix::unistd::Pid,
+        exit: &mut ExitWatch,
+        exited: bool,
     ) -> ExitStatus {
-        if let Some(st) = status {
-            kill_group(pgid, nix::sys::signal::Signal::SIGKILL);
-            return st;
+        if !exited {
+            kill_group(pgid, nix::sys::signal::Signal::SIGTERM);
+            let _ = tokio::time::timeout(self.grace, exit.exited()).await;
         }
-        kill_group(pgid, nix::sys::signal::Signal::SIGTERM);
-        let st = match tokio::time::timeout(self.grace, child.wait()).await {
-            Ok(st) => st.ok(),
-            Err(_) => None,
-        };
-        // Group members that ignored SIGTERM (or outlived the worker) die now. The reaped
-        // leader's pgid stays reserved while any member is alive, so this cannot hit others.
+        // Group members that ignored SIGTERM (or outlived the worker) die now.
         kill_group(pgid, nix::sys::signal::Signal::SIGKILL);
-        match st {
-            Some(st) => st,
-            None => child.wait().await.unwrap_or_default(),
+        child.wait().await.unwrap_or_default()
+    }
+}
+
+/// Tells when the worker has exited without reaping it (a pidfd turns readable when its
+/// process becomes a zombie). Until `Child::wait` reaps the worker its pid, which is also
+/// its process group id, stays taken, so `killpg` cannot reach a process that reused it.
+enum ExitWatch {
+    Pidfd(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>),
+    /// No pidfd (Linux < 5.3): `waitid(WEXITED | WNOWAIT)` on a blocking thread.
+    Blocking(Option<tokio::task::JoinHandle<()>>),
+}
+
+impl ExitWatch {
+    fn new(pid: u32) -> ExitWatch {
+        match pidfd_open(pid) {
+            Ok(fd) => ExitWatch::Pidfd(fd),
+            Err(_) => ExitWatch::Blocking(Some(tokio::task::spawn_blocking(move || {
+                use nix::sys::wait::{waitid, Id, WaitPidFlag};
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                while let Err(nix::errno::Errno::EINTR) =
+                    waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+                {
+                }
+            }))),
+        }
+    }
+
+    /// Resolves once the worker has exited (at once on every later call). Cancel-safe.
+    async fn exited(&mut self) {
+        match self {
+            // Readiness is never cleared: once exited, always exited.
+            ExitWatch::Pidfd(fd) => drop(fd.readable().await),
+            ExitWatch::Blocking(handle) => {
+                if let Some(h) = handle {
+                    let _ = h.await;
+                    *handle = None;
+                }
+            }
         }
     }
 }
 
-fn judge(status: Option<ExitStatus>, stderr: String, pump: Pump) -> ScanOutcome {
+fn pidfd_open(pid: u32) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same until it is dropped.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}
+
+/// The failure a worker's exit status shows, if any: a signal is a crash, a non-zero code an
+/// early exit. `None` for a clean exit, where the frames decide.
+fn died_of(status: ExitStatus, stderr: String) -> Option<PluginFailure> {
     use std::os::unix::process::ExitStatusExt;
-    let status = status.unwrap_or_default();
     if let Some(sig) = status.signal() {
         let signal = nix::sys::signal::Signal::try_from(sig)
             .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned());
-        return ScanOutcome::Failed(PluginFailure::Crashed { signal, stderr });
+        return Some(PluginFailure::Crashed { signal, stderr });
     }
     match status.code() {
-        Some(0) => pump.outcome(),
-        code => ScanOutcome::Failed(PluginFailure::Exited {
+        Some(0) => None,
+        code => Some(PluginFailure::Exited {
             code: code.unwrap_or(-1),
             stderr,
         }),
     }
 }
 
-fn kill_group(pgid: Option<nix::unistd::Pid>, sig: nix::sys::signal::Signal) {
-    if let Some(pgid) = pgid {
+fn kill_group(pgid: nix::unistd::Pid, sig: nix::sys::signal::Signal) {
+    // Pid 0 would be our own group: never signal that.
+    if pgid.as_raw() > 0 {
         // ESRCH: the group is already empty.
         let _ = nix::sys::signal::killpg(pgid, sig);
     }

@@ -107,11 +107,25 @@ struct Output {
 }
 
 impl Output {
+    /// Writes one frame. The buffer is flushed only at frame boundaries: a frame that does not
+    /// fit in what is left of the buffer goes out after a flush, so whenever control is back
+    /// in the plugin the pipe holds whole frames only, and a plugin that crashes between two
+    /// records leaves a clean stream (the daemon then reports the crash itself).
     fn frame(&mut self, tag: Tag, payload: &[u8]) -> io::Result<()> {
+        let len = frame::HEADER_LEN + payload.len();
+        if len > self.w.capacity() - self.w.buffer().len() {
+            self.w.flush()?;
+        }
         frame::write_frame(&mut self.w, tag, payload).map_err(|e| match e {
             frame::FrameError::Io(e) => e,
             other => io::Error::other(other.to_string()),
-        })
+        })?;
+        if len > self.w.capacity() {
+            // Bigger than the buffer: it went out in pieces, and its tail may still be
+            // buffered. Finish it before returning to the plugin.
+            self.flush()?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {

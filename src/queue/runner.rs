@@ -218,6 +218,7 @@ async fn scan_one(
     let mut writer =
         SnapshotWriter::new(env.store.clone(), &target.task.target, &plugin, target.day);
     let mut notes = Vec::new();
+    // Every note the plugin sent (each already cut to a bounded size by the supervisor).
     let mut all_notes: u64 = 0;
     while let Some(event) = scan.next().await {
         match event {

@@ -39,6 +39,10 @@ pub const SCAN_PANICKED: i32 = 2;
 /// Callback through which a plugin hands records to the host. Returns 0 to continue; any
 /// other value means the host wants the scan to stop (the plugin should return promptly).
 /// The host copies `data` before returning; the plugin keeps ownership of its buffer.
+///
+/// Not thread-safe: call it only from the thread that called `scan` (or serialize the calls
+/// yourself), and only during `scan`. [`Emitter`] is neither `Send` nor `Sync` for this
+/// reason: a plugin with worker threads sends their results back to the scan's thread.
 pub type EmitFn =
     unsafe extern "C" fn(ctx: *mut c_void, kind: u32, data: *const u8, len: usize) -> i32;
 

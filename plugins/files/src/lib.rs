@@ -24,8 +24,12 @@
 //!   `not descended: other filesystem: KEY`, `vanished during scan: KEY`. Only a node root
 //!   that cannot be opened as a directory, or a bad config, fails the scan.
 //! * **Bounded memory.** The walk is iterative with an explicit stack holding only the
-//!   directories on the current path (memory ∝ depth × width); hashing reads through a
-//!   fixed 128 KiB buffer per thread; at most [`pipeline::WINDOW`] entries are in flight.
+//!   directories on the current path; hashing reads through a fixed 128 KiB buffer per
+//!   thread; at most [`pipeline::WINDOW`] entries are in flight. The one thing that grows
+//!   with the tree: each directory's names are listed and sorted before any is emitted (that
+//!   is what makes the output key-ordered), so memory grows with the entry count of the
+//!   largest single directory (about 100 bytes per entry plus its key) times the depth at
+//!   which such directories nest, never with the total number of files.
 //! * **Both cores.** Entries are hashed by `available_parallelism` threads (config
 //!   `threads` overrides) and put back in order before they are emitted.
 //!

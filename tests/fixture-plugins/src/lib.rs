@@ -2,7 +2,11 @@
 //! `mode`: `ok` (`count` items), `segfault`, `panic`, `abort`, `hang`, `flood`, `oversized`,
 //! `bad-json`, `error`, `fork-hang`, `slow` (`count` items, `ms` apart), `stdout`,
 //! `gate` (waits until the file `gate` exists, then emits `count` items: tests open the gate
-//! instead of waiting for time to pass).
+//! instead of waiting for time to pass), `segfault-mid-stream` (`count` items, 100,000 by
+//! default, then SIGSEGV), `torn-frame` (`count` items, then half a frame written straight
+//! onto the worker's frame pipe, then SIGSEGV: a crash while another thread was mid-record),
+//! `note-flood` (`huge` notes of almost 4 MiB, then `count` notes of `size` bytes, then
+//! `items` items).
 //!
 //! The descriptor is written out by hand (not with `export_plugin!`) because `bad-json` needs
 //! the raw sink; every other mode goes through `vigil_plugin::run_scan` like a normal plugin.
@@ -72,10 +76,44 @@ impl Plugin for Fixture {
             }
             "segfault" => {
                 out.item(&item(0)).map_err(stop)?;
-                // A write to the zero page: a real SIGSEGV, not a checked null dereference.
-                let p = std::ptr::without_provenance_mut::<u64>(8);
-                // SAFETY: not safe at all: crashing is this mode's purpose.
-                unsafe { p.write_volatile(1) };
+                segfault();
+            }
+            "segfault-mid-stream" => {
+                let count = ctx.config.get("count").and_then(|c| c.as_u64());
+                for i in 0..count.unwrap_or(100_000) {
+                    // Zero-padded keys: in the byte order the daemon's snapshots require.
+                    let it = Item::new(format!("item-{i:08}")).attr("index", i as i64);
+                    out.item(&it).map_err(stop)?;
+                }
+                segfault();
+            }
+            "torn-frame" => {
+                for i in 0..count {
+                    out.item(&item(i)).map_err(stop)?;
+                }
+                // A note is flushed at once: everything so far is on the pipe, whole.
+                out.note("fixture: tearing a frame").map_err(stop)?;
+                let fd = frame_pipe()?;
+                // A header announcing a 100-byte item, then 3 bytes of it.
+                let torn = [100u8, 0, 0, 0, 2, b'{', b'"', b'k'];
+                // SAFETY: writing a local buffer to an open descriptor.
+                unsafe { libc::write(fd, torn.as_ptr().cast(), torn.len()) };
+                segfault();
+            }
+            "note-flood" => {
+                let num = |k: &str, d: u64| ctx.config.get(k).and_then(|c| c.as_u64()).unwrap_or(d);
+                // One ASCII byte, then two-byte chars: a cut at an even offset is mid-char.
+                let huge = format!("x{}", "é".repeat(((4 << 20) - 1024) / 2));
+                for _ in 0..num("huge", 3) {
+                    out.note(&huge).map_err(stop)?;
+                }
+                let small = "n".repeat(num("size", 3000) as usize);
+                for _ in 0..count {
+                    out.note(&small).map_err(stop)?;
+                }
+                for i in 0..num("items", 1) {
+                    out.item(&item(i)).map_err(stop)?;
+                }
             }
             "panic" => panic!("fixture panic"),
             "abort" => {
@@ -90,16 +128,19 @@ impl Plugin for Fixture {
             "error" => return Err("fixture error: the thing is broken".to_owned()),
             "fork-hang" => {
                 // SAFETY: the worker is single-threaded; the child only calls async-signal-safe
-                // functions, ignoring SIGTERM so that only SIGKILL ends it.
-                let pid = unsafe { libc::fork() };
-                if pid == 0 {
-                    unsafe {
-                        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+                // functions. It inherits SIGTERM ignored (set before the fork, so a SIGTERM
+                // right after it cannot win the race), so only SIGKILL ends it.
+                let pid = unsafe {
+                    let previous = libc::signal(libc::SIGTERM, libc::SIG_IGN);
+                    let pid = libc::fork();
+                    if pid == 0 {
                         loop {
                             libc::pause();
                         }
                     }
-                }
+                    libc::signal(libc::SIGTERM, previous);
+                    pid
+                };
                 out.note(&format!("grandchild {pid}")).map_err(stop)?;
                 hang();
             }
@@ -123,6 +164,58 @@ fn item(i: u64) -> Item {
     Item::new(format!("item-{i}"))
         .attr("index", i as i64)
         .attr("even", i & 1 == 0)
+}
+
+fn segfault() -> ! {
+    // A write to the zero page: a real SIGSEGV, not a checked null dereference.
+    let p = std::ptr::without_provenance_mut::<u64>(8);
+    // SAFETY: not safe at all: crashing is this function's purpose.
+    unsafe { p.write_volatile(1) };
+    unreachable!("the write to address 8 did not fault")
+}
+
+/// The worker's frame pipe: the one close-on-exec, write-only pipe above stderr (fds the
+/// worker inherited, such as a build tool's jobserver pipe, are not close-on-exec). Found the
+/// way a misbehaving plugin would.
+fn frame_pipe() -> Result<libc::c_int, String> {
+    let stat = |fd: libc::c_int| {
+        // SAFETY: an all-zero stat is valid to overwrite; fstat on any fd number is safe.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st)
+    };
+    let stderr_ino = stat(2).map(|s| s.st_ino);
+    let mut found = Vec::new();
+    let dir = std::fs::read_dir("/proc/self/fd").map_err(|e| e.to_string())?;
+    for entry in dir.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if fd < 3 {
+            continue;
+        }
+        // SAFETY: F_GETFL on an fd number has no effect besides the answer.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        // SAFETY: as above.
+        let fd_flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        let Some(st) = stat(fd) else { continue };
+        if flags >= 0
+            && fd_flags >= 0
+            && fd_flags & libc::FD_CLOEXEC != 0
+            && flags & libc::O_ACCMODE == libc::O_WRONLY
+            && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+            && Some(st.st_ino) != stderr_ino
+        {
+            found.push(fd);
+        }
+    }
+    match found[..] {
+        [fd] => Ok(fd),
+        _ => Err(format!("cannot tell the frame pipe among fds {found:?}")),
+    }
 }
 
 fn hang() -> ! {
