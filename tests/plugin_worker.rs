@@ -715,3 +715,49 @@ async fn kept_notes_are_capped_in_count() {
     assert_eq!(kept.len(), MAX_NOTES);
     assert_eq!(more, 3000 - MAX_NOTES as u64);
 }
+
+/// The worker gets its three pipes and its own frame fd, nothing else: not an fd its parent
+/// inherited without close-on-exec (here one leaked into `vigild plugin run` on purpose).
+#[test]
+fn the_worker_inherits_no_stray_file_descriptors() {
+    use std::os::unix::process::CommandExt;
+    let plugins = Plugins::new();
+    let root = tempfile::tempdir().unwrap();
+    let leaked = tempfile::NamedTempFile::new().unwrap();
+    let path = leaked.path().to_owned();
+    let mut cmd = Command::new(VIGILD);
+    cmd.args(["plugin", "run"])
+        .arg(plugins.fixture())
+        .arg("--root")
+        .arg(root.path())
+        .args(["--config", r#"{"mode": "fds"}"#]);
+    // SAFETY: open and dup2 are async-signal-safe; the path was built before the fork.
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(c_path.as_ptr(), libc::O_RDONLY);
+            if fd >= 0 && fd != 77 {
+                libc::dup2(fd, 77);
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let items = items(&String::from_utf8_lossy(&out.stdout));
+    let targets: Vec<String> = items
+        .iter()
+        .map(|i| format!("{} {}", i.key, i.attributes["target"]))
+        .collect();
+    assert!(
+        !targets.iter().any(|t| t.contains(&*path.to_string_lossy())),
+        "the leaked fd reached the plugin: {targets:#?}"
+    );
+    // 0-2, the private frame fd and the one read_dir holds while listing; nothing else.
+    assert!(items.len() <= 5, "{targets:#?}");
+}

@@ -35,7 +35,12 @@ fn items() -> Vec<(&'static str, Vec<Item>)> {
     );
     files.push(sshd);
     for (k, m) in [("/etc/passwd", "0644"), ("/etc/shadow", "0640")] {
-        files.push(Item::new(k).attr("type", "file").attr("mode", m).attr("uid", 0i64));
+        files.push(
+            Item::new(k)
+                .attr("type", "file")
+                .attr("mode", m)
+                .attr("uid", 0i64),
+        );
     }
     files.sort_by(|a, b| a.key.cmp(&b.key));
     let mut packages: Vec<Item> = (0..600)
@@ -50,7 +55,11 @@ fn items() -> Vec<(&'static str, Vec<Item>)> {
                 .attr("password", "locked")
         })
         .collect();
-    accounts.push(Item::new("user:root").attr("uid", 0i64).attr("password", "set"));
+    accounts.push(
+        Item::new("user:root")
+            .attr("uid", 0i64)
+            .attr("password", "set"),
+    );
     let sysctl: Vec<Item> = (0..120)
         .map(|i| Item::new(format!("net.k{i:03}")).attr("value", "1"))
         .chain([Item::new("net.ipv4.ip_forward").attr("value", "0")])

@@ -264,6 +264,19 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // SAFETY: only async-signal-safe syscalls run between fork and exec. The worker (and the
+    // plugin in it) gets its three pipes and nothing else the daemon had open: no socket,
+    // no database file, no fd inherited without close-on-exec from whoever started vigild.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                for fd in 3..4096 {
+                    libc::close(fd);
+                }
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(PluginFailure::Spawn)?;
     let pid = child.id().unwrap_or_default();
     let (Some(mut stdin), Some(stdout), Some(stderr_pipe)) =

@@ -48,6 +48,22 @@ impl Plugin for Fixture {
                 }
                 out.note("fixture: done").map_err(stop)?;
             }
+            // One item per open file descriptor of the worker: what a plugin can reach.
+            "fds" => {
+                let dir = std::fs::read_dir("/proc/self/fd").map_err(|e| e.to_string())?;
+                let mut fds: Vec<u64> = dir
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                    .collect();
+                fds.sort_unstable();
+                for fd in fds {
+                    let target = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default();
+                    let it = Item::new(format!("fd:{fd:04}")).attr("target", target);
+                    out.item(&it).map_err(stop)?;
+                }
+            }
             "slow" => {
                 for i in 0..count {
                     std::thread::sleep(Duration::from_millis(ms));
