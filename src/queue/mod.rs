@@ -32,6 +32,14 @@ use crate::store::{Store, StoreError};
 use crate::tasks::{finding, Finding, Ingested, UserTasks};
 use runner::{Stop, TaskResult};
 
+/// A scheduled run on its way into the store.
+struct ScheduleRun {
+    name: String,
+    /// Unix seconds (UTC).
+    due: i64,
+    dropped: u64,
+}
+
 /// A task interrupted this many times (daemon stopped or crashed while it ran) fails.
 pub const MAX_ATTEMPTS: u32 = 3;
 
@@ -343,7 +351,10 @@ impl Queue {
             status: ActiveStatus::Queued,
             attempt: 1,
         };
-        let created = self.commit_new(template, nodes, None).await?;
+        let created = self
+            .commit_new(template, nodes, None)
+            .await?
+            .unwrap_or_default();
         let ids = created.iter().map(|(_, t)| t.id).collect();
         for (seq, task) in created {
             tracing::info!(id = %task.id, node = %task.target, initiator = %task.initiator, "task Queued");
@@ -354,14 +365,17 @@ impl Queue {
         Ok(ids)
     }
 
-    /// Queues a scheduled run due at `due`. A node whose task from the same schedule is still
-    /// Queued is coalesced; nodes that do not fit are dropped, counted and logged. The fire
-    /// time is recorded in the same commit, so a run is never lost or doubled by a crash.
+    /// Queues a scheduled run due at `due`, unless that due time already ran: the check and
+    /// the new tasks are one transaction (compare-and-set on the schedule's last due time),
+    /// so two fires racing for one due time (a catch-up on reload and the job itself, jobs
+    /// re-created across a DST change) queue it once. A node whose task from the same
+    /// schedule is still Queued is coalesced; nodes that do not fit are dropped, counted and
+    /// logged. Returns whether this call ran the due time.
     pub async fn enqueue_scheduled(
         &self,
         schedule: &ScheduleConfig,
         due: DateTime<Utc>,
-    ) -> Result<(), QueueError> {
+    ) -> Result<bool, QueueError> {
         let config = self.shared.config.get();
         let mut inner = self.shared.inner.lock().await;
         if inner.stopping {
@@ -399,8 +413,15 @@ impl Queue {
             status: ActiveStatus::Queued,
             attempt: 1,
         };
-        let fired = Some((schedule.name.clone(), due.timestamp(), dropped as u64));
-        let created = self.commit_new(template, nodes, fired).await?;
+        let run = ScheduleRun {
+            name: schedule.name.clone(),
+            due: due.timestamp(),
+            dropped: dropped as u64,
+        };
+        let Some(created) = self.commit_new(template, nodes, Some(run)).await? else {
+            tracing::debug!(schedule = %schedule.name, %due, "this due time already ran");
+            return Ok(false);
+        };
         if dropped > 0 {
             inner.dropped_scheduled += dropped as u64;
             tracing::warn!(
@@ -410,26 +431,34 @@ impl Queue {
                 "queue full: scheduled tasks dropped (counted in status as dropped_scheduled)"
             );
         }
-        tracing::info!(schedule = %schedule.name, queued = created.len(), coalesced, "schedule fired");
+        tracing::info!(schedule = %schedule.name, %due, queued = created.len(), coalesced, "schedule fired");
         for (seq, task) in created {
             inner.insert(seq, task);
         }
         drop(inner);
         self.shared.wake.notify_one();
-        Ok(())
+        Ok(true)
     }
 
     /// Commits one task per node built from `template`, allocating sequence numbers and ids
-    /// in the same transaction (and the schedule's fire time and drop count, if given).
+    /// in the same transaction. For a scheduled run, the same transaction first claims its
+    /// due time and adds its drop count; `None` means the due time had already run and
+    /// nothing was queued.
     async fn commit_new(
         &self,
         template: QueueTask,
         nodes: Vec<String>,
-        fired: Option<(String, i64, u64)>,
-    ) -> Result<Vec<(u64, QueueTask)>, StoreError> {
+        run: Option<ScheduleRun>,
+    ) -> Result<Option<Vec<(u64, QueueTask)>>, StoreError> {
         self.shared
             .store
             .write(move |tx| -> Result<_, StoreError> {
+                if let Some(run) = &run {
+                    if !persist::claim_due(tx, &run.name, run.due)? {
+                        return Ok(None);
+                    }
+                    persist::add(tx, persist::DROPPED_SCHEDULED, run.dropped)?;
+                }
                 let mut out = Vec::with_capacity(nodes.len());
                 for node in nodes {
                     let seq = persist::next(tx, persist::NEXT_SEQ)?;
@@ -439,11 +468,7 @@ impl Queue {
                     persist::put_task(tx, seq, &task)?;
                     out.push((seq, task));
                 }
-                if let Some((name, due, dropped)) = fired {
-                    persist::set_schedule_fired(tx, &name, due)?;
-                    persist::add(tx, persist::DROPPED_SCHEDULED, dropped)?;
-                }
-                Ok(out)
+                Ok(Some(out))
             })
             .await
     }
@@ -618,16 +643,14 @@ impl Queue {
         Ok(secs.and_then(|s| DateTime::from_timestamp(s, 0)))
     }
 
-    /// Records a schedule's fire time without queueing anything (first sight of a schedule).
-    pub async fn set_schedule_fired(
-        &self,
-        name: &str,
-        due: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    /// Records a schedule seen for the first time as having run at `now`, without queueing
+    /// anything (so that adding a schedule does not start a run at once). A schedule that
+    /// has a recorded run keeps it.
+    pub async fn schedule_seen(&self, name: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.shared
             .store
-            .write(move |tx| persist::set_schedule_fired(tx, &name, due.timestamp()))
+            .write(move |tx| persist::schedule_seen(tx, &name, now.timestamp()))
             .await
     }
 
@@ -858,5 +881,83 @@ fn log_row(task: &QueueTask, result: TaskResult, finished_at: DateTime<Utc>) -> 
         user_tasks_created: 0,
         user_tasks_updated: 0,
         plugins: result.plugins,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Outbox;
+    use crate::setup::Setup;
+
+    /// A queue on a fresh store whose dispatcher never starts: tasks stay Queued.
+    async fn idle_queue(dir: &std::path::Path) -> (Queue, Arc<Config>) {
+        let path = dir.join("config.toml");
+        std::fs::write(
+            &path,
+            "[daemon]\nstate_dir = \"state\"\n\n[[node]]\nname = \"n1\"\nroot = \"/\"\n\n\
+             [[schedule]]\nname = \"often\"\nkind = \"scan\"\ncron = \"0 */15 * * * *\"\n",
+        )
+        .unwrap();
+        let config = crate::config::load(&path).unwrap();
+        let store = Store::open(&config.daemon.state_dir).unwrap();
+        let cell = Arc::new(ConfigCell::new(Setup {
+            config,
+            policies: Vec::new(),
+        }));
+        let tasks = UserTasks::open(store.clone(), Outbox::new(store.clone(), cell.clone()))
+            .await
+            .unwrap();
+        let worker = WorkerCommand::new("/nonexistent/vigild");
+        let queue = Queue::open(store, cell.clone(), worker, tasks)
+            .await
+            .unwrap();
+        (queue, cell.get())
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Regression: a fire that checked the last due time before another fire for the same
+    /// due time committed (a catch-up on reload racing the job) queued that due time again
+    /// once the first run's task had left Queued (so coalescing did not catch it).
+    #[tokio::test]
+    async fn a_due_time_runs_once_even_when_fires_race() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (queue, config) = idle_queue(tmp.path()).await;
+        let schedule = &config.schedules[0];
+        let due = at("2026-10-25T01:15:00Z");
+        assert!(queue.enqueue_scheduled(schedule, due).await.unwrap());
+        // The run's task leaves Queued, as if it had started and ended.
+        let cancelled = queue.cancel(&["Scan #1".to_owned()]).await.unwrap();
+        assert_eq!(cancelled[0].outcome, CancelOutcome::Cancelled);
+
+        // The racing fire: same due time, and an older one (a slow fire from before).
+        assert!(!queue.enqueue_scheduled(schedule, due).await.unwrap());
+        assert!(!queue
+            .enqueue_scheduled(schedule, at("2026-10-25T01:00:00Z"))
+            .await
+            .unwrap());
+        assert!(queue.list(&QueueFilter::default()).await.is_empty());
+        assert_eq!(queue.schedule_fired("often").await.unwrap(), Some(due));
+
+        // Two fires at once for the next due time: one run.
+        let next = at("2026-10-25T01:30:00Z");
+        let (a, b) = tokio::join!(
+            queue.enqueue_scheduled(schedule, next),
+            queue.enqueue_scheduled(schedule, next)
+        );
+        assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|r| **r).count(), 1);
+        let queued = queue.list(&QueueFilter::default()).await;
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].id.to_string(), "Scan #2");
+
+        // First sight of a schedule records it; later sightings keep the recorded run.
+        queue
+            .schedule_seen("often", at("2026-10-26T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(queue.schedule_fired("often").await.unwrap(), Some(next));
     }
 }

@@ -195,11 +195,26 @@ pub fn schedule_fired(tx: &ReadTransaction, name: &str) -> Result<Option<i64>, S
     Ok(tx.open_table(SCHEDULE_FIRED)?.get(name)?.map(|v| v.value()))
 }
 
-pub fn set_schedule_fired(
-    tx: &WriteTransaction,
-    name: &str,
-    due_unix: i64,
-) -> Result<(), StoreError> {
-    tx.open_table(SCHEDULE_FIRED)?.insert(name, due_unix)?;
+/// Compare-and-set of a schedule's last due time: records `due_unix` and returns true if it
+/// is later than the recorded one (or none is recorded); false, changing nothing, if that
+/// due time (or a later one) already ran.
+pub fn claim_due(tx: &WriteTransaction, name: &str, due_unix: i64) -> Result<bool, StoreError> {
+    let mut table = tx.open_table(SCHEDULE_FIRED)?;
+    if table
+        .get(name)?
+        .is_some_and(|last| last.value() >= due_unix)
+    {
+        return Ok(false);
+    }
+    table.insert(name, due_unix)?;
+    Ok(true)
+}
+
+/// Records `now_unix` as a schedule's last due time if it has none yet.
+pub fn schedule_seen(tx: &WriteTransaction, name: &str, now_unix: i64) -> Result<(), StoreError> {
+    let mut table = tx.open_table(SCHEDULE_FIRED)?;
+    if table.get(name)?.is_none() {
+        table.insert(name, now_unix)?;
+    }
     Ok(())
 }
