@@ -417,3 +417,39 @@ fn a_run_missed_while_down_is_caught_up_once() {
     assert_eq!(scan_log(&d, "")["total"], 1, "{}", d.log_text());
     assert!(!d.log_text().contains("catching up"), "{}", d.log_text());
 }
+
+#[test]
+fn three_interrupted_attempts_fail_the_task() {
+    let dir = TestDir::new();
+    let mut d = start(&dir, 1, "slots = 1", "");
+    enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
+    for attempt in 1..=3 {
+        d.wait_for(&format!("attempt {attempt} Running"), |d| {
+            queue(d)
+                .first()
+                .is_some_and(|t| t["status"] == "Running" && t["attempt"] == attempt)
+        });
+        d.signal(Signal::SIGKILL);
+        d.wait_exit();
+        d = Daemon::start_on(&dir).expect("restarts after SIGKILL");
+    }
+    let log = wait_log_total(&d, 1);
+    let row = &log["rows"][0];
+    assert_eq!(row["id"], "Scan #1");
+    assert_eq!(row["status"], "Failed", "{row}");
+    assert_eq!(row["attempt"], 3, "the last attempt that ran: {row}");
+    assert_eq!(row["errors"], 1);
+    let msg = row["messages"][0].as_str().unwrap();
+    assert!(msg.contains("interrupted 3 times"), "{msg}");
+    assert!(
+        row["started_at"].is_string(),
+        "the last start is kept: {row}"
+    );
+    assert!(queue(&d).is_empty(), "not run a fourth time");
+    assert!(
+        d.log_text()
+            .contains("task interrupted 3 times, marked Failed"),
+        "{}",
+        d.log_text()
+    );
+}

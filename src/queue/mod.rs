@@ -137,16 +137,17 @@ impl Queue {
                 let mut kept = Vec::new();
                 for (seq, mut task) in persist::load_tasks(tx)? {
                     if task.status == ActiveStatus::Running {
-                        task.attempt += 1;
-                        task.status = ActiveStatus::Queued;
-                        task.started_at = None;
-                        if task.attempt > MAX_ATTEMPTS {
+                        if task.attempt >= MAX_ATTEMPTS {
+                            // The row keeps the last attempt's number and start time.
                             let row = log_row(&task, interrupted_result(&task), Utc::now());
                             persist::remove_task(tx, seq)?;
                             persist::append_log(tx, &row)?;
-                            tracing::warn!(id = %task.id, "task interrupted {MAX_ATTEMPTS} times, marked Failed");
+                            tracing::warn!(id = %task.id, attempt = task.attempt, "task interrupted {MAX_ATTEMPTS} times, marked Failed");
                             continue;
                         }
+                        task.attempt += 1;
+                        task.status = ActiveStatus::Queued;
+                        task.started_at = None;
                         persist::put_task(tx, seq, &task)?;
                         tracing::info!(id = %task.id, attempt = task.attempt, "requeued a task interrupted by a daemon stop");
                     }
@@ -843,7 +844,7 @@ fn interrupted_result(task: &QueueTask) -> TaskResult {
         status: FinalStatus::Failed,
         messages: vec![format!(
             "interrupted {} times by daemon stops or crashes; not retried again",
-            task.attempt - 1
+            task.attempt
         )],
         items: 0,
         plugins: Vec::new(),
