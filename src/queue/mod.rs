@@ -831,6 +831,7 @@ fn cancelled_result() -> TaskResult {
     TaskResult {
         status: FinalStatus::Cancelled,
         messages: vec!["cancelled while queued".into()],
+        summary: None,
         items: 0,
         plugins: Vec::new(),
         drifts: Vec::new(),
@@ -846,6 +847,7 @@ fn interrupted_result(task: &QueueTask) -> TaskResult {
             "interrupted {} times by daemon stops or crashes; not retried again",
             task.attempt
         )],
+        summary: None,
         items: 0,
         plugins: Vec::new(),
         drifts: Vec::new(),
@@ -874,6 +876,7 @@ fn log_row(task: &QueueTask, result: TaskResult, finished_at: DateTime<Utc>) -> 
         status: result.status,
         errors,
         messages: result.messages,
+        summary: result.summary,
         attempt: task.attempt,
         items_scanned: result.items,
         changes_found,
