@@ -134,6 +134,10 @@ impl Queue {
     ) -> Result<Queue, StoreError> {
         let (active, dropped) = store
             .write(|tx| -> Result<_, StoreError> {
+                let indexed = persist::ensure_log_index(tx)?;
+                if indexed > 0 {
+                    tracing::info!(rows = indexed, "indexed the Scan and Audit logs by node and status");
+                }
                 let mut kept = Vec::new();
                 for (seq, mut task) in persist::load_tasks(tx)? {
                     if task.status == ActiveStatus::Running {
