@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::PermissionsExt;
+
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::common::{Daemon, TestDir, VIGILD};
+use crate::common::{http_as, is_root, Daemon, TestDir, VIGILD};
 
 fn fixture_lib() -> PathBuf {
     Path::new(VIGILD)
@@ -419,6 +421,54 @@ fn a_run_missed_while_down_is_caught_up_once() {
 }
 
 #[test]
+fn a_site_user_cannot_cancel_and_nothing_changes() {
+    if !is_root() {
+        eprintln!(
+            "SKIPPED a_site_user_cannot_cancel_and_nothing_changes: needs root to call as another uid"
+        );
+        return;
+    }
+    let dir = TestDir::new();
+    let user = "[[user]]\nemail = \"site-user@example.com\"\nuid = 65534\nrole = \"user\"\n";
+    let d = start(&dir, 2, "slots = 1", user);
+    // Let other uids connect: the socket's group would normally do this.
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(
+        d.socket.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
+    d.wait_for("n1 Running", |d| running(&queue(d)) == ["n1"]);
+    let workers = worker_pids(d.child.id());
+    let before = queue(&d);
+
+    let body = json!({"ids": ["Scan #1", "Scan #2"]}).to_string();
+    let (code, text) = http_as(65534, &d.socket, "POST", "/v1/queue/cancel", Some(&body));
+    assert_eq!(code, 403, "{text}");
+    let err: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(err["error"]["code"], "forbidden", "{text}");
+    let msg = err["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("admin") && msg.contains("site-user@example.com"),
+        "{msg}"
+    );
+    // Nothing changed: the same tasks in the same states, the worker still running, no row.
+    assert_eq!(queue(&d), before);
+    assert_eq!(worker_pids(d.child.id()), workers);
+    assert_eq!(scan_log(&d, "")["total"], 0);
+    // The user may still look.
+    let (code, text) = http_as(65534, &d.socket, "GET", "/v1/queue", None);
+    assert_eq!(code, 200, "{text}");
+
+    open_gate(&dir);
+    let log = wait_log_total(&d, 2);
+    for row in log["rows"].as_array().unwrap() {
+        assert_eq!(row["status"], "Finished", "{row}");
+    }
+}
+
+#[test]
 fn three_interrupted_attempts_fail_the_task() {
     let dir = TestDir::new();
     let mut d = start(&dir, 1, "slots = 1", "");
@@ -452,6 +502,111 @@ fn three_interrupted_attempts_fail_the_task() {
         "{}",
         d.log_text()
     );
+}
+
+#[test]
+fn scheduled_runs_that_do_not_fit_are_counted_and_logged() {
+    let dir = TestDir::new();
+    // Three nodes, room for one Queued task, n1 stuck Running: every fire drops some.
+    let every_second = "[[schedule]]\nname = \"often\"\nkind = \"scan\"\ncron = \"* * * * * *\"\nplugins = [\"gated\"]\n";
+    let mut d = start(&dir, 3, "slots = 1\nqueue_capacity = 1", every_second);
+    d.wait_for("dropped_scheduled in status", |d| {
+        d.status_json()["queue"]["dropped_scheduled"]
+            .as_u64()
+            .unwrap()
+            >= 4
+    });
+    let warned = |log: &str| -> u64 {
+        log.lines()
+            .filter(|l| l.contains("WARN") && l.contains("scheduled tasks dropped"))
+            .map(|l| {
+                let n = l.split("dropped=").nth(1).expect(l);
+                n.split_whitespace().next().unwrap().parse::<u64>().unwrap()
+            })
+            .sum()
+    };
+    let log = d.log_text();
+    assert!(warned(&log) >= 4, "logged at warn:\n{log}");
+    assert!(
+        log.contains("schedule=often") && log.contains("capacity=1"),
+        "{log}"
+    );
+    assert!(
+        queue(&d).iter().filter(|t| t["status"] == "Queued").count() <= 1,
+        "capacity holds"
+    );
+    let seen = d.status_json()["queue"]["dropped_scheduled"]
+        .as_u64()
+        .unwrap();
+    d.signal(Signal::SIGTERM);
+    d.wait_exit();
+    let logged = warned(&d.log_text());
+
+    // The count survives a restart (without the schedule, nothing adds to it).
+    dir.write_config(&queue_config(&dir, 3, "slots = 1\nqueue_capacity = 1"));
+    let d = Daemon::start_on(&dir).unwrap();
+    let after = d.status_json()["queue"]["dropped_scheduled"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        after >= seen && after == logged,
+        "{after} vs {seen}, {logged} logged"
+    );
+    open_gate(&dir);
+}
+
+/// Rows of the Scan log that schedule `name` queued.
+fn runs_of(d: &Daemon, name: &str) -> usize {
+    scan_log(d, "?limit=1000")["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["schedule"] == name)
+        .count()
+}
+
+#[test]
+fn reloads_add_schedules_and_change_crons() {
+    let dir = TestDir::new();
+    let schedule = |name: &str, cron: &str| {
+        format!(
+            "[[schedule]]\nname = \"{name}\"\nkind = \"scan\"\ncron = \"{cron}\"\nplugins = [\"ok\"]\n\n"
+        )
+    };
+    const YEARLY: &str = "0 0 0 1 1 *";
+    const EVERY_SECOND: &str = "* * * * * *";
+    let config = |schedules: &str| queue_config(&dir, 1, "slots = 1") + schedules;
+    let applied = |d: &Daemon| d.log_text().matches("schedules active").count();
+    dir.write_config(&config(&schedule("nightly", YEARLY)));
+    let d = Daemon::start_on(&dir).unwrap();
+    d.wait_for("schedules active", |d| applied(d) == 1);
+
+    // A reload that adds a schedule: it runs on its cron (not at once on first sight).
+    dir.write_config(&config(
+        &(schedule("nightly", YEARLY) + &schedule("often", EVERY_SECOND)),
+    ));
+    d.wait_for("the added schedule to run twice", |d| {
+        runs_of(d, "often") >= 2
+    });
+    assert!(d.log_text().contains("schedules=2"), "{}", d.log_text());
+    assert_eq!(runs_of(&d, "nightly"), 0);
+
+    // A reload that changes both crons: `nightly` now runs every second, `often` no more.
+    let before = applied(&d);
+    dir.write_config(&config(
+        &(schedule("nightly", EVERY_SECOND) + &schedule("often", YEARLY)),
+    ));
+    d.wait_for("the changed crons in force", |d| applied(d) > before);
+    d.wait_for("the changed schedule to run", |d| {
+        runs_of(d, "nightly") >= 2
+    });
+    // A fire of the old cron may have been in flight during the reload; none after it.
+    let often = runs_of(&d, "often");
+    let nightly = runs_of(&d, "nightly");
+    d.wait_for("two more runs of the changed schedule", |d| {
+        runs_of(d, "nightly") >= nightly + 2
+    });
+    assert_eq!(runs_of(&d, "often"), often, "the old cron no longer fires");
 }
 
 /// Config for audits over the fixture plugins: policies `fine` (a check `ok` passes),
