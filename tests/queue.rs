@@ -762,3 +762,30 @@ fn an_audit_stops_at_its_timeout() {
         "3 checks of 1 policies: 0 passed, 0 failed, 3 could not be evaluated"
     );
 }
+
+/// A scan's snapshot is committed lazily and made durable by the commit that records the
+/// task's end: once the row is in the log, a SIGKILL must not lose the snapshot.
+#[test]
+fn a_finished_scan_keeps_its_snapshot_through_sigkill() {
+    let dir = TestDir::new();
+    dir.set_today("2026-03-01");
+    let mut d = start(&dir, 1, "", "");
+    enqueue(&d, json!({"kind": "scan", "plugins": ["ok"]}));
+    wait_log_total(&d, 1);
+    d.signal(Signal::SIGKILL);
+    d.wait_exit();
+
+    dir.set_today("2026-03-02");
+    let d = Daemon::start_on(&dir).unwrap();
+    enqueue(&d, json!({"kind": "scan", "plugins": ["ok"]}));
+    let log = wait_log_total(&d, 2);
+    assert_eq!(log["rows"][0]["status"], "Finished", "{log}");
+    assert_eq!(log["rows"][0]["changes_found"], 0);
+    let (code, text) = d.http("GET", "/v1/nodes/n1/drift", None);
+    assert_eq!(code, 200, "{text}");
+    let drift: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        drift["plugins"][0]["baseline_day"], "2026-03-01",
+        "the first day's snapshot survived: {drift}"
+    );
+}

@@ -3,8 +3,10 @@
 //! Every state change (queued, running, terminal) is committed to the store before it is
 //! acted on or acknowledged; the in-memory index only mirrors what is committed. One async
 //! mutex serialises changes, so ids, FIFO order and capacity checks never race. At most
-//! `daemon.slots` tasks run at once; the dispatcher starts the oldest Queued tasks whenever a
-//! slot frees up. Terminal tasks leave the queue and become Scan log / Audit log rows.
+//! `daemon.slots` tasks run at once: the commit that records a task's end also starts the
+//! oldest Queued task in the slot it frees, and the dispatcher fills slots that free up any
+//! other way (new work, more slots after a reload). Terminal tasks leave the queue and
+//! become Scan log / Audit log rows.
 
 mod audit;
 pub mod persist;
@@ -22,14 +24,14 @@ use tokio_util::task::TaskTracker;
 pub use persist::LogFilter;
 
 use crate::config::{Config, ScheduleConfig, Scope, TaskKind};
-use crate::daemon::state::ConfigCell;
+use crate::daemon::state::{ConfigCell, Loaded};
 use crate::plugin::supervisor::WorkerCommand;
 use crate::proto::{
     ActiveStatus, CancelOutcome, CancelResult, CheckOutcome, EnqueueRequest, FinalStatus, LogPage,
     LogRow, QueueStatus, QueueTask, TaskId, SCHEDULE_INITIATOR,
 };
 use crate::store::{Store, StoreError};
-use crate::tasks::{finding, Finding, Ingested, UserTasks};
+use crate::tasks::{finding, Finding, UserTasks};
 use runner::{Stop, TaskResult};
 
 /// A scheduled run on its way into the store.
@@ -117,7 +119,9 @@ impl Inner {
     fn remove(&mut self, seq: u64) -> Option<QueueTask> {
         let task = self.tasks.remove(&seq)?;
         self.by_id.remove(&task.id);
-        self.fifo.retain(|s| *s != seq);
+        if task.status == ActiveStatus::Queued {
+            self.fifo.retain(|s| *s != seq);
+        }
         self.running.remove(&seq);
         Some(task)
     }
@@ -211,44 +215,39 @@ impl Queue {
     /// Running state in one transaction before any of them starts.
     async fn start_ready(&self) -> Result<(), StoreError> {
         let loaded = self.shared.config.loaded();
-        let config = loaded.config.clone();
         let mut inner = self.shared.inner.lock().await;
-        if inner.stopping {
+        let ready = pick_ready(&inner, loaded.config.daemon.slots, 0);
+        if ready.is_empty() {
             return Ok(());
         }
-        let free = (config.daemon.slots as usize).saturating_sub(inner.running.len());
-        let seqs: Vec<u64> = inner.fifo.iter().take(free).copied().collect();
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let now = Utc::now();
-        let started: Vec<(u64, QueueTask)> = seqs
-            .iter()
-            .map(|seq| {
-                let mut t = inner.tasks[seq].clone();
-                t.status = ActiveStatus::Running;
-                t.started_at = Some(now);
-                (*seq, t)
-            })
-            .collect();
         let started = self
             .shared
             .store
             .write(move |tx| -> Result<_, StoreError> {
-                for (seq, t) in &started {
+                for (seq, t) in &ready {
                     persist::put_task(tx, *seq, t)?;
                 }
-                Ok(started)
+                Ok(ready)
             })
             .await?;
+        self.launch(&mut inner, started, &loaded);
+        Ok(())
+    }
+
+    /// Runs tasks whose Running state is committed.
+    fn launch(&self, inner: &mut Inner, started: Vec<(u64, QueueTask)>, loaded: &Loaded) {
         for (seq, task) in started {
-            inner.fifo.retain(|s| *s != seq);
+            if inner.fifo.front() == Some(&seq) {
+                inner.fifo.pop_front();
+            } else {
+                inner.fifo.retain(|s| *s != seq);
+            }
             let cancel = self.shared.shutdown.child_token();
             inner.running.insert(seq, cancel.clone());
             inner.tasks.insert(seq, task.clone());
             tracing::info!(id = %task.id, node = %task.target, attempt = task.attempt, "task Running");
             let queue = self.clone();
-            let config = config.clone();
+            let config = loaded.config.clone();
             let policies = loaded.policies.clone();
             self.shared.runners.spawn(async move {
                 let stop = Stop {
@@ -265,10 +264,11 @@ impl Queue {
                 queue.complete(seq, result).await;
             });
         }
-        Ok(())
     }
 
-    /// Records a task's end: removes it from the queue and appends its log row, in one commit.
+    /// Records a task's end: removes it from the queue and appends its log row, in one
+    /// commit. The same commit starts the next Queued task(s) in the slot it frees, so a
+    /// busy queue pays one durable commit per task rather than two.
     async fn complete(&self, seq: u64, result: TaskResult) {
         let mut inner = self.shared.inner.lock().await;
         let Some(task) = inner.tasks.get(&seq).cloned() else {
@@ -279,18 +279,20 @@ impl Queue {
             inner.remove(seq);
             tracing::info!(id = %task.id, "task interrupted by shutdown; it will run again at the next start");
         } else {
-            let config = self.shared.config.get();
+            let loaded = self.shared.config.loaded();
+            let config = loaded.config.clone();
             let today = crate::snapshot::today(config.daemon.tz());
-            let policies = self.shared.config.policies();
-            let findings = findings_of(&task, &result, today, &policies);
+            let findings = findings_of(&task, &result, today, &loaded.policies);
             let passing = passing_of(&task, &result);
             let mut row = log_row(&task, result, Utc::now());
             let (id, status, errors) = (row.id, row.status, row.errors);
-            // The log row, the findings' user tasks and events, and their mails: one commit.
+            let next = pick_ready(&inner, config.daemon.slots, 1);
+            // The log row, the findings' user tasks and events, their mails, and the next
+            // tasks' Running state: one commit.
             let committed = self
                 .shared
                 .store
-                .write(move |tx| -> Result<Ingested, StoreError> {
+                .write(move |tx| -> Result<_, StoreError> {
                     persist::remove_task(tx, seq)?;
                     let mut ingested = UserTasks::ingest(tx, &config, &findings)?;
                     UserTasks::resolve(tx, &passing, &row.id.to_string(), &mut ingested)?;
@@ -299,14 +301,18 @@ impl Queue {
                     row.user_tasks_updated =
                         (ingested.updated.len() + ingested.closed_by_audit.len()) as u64;
                     persist::append_log(tx, &row)?;
-                    Ok(ingested)
+                    for (seq, t) in &next {
+                        persist::put_task(tx, *seq, t)?;
+                    }
+                    Ok((ingested, next))
                 })
                 .await;
             inner.remove(seq);
             match committed {
-                Ok(ingested) => {
+                Ok((ingested, next)) => {
                     self.shared.tasks.committed(&ingested);
                     tracing::info!(%id, status = ?status, errors, "task ended");
+                    self.launch(&mut inner, next, &loaded);
                 }
                 Err(e) => {
                     tracing::error!(%id, "cannot record the end of the task ({e}); it will run again at the next start")
@@ -681,6 +687,28 @@ impl Queue {
         self.shared.shutdown.cancel();
         self.shared.runners.wait().await;
     }
+}
+
+/// The oldest Queued tasks that fit in the free slots (`ending` running tasks are about to
+/// free theirs), marked Running as of now; nothing while the daemon is stopping.
+fn pick_ready(inner: &Inner, slots: u32, ending: usize) -> Vec<(u64, QueueTask)> {
+    if inner.stopping {
+        return Vec::new();
+    }
+    let busy = inner.running.len().saturating_sub(ending);
+    let free = (slots as usize).saturating_sub(busy);
+    let now = Utc::now();
+    inner
+        .fifo
+        .iter()
+        .take(free)
+        .map(|seq| {
+            let mut t = inner.tasks[seq].clone();
+            t.status = ActiveStatus::Running;
+            t.started_at = Some(now);
+            (*seq, t)
+        })
+        .collect()
 }
 
 /// Checks an ad-hoc request against the config; returns the nodes it covers.

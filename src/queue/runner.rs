@@ -242,8 +242,9 @@ async fn scan_one(
             notes.len() - MAX_NOTES_PER_PLUGIN
         ));
     }
+    // Durable with the task's end, which the queue commits next.
     writer
-        .commit(target.task.id, notes, volatile, target.rules.clone())
+        .commit_with_task(target.task.id, notes, volatile, target.rules.clone())
         .await
         .map_err(|e| format!("cannot store the snapshot: {e}"))
 }
