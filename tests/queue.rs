@@ -195,6 +195,8 @@ fn cancel_queued_and_running_tasks() {
     let d = start(&dir, 2, "slots = 1", "");
     enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
     d.wait_for("n1 Running", |d| running(&queue(d)) == ["n1"]);
+    // Running is committed before the worker is spawned: wait for the worker too.
+    d.wait_for("one worker", |d| worker_pids(d.child.id()).len() == 1);
     let worker_pid = worker_pids(d.child.id());
     assert_eq!(worker_pid.len(), 1, "one worker runs");
 
@@ -440,6 +442,8 @@ fn a_site_user_cannot_cancel_and_nothing_changes() {
     .unwrap();
     enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
     d.wait_for("n1 Running", |d| running(&queue(d)) == ["n1"]);
+    // Running is committed before the worker is spawned: wait for the worker too.
+    d.wait_for("n1's worker", |d| worker_pids(d.child.id()).len() == 1);
     let workers = worker_pids(d.child.id());
     let before = queue(&d);
 
