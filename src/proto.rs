@@ -253,9 +253,15 @@ pub struct LogRow {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: DateTime<Utc>,
     pub status: FinalStatus,
-    /// Non-zero for every Failed task.
+    /// How many errors ended the task: the length of `messages` for a Failed task (at least
+    /// 1), 0 otherwise.
     pub errors: u32,
+    /// The errors of a Failed task; why a Cancelled one ended.
     pub messages: Vec<String>,
+    /// Audits: the one-line outcome, e.g. "12 checks of 1 policies: 6 passed, 6 failed, 0
+    /// could not be evaluated". Not an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
     pub attempt: u32,
     pub items_scanned: u64,
     pub changes_found: u64,

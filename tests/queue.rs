@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::PermissionsExt;
+
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::common::{Daemon, TestDir, VIGILD};
+use crate::common::{http_as, is_root, Daemon, TestDir, VIGILD};
 
 fn fixture_lib() -> PathBuf {
     Path::new(VIGILD)
@@ -193,6 +195,8 @@ fn cancel_queued_and_running_tasks() {
     let d = start(&dir, 2, "slots = 1", "");
     enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
     d.wait_for("n1 Running", |d| running(&queue(d)) == ["n1"]);
+    // Running is committed before the worker is spawned: wait for the worker too.
+    d.wait_for("one worker", |d| worker_pids(d.child.id()).len() == 1);
     let worker_pid = worker_pids(d.child.id());
     assert_eq!(worker_pid.len(), 1, "one worker runs");
 
@@ -416,4 +420,376 @@ fn a_run_missed_while_down_is_caught_up_once() {
     });
     assert_eq!(scan_log(&d, "")["total"], 1, "{}", d.log_text());
     assert!(!d.log_text().contains("catching up"), "{}", d.log_text());
+}
+
+#[test]
+fn a_site_user_cannot_cancel_and_nothing_changes() {
+    if !is_root() {
+        eprintln!(
+            "SKIPPED a_site_user_cannot_cancel_and_nothing_changes: needs root to call as another uid"
+        );
+        return;
+    }
+    let dir = TestDir::new();
+    let user = "[[user]]\nemail = \"site-user@example.com\"\nuid = 65534\nrole = \"user\"\n";
+    let d = start(&dir, 2, "slots = 1", user);
+    // Let other uids connect: the socket's group would normally do this.
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(
+        d.socket.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
+    d.wait_for("n1 Running", |d| running(&queue(d)) == ["n1"]);
+    // Running is committed before the worker is spawned: wait for the worker too.
+    d.wait_for("n1's worker", |d| worker_pids(d.child.id()).len() == 1);
+    let workers = worker_pids(d.child.id());
+    let before = queue(&d);
+
+    let body = json!({"ids": ["Scan #1", "Scan #2"]}).to_string();
+    let (code, text) = http_as(65534, &d.socket, "POST", "/v1/queue/cancel", Some(&body));
+    assert_eq!(code, 403, "{text}");
+    let err: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(err["error"]["code"], "forbidden", "{text}");
+    let msg = err["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("admin") && msg.contains("site-user@example.com"),
+        "{msg}"
+    );
+    // Nothing changed: the same tasks in the same states, the worker still running, no row.
+    assert_eq!(queue(&d), before);
+    assert_eq!(worker_pids(d.child.id()), workers);
+    assert_eq!(scan_log(&d, "")["total"], 0);
+    // The user may still look.
+    let (code, text) = http_as(65534, &d.socket, "GET", "/v1/queue", None);
+    assert_eq!(code, 200, "{text}");
+
+    open_gate(&dir);
+    let log = wait_log_total(&d, 2);
+    for row in log["rows"].as_array().unwrap() {
+        assert_eq!(row["status"], "Finished", "{row}");
+    }
+}
+
+#[test]
+fn three_interrupted_attempts_fail_the_task() {
+    let dir = TestDir::new();
+    let mut d = start(&dir, 1, "slots = 1", "");
+    enqueue(&d, json!({"kind": "scan", "plugins": ["gated"]}));
+    for attempt in 1..=3 {
+        d.wait_for(&format!("attempt {attempt} Running"), |d| {
+            queue(d)
+                .first()
+                .is_some_and(|t| t["status"] == "Running" && t["attempt"] == attempt)
+        });
+        d.signal(Signal::SIGKILL);
+        d.wait_exit();
+        d = Daemon::start_on(&dir).expect("restarts after SIGKILL");
+    }
+    let log = wait_log_total(&d, 1);
+    let row = &log["rows"][0];
+    assert_eq!(row["id"], "Scan #1");
+    assert_eq!(row["status"], "Failed", "{row}");
+    assert_eq!(row["attempt"], 3, "the last attempt that ran: {row}");
+    assert_eq!(row["errors"], 1);
+    let msg = row["messages"][0].as_str().unwrap();
+    assert!(msg.contains("interrupted 3 times"), "{msg}");
+    assert!(
+        row["started_at"].is_string(),
+        "the last start is kept: {row}"
+    );
+    assert!(queue(&d).is_empty(), "not run a fourth time");
+    assert!(
+        d.log_text()
+            .contains("task interrupted 3 times, marked Failed"),
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn scheduled_runs_that_do_not_fit_are_counted_and_logged() {
+    let dir = TestDir::new();
+    // Three nodes, room for one Queued task, n1 stuck Running: every fire drops some.
+    let every_second = "[[schedule]]\nname = \"often\"\nkind = \"scan\"\ncron = \"* * * * * *\"\nplugins = [\"gated\"]\n";
+    let mut d = start(&dir, 3, "slots = 1\nqueue_capacity = 1", every_second);
+    d.wait_for("dropped_scheduled in status", |d| {
+        d.status_json()["queue"]["dropped_scheduled"]
+            .as_u64()
+            .unwrap()
+            >= 4
+    });
+    let warned = |log: &str| -> u64 {
+        log.lines()
+            .filter(|l| l.contains("WARN") && l.contains("scheduled tasks dropped"))
+            .map(|l| {
+                let n = l.split("dropped=").nth(1).expect(l);
+                n.split_whitespace().next().unwrap().parse::<u64>().unwrap()
+            })
+            .sum()
+    };
+    let log = d.log_text();
+    assert!(warned(&log) >= 4, "logged at warn:\n{log}");
+    assert!(
+        log.contains("schedule=often") && log.contains("capacity=1"),
+        "{log}"
+    );
+    assert!(
+        queue(&d).iter().filter(|t| t["status"] == "Queued").count() <= 1,
+        "capacity holds"
+    );
+    let seen = d.status_json()["queue"]["dropped_scheduled"]
+        .as_u64()
+        .unwrap();
+    d.signal(Signal::SIGTERM);
+    d.wait_exit();
+    let logged = warned(&d.log_text());
+
+    // The count survives a restart (without the schedule, nothing adds to it).
+    dir.write_config(&queue_config(&dir, 3, "slots = 1\nqueue_capacity = 1"));
+    let d = Daemon::start_on(&dir).unwrap();
+    let after = d.status_json()["queue"]["dropped_scheduled"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        after >= seen && after == logged,
+        "{after} vs {seen}, {logged} logged"
+    );
+    open_gate(&dir);
+}
+
+/// Rows of the Scan log that schedule `name` queued.
+fn runs_of(d: &Daemon, name: &str) -> usize {
+    scan_log(d, "?limit=1000")["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["schedule"] == name)
+        .count()
+}
+
+#[test]
+fn reloads_add_schedules_and_change_crons() {
+    let dir = TestDir::new();
+    let schedule = |name: &str, cron: &str| {
+        format!(
+            "[[schedule]]\nname = \"{name}\"\nkind = \"scan\"\ncron = \"{cron}\"\nplugins = [\"ok\"]\n\n"
+        )
+    };
+    const YEARLY: &str = "0 0 0 1 1 *";
+    const EVERY_SECOND: &str = "* * * * * *";
+    let config = |schedules: &str| queue_config(&dir, 1, "slots = 1") + schedules;
+    let applied = |d: &Daemon| d.log_text().matches("schedules active").count();
+    dir.write_config(&config(&schedule("nightly", YEARLY)));
+    let d = Daemon::start_on(&dir).unwrap();
+    d.wait_for("schedules active", |d| applied(d) == 1);
+
+    // A reload that adds a schedule: it runs on its cron (not at once on first sight).
+    dir.write_config(&config(
+        &(schedule("nightly", YEARLY) + &schedule("often", EVERY_SECOND)),
+    ));
+    d.wait_for("the added schedule to run twice", |d| {
+        runs_of(d, "often") >= 2
+    });
+    assert!(d.log_text().contains("schedules=2"), "{}", d.log_text());
+    assert_eq!(runs_of(&d, "nightly"), 0);
+
+    // A reload that changes both crons: `nightly` now runs every second, `often` no more.
+    let before = applied(&d);
+    dir.write_config(&config(
+        &(schedule("nightly", EVERY_SECOND) + &schedule("often", YEARLY)),
+    ));
+    d.wait_for("the changed crons in force", |d| applied(d) > before);
+    d.wait_for("the changed schedule to run", |d| {
+        runs_of(d, "nightly") >= 2
+    });
+    // A fire of the old cron may have been in flight during the reload; none after it.
+    let often = runs_of(&d, "often");
+    let nightly = runs_of(&d, "nightly");
+    d.wait_for("two more runs of the changed schedule", |d| {
+        runs_of(d, "nightly") >= nightly + 2
+    });
+    assert_eq!(runs_of(&d, "often"), often, "the old cron no longer fires");
+}
+
+/// Config for audits over the fixture plugins: policies `fine` (a check `ok` passes),
+/// `broken` (that, and one on `bad`, which fails) and `slow` (checks on `hang` and `ok`).
+fn audit_config(dir: &TestDir, daemon: &str) -> String {
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let check = |id: &str, plugin: &str| {
+        format!(
+            "[[check]]\nid = \"{id}\"\nplugin = \"{plugin}\"\nkey = \"item-0\"\npresent = true\n\n"
+        )
+    };
+    for (name, checks) in [
+        ("fine", check("ok-item", "ok")),
+        ("broken", check("ok-item", "ok") + &check("bad-item", "bad")),
+        (
+            "slow",
+            check("hang-item", "hang") + &check("ok-item", "ok") + &check("ok-other", "ok"),
+        ),
+    ] {
+        std::fs::write(
+            policies.join(format!("{name}.toml")),
+            format!("name = \"{name}\"\ndescription = \"{name} checks\"\n\n{checks}"),
+        )
+        .unwrap();
+    }
+    format!("policy_dir = \"{}\"\n", policies.display()) + &queue_config(dir, 1, daemon)
+}
+
+fn audit_row(d: &Daemon, policy: &str) -> Value {
+    let (code, body) = enqueue(d, json!({"kind": "audit", "policies": [policy]}));
+    assert_eq!(code, 200, "{body}");
+    let id = body["ids"][0].as_str().unwrap().to_owned();
+    let mut row = Value::Null;
+    d.wait_for(&format!("{id} in the Audit log"), |d| {
+        let (_, text) = d.http("GET", "/v1/logs/audits?limit=1000", None);
+        let log: Value = serde_json::from_str(&text).unwrap();
+        match log["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+        {
+            Some(r) => {
+                row = r.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    row
+}
+
+fn check_evidence(row: &Value) -> Vec<(String, String, String)> {
+    row["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_owned(),
+                c["outcome"].as_str().unwrap().to_owned(),
+                c["evidence"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn audit_errors_count_real_errors_only() {
+    let dir = TestDir::new();
+    dir.write_config(&audit_config(&dir, ""));
+    let d = Daemon::start_on(&dir).unwrap();
+
+    let fine = audit_row(&d, "fine");
+    assert_eq!(fine["status"], "Finished", "{fine}");
+    assert_eq!(fine["errors"], 0);
+    assert_eq!(fine["messages"], json!([]));
+    assert_eq!(
+        fine["summary"],
+        "1 checks of 1 policies: 1 passed, 0 failed, 0 could not be evaluated"
+    );
+
+    let broken = audit_row(&d, "broken");
+    assert_eq!(broken["status"], "Failed", "{broken}");
+    assert_eq!(broken["errors"], 1, "one plugin error: {broken}");
+    let messages = broken["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{broken}");
+    assert!(
+        messages[0].as_str().unwrap().starts_with("bad: ")
+            && messages[0].as_str().unwrap().contains("fixture error"),
+        "{broken}"
+    );
+    assert_eq!(
+        broken["summary"],
+        "2 checks of 1 policies: 1 passed, 0 failed, 1 could not be evaluated"
+    );
+
+    // `vigil log audits` shows the error of the Failed row and the summary of the other.
+    let out = d.vigil(&["log", "audits"]);
+    let out = String::from_utf8_lossy(&out.stdout);
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.starts_with(id))
+            .expect(&out)
+            .to_owned()
+    };
+    assert!(line("Audit #2").contains("bad: "), "{out}");
+    assert!(line("Audit #1").contains("1 passed"), "{out}");
+}
+
+#[test]
+fn an_audit_stops_at_its_timeout() {
+    let dir = TestDir::new();
+    dir.write_config(&audit_config(&dir, "task_timeout = \"1s\""));
+    let d = Daemon::start_on(&dir).unwrap();
+    let row = audit_row(&d, "slow");
+    assert_eq!(row["status"], "Failed", "{row}");
+    assert_eq!(
+        row["messages"],
+        json!(["hang: timed out after 1s (daemon.task_timeout)"]),
+        "one clear message: {row}"
+    );
+    assert_eq!(row["errors"], 1);
+    let mut checks = check_evidence(&row);
+    checks.sort();
+    let not_evaluated = |id: &str| {
+        (
+            id.to_owned(),
+            "error".to_owned(),
+            "not evaluated: the audit timed out".to_owned(),
+        )
+    };
+    assert_eq!(
+        checks,
+        [
+            not_evaluated("hang-item"),
+            not_evaluated("ok-item"),
+            not_evaluated("ok-other")
+        ],
+        "{row}"
+    );
+    // The plugins after the deadline did not run at all.
+    let plugins: Vec<&str> = row["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["plugin"].as_str().unwrap())
+        .collect();
+    assert_eq!(plugins, ["hang"], "{row}");
+    assert_eq!(
+        row["summary"],
+        "3 checks of 1 policies: 0 passed, 0 failed, 3 could not be evaluated"
+    );
+}
+
+/// A scan's snapshot is committed lazily and made durable by the commit that records the
+/// task's end: once the row is in the log, a SIGKILL must not lose the snapshot.
+#[test]
+fn a_finished_scan_keeps_its_snapshot_through_sigkill() {
+    let dir = TestDir::new();
+    dir.set_today("2026-03-01");
+    let mut d = start(&dir, 1, "", "");
+    enqueue(&d, json!({"kind": "scan", "plugins": ["ok"]}));
+    wait_log_total(&d, 1);
+    d.signal(Signal::SIGKILL);
+    d.wait_exit();
+
+    dir.set_today("2026-03-02");
+    let d = Daemon::start_on(&dir).unwrap();
+    enqueue(&d, json!({"kind": "scan", "plugins": ["ok"]}));
+    let log = wait_log_total(&d, 2);
+    assert_eq!(log["rows"][0]["status"], "Finished", "{log}");
+    assert_eq!(log["rows"][0]["changes_found"], 0);
+    let (code, text) = d.http("GET", "/v1/nodes/n1/drift", None);
+    assert_eq!(code, 200, "{text}");
+    let drift: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        drift["plugins"][0]["baseline_day"], "2026-03-01",
+        "the first day's snapshot survived: {drift}"
+    );
 }

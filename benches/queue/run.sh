@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Queue throughput: enqueue 10,000 scan tasks in one request (one node each) and drain them
 # with a no-op plugin (the fixture plugin in mode "ok" with 0 items), through the real daemon.
-# Reports enqueue time, drain time, tasks/s, and vigild's peak RSS.
+# Reports enqueue time, drain time, tasks/s, vigild's peak RSS, and the queue's own overhead:
+# the drain against the same workers run without a daemon, and vigild's CPU time per task.
 #   benches/queue/run.sh            (NODES=10000 SLOTS=4 by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,10 +36,33 @@ while :; do
   sleep 0.2
 done
 t2=$(date +%s.%N)
-python3 - "$t0" "$t1" "$t2" "$NODES" "$peak" "$SLOTS" <<'PY'
+# vigild's own CPU time (its workers are children, not counted here).
+cpu=$(awk '{print $14 + $15}' /proc/$pid/stat)
+tick=$(getconf CLK_TCK)
+# The floor: the same plugin worker run NODES times, SLOTS at a time, without a daemon.
+floor=$(python3 - "$NODES" "$SLOTS" "$work" <<'PY'
+import os, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+n, slots, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+exe, lib = "target/release/vigild", f"{work}/plugins/libvigil_test_plugins.so"
+env = dict(os.environ, VIGIL_WORKER_PARENT=str(os.getpid()))
+def one(_):
+    p = subprocess.run([exe, "__worker", lib, f"{work}/root"], input=b'{"mode":"ok","count":0}',
+                       capture_output=True, env=env)
+    assert p.returncode == 0, p.stderr
+t = time.time()
+with ThreadPoolExecutor(slots) as ex:
+    list(ex.map(one, range(n)))
+print(time.time() - t)
+PY
+)
+python3 - "$t0" "$t1" "$t2" "$NODES" "$peak" "$SLOTS" "$cpu" "$tick" "$floor" <<'PY'
 import sys
-t0, t1, t2, n, peak, slots = map(float, sys.argv[1:])
+t0, t1, t2, n, peak, slots, cpu, tick, floor = map(float, sys.argv[1:])
+drain = t2 - t1
 print(f"enqueue {int(n)} tasks in one request: {t1-t0:.2f} s")
-print(f"drain with {int(slots)} slots: {t2-t1:.2f} s = {n/(t2-t1):.0f} tasks/s, {1000*(t2-t1)/n:.2f} ms per task (worker spawn included)")
+print(f"drain with {int(slots)} slots: {drain:.2f} s = {n/drain:.0f} tasks/s, {1000*drain/n:.2f} ms per task (worker spawn included)")
+print(f"workers alone ({int(slots)} at a time, no daemon): {1000*floor/n:.2f} ms per task; "
+      f"queue overhead: {1000*(drain-floor)/n:.2f} ms per task wall, vigild CPU {1000*cpu/tick/n:.2f} ms per task")
 print(f"vigild peak RSS: {peak/1024:.1f} MB")
 PY

@@ -123,14 +123,13 @@ pub async fn run(client: &Client, args: LogArgs, json: bool) -> CmdResult {
 }
 
 fn row(r: &LogRow) -> Vec<String> {
+    // A Failed task's first error; otherwise an audit's check counts.
     let message = match r.status {
-        FinalStatus::Failed => r
-            .messages
-            .first()
-            .map(|m| text::shorten(m, MESSAGE_WIDTH))
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
+        FinalStatus::Failed => r.messages.first(),
+        _ => r.summary.as_ref(),
+    }
+    .map(|m| text::shorten(m, MESSAGE_WIDTH))
+    .unwrap_or_default();
     vec![
         r.id.to_string(),
         r.target.clone(),

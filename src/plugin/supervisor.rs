@@ -144,7 +144,7 @@ pub enum PluginFailure {
     Crashed { signal: String, stderr: String },
     #[error("the plugin worker exited with status {code} without finishing the scan{}", tail(.stderr))]
     Exited { code: i32, stderr: String },
-    #[error("the scan timed out after {}; raise the plugin's timeout if it is just slow", humantime::format_duration(*.0))]
+    #[error("the scan timed out after {}; raise daemon.task_timeout if the plugin is just slow", humantime::format_duration(*.0))]
     TimedOut(Duration),
     #[error("the scan was cancelled")]
     Cancelled,

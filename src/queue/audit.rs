@@ -3,16 +3,23 @@
 //! memory), and every check ends Pass, Fail (with evidence) or Error.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio::time::Instant;
 
 use super::runner::{Env, Stop, TaskResult};
-use crate::plugin::supervisor::{self, ScanEvent, ScanOutcome, ScanSpec};
+use crate::plugin::supervisor::{self, PluginFailure, ScanEvent, ScanOutcome, ScanSpec};
 use crate::policy::{Check, Evaluator, Outcome, Policy, Selector};
 use crate::proto::{CheckOutcome, CheckRecord, FinalStatus, PluginRun, QueueTask};
 
-pub async fn audit(task: &QueueTask, env: &Env<'_>, stop: &Stop, deadline: Instant) -> TaskResult {
+pub async fn audit(
+    task: &QueueTask,
+    env: &Env<'_>,
+    stop: &Stop,
+    deadline: Instant,
+    timeout: Duration,
+) -> TaskResult {
     let config = env.config;
     let mut result = TaskResult::empty(FinalStatus::Finished);
     let Some(node) = config.node(&task.target) else {
@@ -47,7 +54,15 @@ pub async fn audit(task: &QueueTask, env: &Env<'_>, stop: &Stop, deadline: Insta
             by_plugin.entry(c.plugin.as_str()).or_default().push(c);
         }
     }
+    let mut timed_out = false;
     for (plugin, checks) in by_plugin {
+        if timed_out {
+            // The task's time is used up: what the remaining plugins would read is unknown.
+            result
+                .checks
+                .extend(not_evaluated(&checks, task, "the audit timed out"));
+            continue;
+        }
         let mut run = PluginRun {
             plugin: plugin.to_owned(),
             items: 0,
@@ -55,7 +70,10 @@ pub async fn audit(task: &QueueTask, env: &Env<'_>, stop: &Stop, deadline: Insta
             error: None,
         };
         let outcome = match config.plugin(plugin) {
-            None => Err(format!("plugin {plugin:?} is not configured")),
+            None => Err(Failure::Other(format!(
+                "plugin {plugin:?} is not configured"
+            ))),
+            Some(_) if Instant::now() >= deadline => Err(Failure::TimedOut),
             Some(pc) => {
                 let mut spec = ScanSpec::new(
                     plugin,
@@ -77,7 +95,7 @@ pub async fn audit(task: &QueueTask, env: &Env<'_>, stop: &Stop, deadline: Insta
             Ok(results) => result
                 .checks
                 .extend(results.into_iter().map(|r| record(r, &checks, task))),
-            Err(message) => {
+            Err(failure) => {
                 if stop.shutdown.is_cancelled() {
                     result.interrupted = true;
                     return result;
@@ -89,22 +107,27 @@ pub async fn audit(task: &QueueTask, env: &Env<'_>, stop: &Stop, deadline: Insta
                         .push(format!("cancelled while running plugin {plugin}"));
                     return result;
                 }
-                let message = format!("{plugin}: {message}");
+                let (message, evidence) = match failure {
+                    Failure::TimedOut => {
+                        timed_out = true;
+                        (
+                            format!(
+                                "{plugin}: timed out after {} (daemon.task_timeout)",
+                                humantime::format_duration(timeout)
+                            ),
+                            "the audit timed out".to_owned(),
+                        )
+                    }
+                    Failure::Other(e) => {
+                        let message = format!("{plugin}: {e}");
+                        (message.clone(), message)
+                    }
+                };
                 result.status = FinalStatus::Failed;
                 result.messages.push(message.clone());
-                for c in &checks {
-                    result.checks.push(CheckRecord {
-                        policy: c.policy.clone(),
-                        check: c.id.clone(),
-                        outcome: CheckOutcome::Error,
-                        evidence: format!("not evaluated: {message}"),
-                        node: task.target.clone(),
-                        audit: Some(task.id),
-                        at: Some(Utc::now()),
-                        plugin: c.plugin.clone(),
-                        description: c.description.clone().unwrap_or_default(),
-                    });
-                }
+                result
+                    .checks
+                    .extend(not_evaluated(&checks, task, &evidence));
                 run.error = Some(message);
             }
         }
@@ -116,15 +139,38 @@ pub async fn audit(task: &QueueTask, env: &Env<'_>, stop: &Stop, deadline: Insta
         count(CheckOutcome::Fail),
         count(CheckOutcome::Error),
     );
-    result.messages.insert(
-        0,
-        format!(
-            "{} checks of {} policies: {pass} passed, {fail} failed, {error} could not be evaluated",
-            result.checks.len(),
-            policies.len()
-        ),
-    );
+    result.summary = Some(format!(
+        "{} checks of {} policies: {pass} passed, {fail} failed, {error} could not be evaluated",
+        result.checks.len(),
+        policies.len()
+    ));
     result
+}
+
+/// Why a plugin gave an audit no items to evaluate.
+enum Failure {
+    /// The task's `daemon.task_timeout` ran out (before or while the plugin ran).
+    TimedOut,
+    Other(String),
+}
+
+/// Error records for checks that were never evaluated.
+fn not_evaluated<'a>(
+    checks: &'a [&Check],
+    task: &'a QueueTask,
+    why: &'a str,
+) -> impl Iterator<Item = CheckRecord> + 'a {
+    checks.iter().map(move |c| CheckRecord {
+        policy: c.policy.clone(),
+        check: c.id.clone(),
+        outcome: CheckOutcome::Error,
+        evidence: format!("not evaluated: {why}"),
+        node: task.target.clone(),
+        audit: Some(task.id),
+        at: Some(Utc::now()),
+        plugin: c.plugin.clone(),
+        description: c.description.clone().unwrap_or_default(),
+    })
 }
 
 async fn evaluate(
@@ -132,10 +178,12 @@ async fn evaluate(
     spec: ScanSpec,
     checks: &[&Check],
     run: &mut PluginRun,
-) -> Result<Vec<crate::policy::CheckResult>, String> {
-    let mut scan = supervisor::start(env.worker, spec)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<Vec<crate::policy::CheckResult>, Failure> {
+    let failure = |e: PluginFailure| match e {
+        PluginFailure::TimedOut(_) => Failure::TimedOut,
+        e => Failure::Other(e.to_string()),
+    };
+    let mut scan = supervisor::start(env.worker, spec).await.map_err(failure)?;
     let mut eval = Evaluator::new(checks);
     while let Some(event) = scan.next().await {
         match event {
@@ -153,7 +201,7 @@ async fn evaluate(
     }
     match scan.finish().await {
         ScanOutcome::Succeeded { .. } => Ok(eval.finish()),
-        ScanOutcome::Failed(e) => Err(e.to_string()),
+        ScanOutcome::Failed(e) => Err(failure(e)),
     }
 }
 

@@ -3,8 +3,10 @@
 //! Every state change (queued, running, terminal) is committed to the store before it is
 //! acted on or acknowledged; the in-memory index only mirrors what is committed. One async
 //! mutex serialises changes, so ids, FIFO order and capacity checks never race. At most
-//! `daemon.slots` tasks run at once; the dispatcher starts the oldest Queued tasks whenever a
-//! slot frees up. Terminal tasks leave the queue and become Scan log / Audit log rows.
+//! `daemon.slots` tasks run at once: the commit that records a task's end also starts the
+//! oldest Queued task in the slot it frees, and the dispatcher fills slots that free up any
+//! other way (new work, more slots after a reload). Terminal tasks leave the queue and
+//! become Scan log / Audit log rows.
 
 mod audit;
 pub mod persist;
@@ -22,15 +24,23 @@ use tokio_util::task::TaskTracker;
 pub use persist::LogFilter;
 
 use crate::config::{Config, ScheduleConfig, Scope, TaskKind};
-use crate::daemon::state::ConfigCell;
+use crate::daemon::state::{ConfigCell, Loaded};
 use crate::plugin::supervisor::WorkerCommand;
 use crate::proto::{
     ActiveStatus, CancelOutcome, CancelResult, CheckOutcome, EnqueueRequest, FinalStatus, LogPage,
     LogRow, QueueStatus, QueueTask, TaskId, SCHEDULE_INITIATOR,
 };
 use crate::store::{Store, StoreError};
-use crate::tasks::{finding, Finding, Ingested, UserTasks};
+use crate::tasks::{finding, Finding, UserTasks};
 use runner::{Stop, TaskResult};
+
+/// A scheduled run on its way into the store.
+struct ScheduleRun {
+    name: String,
+    /// Unix seconds (UTC).
+    due: i64,
+    dropped: u64,
+}
 
 /// A task interrupted this many times (daemon stopped or crashed while it ran) fails.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -109,7 +119,9 @@ impl Inner {
     fn remove(&mut self, seq: u64) -> Option<QueueTask> {
         let task = self.tasks.remove(&seq)?;
         self.by_id.remove(&task.id);
-        self.fifo.retain(|s| *s != seq);
+        if task.status == ActiveStatus::Queued {
+            self.fifo.retain(|s| *s != seq);
+        }
         self.running.remove(&seq);
         Some(task)
     }
@@ -126,19 +138,24 @@ impl Queue {
     ) -> Result<Queue, StoreError> {
         let (active, dropped) = store
             .write(|tx| -> Result<_, StoreError> {
+                let indexed = persist::ensure_log_index(tx)?;
+                if indexed > 0 {
+                    tracing::info!(rows = indexed, "indexed the Scan and Audit logs by node and status");
+                }
                 let mut kept = Vec::new();
                 for (seq, mut task) in persist::load_tasks(tx)? {
                     if task.status == ActiveStatus::Running {
-                        task.attempt += 1;
-                        task.status = ActiveStatus::Queued;
-                        task.started_at = None;
-                        if task.attempt > MAX_ATTEMPTS {
+                        if task.attempt >= MAX_ATTEMPTS {
+                            // The row keeps the last attempt's number and start time.
                             let row = log_row(&task, interrupted_result(&task), Utc::now());
                             persist::remove_task(tx, seq)?;
                             persist::append_log(tx, &row)?;
-                            tracing::warn!(id = %task.id, "task interrupted {MAX_ATTEMPTS} times, marked Failed");
+                            tracing::warn!(id = %task.id, attempt = task.attempt, "task interrupted {MAX_ATTEMPTS} times, marked Failed");
                             continue;
                         }
+                        task.attempt += 1;
+                        task.status = ActiveStatus::Queued;
+                        task.started_at = None;
                         persist::put_task(tx, seq, &task)?;
                         tracing::info!(id = %task.id, attempt = task.attempt, "requeued a task interrupted by a daemon stop");
                     }
@@ -198,44 +215,39 @@ impl Queue {
     /// Running state in one transaction before any of them starts.
     async fn start_ready(&self) -> Result<(), StoreError> {
         let loaded = self.shared.config.loaded();
-        let config = loaded.config.clone();
         let mut inner = self.shared.inner.lock().await;
-        if inner.stopping {
+        let ready = pick_ready(&inner, loaded.config.daemon.slots, 0);
+        if ready.is_empty() {
             return Ok(());
         }
-        let free = (config.daemon.slots as usize).saturating_sub(inner.running.len());
-        let seqs: Vec<u64> = inner.fifo.iter().take(free).copied().collect();
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let now = Utc::now();
-        let started: Vec<(u64, QueueTask)> = seqs
-            .iter()
-            .map(|seq| {
-                let mut t = inner.tasks[seq].clone();
-                t.status = ActiveStatus::Running;
-                t.started_at = Some(now);
-                (*seq, t)
-            })
-            .collect();
         let started = self
             .shared
             .store
             .write(move |tx| -> Result<_, StoreError> {
-                for (seq, t) in &started {
+                for (seq, t) in &ready {
                     persist::put_task(tx, *seq, t)?;
                 }
-                Ok(started)
+                Ok(ready)
             })
             .await?;
+        self.launch(&mut inner, started, &loaded);
+        Ok(())
+    }
+
+    /// Runs tasks whose Running state is committed.
+    fn launch(&self, inner: &mut Inner, started: Vec<(u64, QueueTask)>, loaded: &Loaded) {
         for (seq, task) in started {
-            inner.fifo.retain(|s| *s != seq);
+            if inner.fifo.front() == Some(&seq) {
+                inner.fifo.pop_front();
+            } else {
+                inner.fifo.retain(|s| *s != seq);
+            }
             let cancel = self.shared.shutdown.child_token();
             inner.running.insert(seq, cancel.clone());
             inner.tasks.insert(seq, task.clone());
             tracing::info!(id = %task.id, node = %task.target, attempt = task.attempt, "task Running");
             let queue = self.clone();
-            let config = config.clone();
+            let config = loaded.config.clone();
             let policies = loaded.policies.clone();
             self.shared.runners.spawn(async move {
                 let stop = Stop {
@@ -252,10 +264,11 @@ impl Queue {
                 queue.complete(seq, result).await;
             });
         }
-        Ok(())
     }
 
-    /// Records a task's end: removes it from the queue and appends its log row, in one commit.
+    /// Records a task's end: removes it from the queue and appends its log row, in one
+    /// commit. The same commit starts the next Queued task(s) in the slot it frees, so a
+    /// busy queue pays one durable commit per task rather than two.
     async fn complete(&self, seq: u64, result: TaskResult) {
         let mut inner = self.shared.inner.lock().await;
         let Some(task) = inner.tasks.get(&seq).cloned() else {
@@ -266,18 +279,20 @@ impl Queue {
             inner.remove(seq);
             tracing::info!(id = %task.id, "task interrupted by shutdown; it will run again at the next start");
         } else {
-            let config = self.shared.config.get();
+            let loaded = self.shared.config.loaded();
+            let config = loaded.config.clone();
             let today = crate::snapshot::today(config.daemon.tz());
-            let policies = self.shared.config.policies();
-            let findings = findings_of(&task, &result, today, &policies);
+            let findings = findings_of(&task, &result, today, &loaded.policies);
             let passing = passing_of(&task, &result);
             let mut row = log_row(&task, result, Utc::now());
             let (id, status, errors) = (row.id, row.status, row.errors);
-            // The log row, the findings' user tasks and events, and their mails: one commit.
+            let next = pick_ready(&inner, config.daemon.slots, 1);
+            // The log row, the findings' user tasks and events, their mails, and the next
+            // tasks' Running state: one commit.
             let committed = self
                 .shared
                 .store
-                .write(move |tx| -> Result<Ingested, StoreError> {
+                .write(move |tx| -> Result<_, StoreError> {
                     persist::remove_task(tx, seq)?;
                     let mut ingested = UserTasks::ingest(tx, &config, &findings)?;
                     UserTasks::resolve(tx, &passing, &row.id.to_string(), &mut ingested)?;
@@ -286,14 +301,18 @@ impl Queue {
                     row.user_tasks_updated =
                         (ingested.updated.len() + ingested.closed_by_audit.len()) as u64;
                     persist::append_log(tx, &row)?;
-                    Ok(ingested)
+                    for (seq, t) in &next {
+                        persist::put_task(tx, *seq, t)?;
+                    }
+                    Ok((ingested, next))
                 })
                 .await;
             inner.remove(seq);
             match committed {
-                Ok(ingested) => {
+                Ok((ingested, next)) => {
                     self.shared.tasks.committed(&ingested);
                     tracing::info!(%id, status = ?status, errors, "task ended");
+                    self.launch(&mut inner, next, &loaded);
                 }
                 Err(e) => {
                     tracing::error!(%id, "cannot record the end of the task ({e}); it will run again at the next start")
@@ -343,7 +362,10 @@ impl Queue {
             status: ActiveStatus::Queued,
             attempt: 1,
         };
-        let created = self.commit_new(template, nodes, None).await?;
+        let created = self
+            .commit_new(template, nodes, None)
+            .await?
+            .unwrap_or_default();
         let ids = created.iter().map(|(_, t)| t.id).collect();
         for (seq, task) in created {
             tracing::info!(id = %task.id, node = %task.target, initiator = %task.initiator, "task Queued");
@@ -354,14 +376,17 @@ impl Queue {
         Ok(ids)
     }
 
-    /// Queues a scheduled run due at `due`. A node whose task from the same schedule is still
-    /// Queued is coalesced; nodes that do not fit are dropped, counted and logged. The fire
-    /// time is recorded in the same commit, so a run is never lost or doubled by a crash.
+    /// Queues a scheduled run due at `due`, unless that due time already ran: the check and
+    /// the new tasks are one transaction (compare-and-set on the schedule's last due time),
+    /// so two fires racing for one due time (a catch-up on reload and the job itself, jobs
+    /// re-created across a DST change) queue it once. A node whose task from the same
+    /// schedule is still Queued is coalesced; nodes that do not fit are dropped, counted and
+    /// logged. Returns whether this call ran the due time.
     pub async fn enqueue_scheduled(
         &self,
         schedule: &ScheduleConfig,
         due: DateTime<Utc>,
-    ) -> Result<(), QueueError> {
+    ) -> Result<bool, QueueError> {
         let config = self.shared.config.get();
         let mut inner = self.shared.inner.lock().await;
         if inner.stopping {
@@ -399,8 +424,15 @@ impl Queue {
             status: ActiveStatus::Queued,
             attempt: 1,
         };
-        let fired = Some((schedule.name.clone(), due.timestamp(), dropped as u64));
-        let created = self.commit_new(template, nodes, fired).await?;
+        let run = ScheduleRun {
+            name: schedule.name.clone(),
+            due: due.timestamp(),
+            dropped: dropped as u64,
+        };
+        let Some(created) = self.commit_new(template, nodes, Some(run)).await? else {
+            tracing::debug!(schedule = %schedule.name, %due, "this due time already ran");
+            return Ok(false);
+        };
         if dropped > 0 {
             inner.dropped_scheduled += dropped as u64;
             tracing::warn!(
@@ -410,26 +442,34 @@ impl Queue {
                 "queue full: scheduled tasks dropped (counted in status as dropped_scheduled)"
             );
         }
-        tracing::info!(schedule = %schedule.name, queued = created.len(), coalesced, "schedule fired");
+        tracing::info!(schedule = %schedule.name, %due, queued = created.len(), coalesced, "schedule fired");
         for (seq, task) in created {
             inner.insert(seq, task);
         }
         drop(inner);
         self.shared.wake.notify_one();
-        Ok(())
+        Ok(true)
     }
 
     /// Commits one task per node built from `template`, allocating sequence numbers and ids
-    /// in the same transaction (and the schedule's fire time and drop count, if given).
+    /// in the same transaction. For a scheduled run, the same transaction first claims its
+    /// due time and adds its drop count; `None` means the due time had already run and
+    /// nothing was queued.
     async fn commit_new(
         &self,
         template: QueueTask,
         nodes: Vec<String>,
-        fired: Option<(String, i64, u64)>,
-    ) -> Result<Vec<(u64, QueueTask)>, StoreError> {
+        run: Option<ScheduleRun>,
+    ) -> Result<Option<Vec<(u64, QueueTask)>>, StoreError> {
         self.shared
             .store
             .write(move |tx| -> Result<_, StoreError> {
+                if let Some(run) = &run {
+                    if !persist::claim_due(tx, &run.name, run.due)? {
+                        return Ok(None);
+                    }
+                    persist::add(tx, persist::DROPPED_SCHEDULED, run.dropped)?;
+                }
                 let mut out = Vec::with_capacity(nodes.len());
                 for node in nodes {
                     let seq = persist::next(tx, persist::NEXT_SEQ)?;
@@ -439,11 +479,7 @@ impl Queue {
                     persist::put_task(tx, seq, &task)?;
                     out.push((seq, task));
                 }
-                if let Some((name, due, dropped)) = fired {
-                    persist::set_schedule_fired(tx, &name, due)?;
-                    persist::add(tx, persist::DROPPED_SCHEDULED, dropped)?;
-                }
-                Ok(out)
+                Ok(Some(out))
             })
             .await
     }
@@ -618,16 +654,14 @@ impl Queue {
         Ok(secs.and_then(|s| DateTime::from_timestamp(s, 0)))
     }
 
-    /// Records a schedule's fire time without queueing anything (first sight of a schedule).
-    pub async fn set_schedule_fired(
-        &self,
-        name: &str,
-        due: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    /// Records a schedule seen for the first time as having run at `now`, without queueing
+    /// anything (so that adding a schedule does not start a run at once). A schedule that
+    /// has a recorded run keeps it.
+    pub async fn schedule_seen(&self, name: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.shared
             .store
-            .write(move |tx| persist::set_schedule_fired(tx, &name, due.timestamp()))
+            .write(move |tx| persist::schedule_seen(tx, &name, now.timestamp()))
             .await
     }
 
@@ -653,6 +687,28 @@ impl Queue {
         self.shared.shutdown.cancel();
         self.shared.runners.wait().await;
     }
+}
+
+/// The oldest Queued tasks that fit in the free slots (`ending` running tasks are about to
+/// free theirs), marked Running as of now; nothing while the daemon is stopping.
+fn pick_ready(inner: &Inner, slots: u32, ending: usize) -> Vec<(u64, QueueTask)> {
+    if inner.stopping {
+        return Vec::new();
+    }
+    let busy = inner.running.len().saturating_sub(ending);
+    let free = (slots as usize).saturating_sub(busy);
+    let now = Utc::now();
+    inner
+        .fifo
+        .iter()
+        .take(free)
+        .map(|seq| {
+            let mut t = inner.tasks[seq].clone();
+            t.status = ActiveStatus::Running;
+            t.started_at = Some(now);
+            (*seq, t)
+        })
+        .collect()
 }
 
 /// Checks an ad-hoc request against the config; returns the nodes it covers.
@@ -807,6 +863,7 @@ fn cancelled_result() -> TaskResult {
     TaskResult {
         status: FinalStatus::Cancelled,
         messages: vec!["cancelled while queued".into()],
+        summary: None,
         items: 0,
         plugins: Vec::new(),
         drifts: Vec::new(),
@@ -820,8 +877,9 @@ fn interrupted_result(task: &QueueTask) -> TaskResult {
         status: FinalStatus::Failed,
         messages: vec![format!(
             "interrupted {} times by daemon stops or crashes; not retried again",
-            task.attempt - 1
+            task.attempt
         )],
+        summary: None,
         items: 0,
         plugins: Vec::new(),
         drifts: Vec::new(),
@@ -850,6 +908,7 @@ fn log_row(task: &QueueTask, result: TaskResult, finished_at: DateTime<Utc>) -> 
         status: result.status,
         errors,
         messages: result.messages,
+        summary: result.summary,
         attempt: task.attempt,
         items_scanned: result.items,
         changes_found,
@@ -858,5 +917,83 @@ fn log_row(task: &QueueTask, result: TaskResult, finished_at: DateTime<Utc>) -> 
         user_tasks_created: 0,
         user_tasks_updated: 0,
         plugins: result.plugins,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Outbox;
+    use crate::setup::Setup;
+
+    /// A queue on a fresh store whose dispatcher never starts: tasks stay Queued.
+    async fn idle_queue(dir: &std::path::Path) -> (Queue, Arc<Config>) {
+        let path = dir.join("config.toml");
+        std::fs::write(
+            &path,
+            "[daemon]\nstate_dir = \"state\"\n\n[[node]]\nname = \"n1\"\nroot = \"/\"\n\n\
+             [[schedule]]\nname = \"often\"\nkind = \"scan\"\ncron = \"0 */15 * * * *\"\n",
+        )
+        .unwrap();
+        let config = crate::config::load(&path).unwrap();
+        let store = Store::open(&config.daemon.state_dir).unwrap();
+        let cell = Arc::new(ConfigCell::new(Setup {
+            config,
+            policies: Vec::new(),
+        }));
+        let tasks = UserTasks::open(store.clone(), Outbox::new(store.clone(), cell.clone()))
+            .await
+            .unwrap();
+        let worker = WorkerCommand::new("/nonexistent/vigild");
+        let queue = Queue::open(store, cell.clone(), worker, tasks)
+            .await
+            .unwrap();
+        (queue, cell.get())
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Regression: a fire that checked the last due time before another fire for the same
+    /// due time committed (a catch-up on reload racing the job) queued that due time again
+    /// once the first run's task had left Queued (so coalescing did not catch it).
+    #[tokio::test]
+    async fn a_due_time_runs_once_even_when_fires_race() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (queue, config) = idle_queue(tmp.path()).await;
+        let schedule = &config.schedules[0];
+        let due = at("2026-10-25T01:15:00Z");
+        assert!(queue.enqueue_scheduled(schedule, due).await.unwrap());
+        // The run's task leaves Queued, as if it had started and ended.
+        let cancelled = queue.cancel(&["Scan #1".to_owned()]).await.unwrap();
+        assert_eq!(cancelled[0].outcome, CancelOutcome::Cancelled);
+
+        // The racing fire: same due time, and an older one (a slow fire from before).
+        assert!(!queue.enqueue_scheduled(schedule, due).await.unwrap());
+        assert!(!queue
+            .enqueue_scheduled(schedule, at("2026-10-25T01:00:00Z"))
+            .await
+            .unwrap());
+        assert!(queue.list(&QueueFilter::default()).await.is_empty());
+        assert_eq!(queue.schedule_fired("often").await.unwrap(), Some(due));
+
+        // Two fires at once for the next due time: one run.
+        let next = at("2026-10-25T01:30:00Z");
+        let (a, b) = tokio::join!(
+            queue.enqueue_scheduled(schedule, next),
+            queue.enqueue_scheduled(schedule, next)
+        );
+        assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|r| **r).count(), 1);
+        let queued = queue.list(&QueueFilter::default()).await;
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].id.to_string(), "Scan #2");
+
+        // First sight of a schedule records it; later sightings keep the recorded run.
+        queue
+            .schedule_seen("often", at("2026-10-26T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(queue.schedule_fired("often").await.unwrap(), Some(next));
     }
 }

@@ -2,11 +2,14 @@
 //! schedule fire times. Plain blocking functions over a redb transaction, so that callers can
 //! combine several of them (and other modules' writes) in one commit.
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 
 use crate::proto::{CheckRecord, FinalStatus, LastScan, LogPage, LogRow, QueueTask, TaskKind};
 use crate::store::tables::{
-    AUDIT_LOG, META, NODE_LAST_SCAN, POLICY_RESULTS, QUEUE, SCAN_LOG, SCHEDULE_FIRED,
+    AUDIT_LOG, LOG_BY_NODE, LOG_BY_STATUS, LOG_COUNTS, META, NODE_LAST_SCAN, POLICY_RESULTS, QUEUE,
+    SCAN_LOG, SCHEDULE_FIRED,
 };
 use crate::store::StoreError;
 
@@ -83,15 +86,40 @@ pub fn load_tasks(tx: &WriteTransaction) -> Result<Vec<(u64, QueueTask)>, StoreE
     Ok(out)
 }
 
+const STATUSES: [FinalStatus; 3] = [
+    FinalStatus::Finished,
+    FinalStatus::Cancelled,
+    FinalStatus::Failed,
+];
+
+/// The log table of a kind, and its name in the log indexes.
+fn log_table(kind: TaskKind) -> (TableDefinition<'static, u64, &'static [u8]>, &'static str) {
+    match kind {
+        TaskKind::Scan => (SCAN_LOG, "scans"),
+        TaskKind::Audit => (AUDIT_LOG, "audits"),
+    }
+}
+
+/// Meta counter: how many rows of a log the indexes cover.
+fn indexed_counter(log: &str) -> String {
+    format!("queue.log_indexed.{log}")
+}
+
+fn status_name(status: FinalStatus) -> &'static str {
+    match status {
+        FinalStatus::Finished => "Finished",
+        FinalStatus::Cancelled => "Cancelled",
+        FinalStatus::Failed => "Failed",
+    }
+}
+
 pub fn append_log(tx: &WriteTransaction, row: &LogRow) -> Result<(), StoreError> {
     let seq = next(tx, NEXT_LOG)?;
     let bytes = encode("log row", row)?;
-    let def = if row.id.kind == TaskKind::Scan {
-        SCAN_LOG
-    } else {
-        AUDIT_LOG
-    };
+    let (def, log) = log_table(row.id.kind);
     tx.open_table(def)?.insert(seq, bytes.as_slice())?;
+    index_log_row(tx, log, seq, &row.target, row.status)?;
+    add(tx, &indexed_counter(log), 1)?;
     if row.id.kind == TaskKind::Scan {
         let last = LastScan {
             id: row.id,
@@ -105,6 +133,66 @@ pub fn append_log(tx: &WriteTransaction, row: &LogRow) -> Result<(), StoreError>
             .insert(row.target.as_str(), bytes.as_slice())?;
     }
     Ok(())
+}
+
+fn index_log_row(
+    tx: &WriteTransaction,
+    log: &str,
+    seq: u64,
+    node: &str,
+    status: FinalStatus,
+) -> Result<(), StoreError> {
+    let status = status_name(status);
+    tx.open_table(LOG_BY_NODE)?
+        .insert((log, node, seq), status)?;
+    tx.open_table(LOG_BY_STATUS)?
+        .insert((log, status, seq), ())?;
+    let mut counts = tx.open_table(LOG_COUNTS)?;
+    for key in [(log, Some(node), status), (log, None, status)] {
+        let n = counts.get(key)?.map_or(0, |v| v.value()) + 1;
+        counts.insert(key, n)?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the log indexes if they do not cover every log row (a store written before
+/// they existed, or by an older vigild). Returns how many rows were indexed; 0 when the
+/// indexes were complete.
+pub fn ensure_log_index(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut complete = true;
+    for kind in [TaskKind::Scan, TaskKind::Audit] {
+        let (def, log) = log_table(kind);
+        let rows = tx.open_table(def)?.len()?;
+        let indexed = tx
+            .open_table(META)?
+            .get(indexed_counter(log).as_str())?
+            .map_or(0, |v| v.value());
+        complete &= rows == indexed;
+    }
+    if complete {
+        return Ok(0);
+    }
+    tx.open_table(LOG_BY_NODE)?.retain(|_, _| false)?;
+    tx.open_table(LOG_BY_STATUS)?.retain(|_, _| false)?;
+    tx.open_table(LOG_COUNTS)?.retain(|_, _| false)?;
+    let mut total = 0;
+    for kind in [TaskKind::Scan, TaskKind::Audit] {
+        let (def, log) = log_table(kind);
+        let table = tx.open_table(def)?;
+        let mut rows = 0;
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            rows += 1;
+            // A row that does not decode is counted as covered; reading skips it.
+            if let Ok(row) = serde_json::from_slice::<LogRow>(v.value()) {
+                index_log_row(tx, log, k.value(), &row.target, row.status)?;
+            }
+        }
+        tx.open_table(META)?
+            .insert(indexed_counter(log).as_str(), rows)?;
+        total += rows;
+    }
+    Ok(total)
 }
 
 /// Keeps each check's latest result per node (for `GET /v1/policies`).
@@ -159,47 +247,245 @@ pub struct LogFilter {
     pub limit: usize,
 }
 
-/// Newest first, filtered and paged.
+/// Newest first, filtered and paged. Reads only the page's rows: the indexes give the
+/// sequence numbers (a node's rows, or a status's) and the counts give the total; only a
+/// filter on node and status together walks that node's index entries (keys and a status
+/// word, no rows) until the page is full.
 pub fn read_log(
     tx: &ReadTransaction,
     kind: TaskKind,
     filter: &LogFilter,
 ) -> Result<LogPage, StoreError> {
-    let def = if kind == TaskKind::Scan {
-        SCAN_LOG
-    } else {
-        AUDIT_LOG
-    };
+    let (def, log) = log_table(kind);
     let table = tx.open_table(def)?;
-    let mut rows = Vec::new();
-    let mut total = 0;
-    for entry in table.iter()?.rev() {
-        let (_, v) = entry?;
-        let Ok(row) = serde_json::from_slice::<LogRow>(v.value()) else {
-            continue;
-        };
-        if filter.node.as_ref().is_some_and(|n| n != &row.target)
-            || filter.status.is_some_and(|s| s != row.status)
-        {
-            continue;
+    let status = filter.status.map(status_name);
+    let node = filter.node.as_deref();
+    let counts = tx.open_table(LOG_COUNTS)?;
+    let count = |node: Option<&str>, status: &str| -> Result<u64, StoreError> {
+        Ok(counts.get((log, node, status))?.map_or(0, |v| v.value()))
+    };
+    let total = match (node, status) {
+        (None, None) => table.len()?,
+        (_, Some(s)) => count(node, s)?,
+        (Some(_), None) => {
+            let mut sum = 0;
+            for s in STATUSES {
+                sum += count(node, status_name(s))?;
+            }
+            sum
         }
-        if total >= filter.offset && rows.len() < filter.limit {
-            rows.push(row);
+    };
+    let (skip, take) = (filter.offset, filter.limit);
+    let mut seqs: Vec<u64> = Vec::with_capacity(take.min(1000));
+    let mut seen = 0;
+    let mut keep = |seq: u64| {
+        if seen >= skip {
+            seqs.push(seq);
         }
-        total += 1;
+        seen += 1;
+        seqs.len() < take
+    };
+    if take > 0 {
+        match (node, status) {
+            (None, None) => {
+                for entry in table.iter()?.rev() {
+                    if !keep(entry?.0.value()) {
+                        break;
+                    }
+                }
+            }
+            (None, Some(s)) => {
+                let index = tx.open_table(LOG_BY_STATUS)?;
+                for entry in index.range((log, s, 0)..=(log, s, u64::MAX))?.rev() {
+                    if !keep(entry?.0.value().2) {
+                        break;
+                    }
+                }
+            }
+            (Some(n), s) => {
+                let index = tx.open_table(LOG_BY_NODE)?;
+                for entry in index.range((log, n, 0)..=(log, n, u64::MAX))?.rev() {
+                    let (k, v) = entry?;
+                    if s.is_some_and(|s| s != v.value()) {
+                        continue;
+                    }
+                    if !keep(k.value().2) {
+                        break;
+                    }
+                }
+            }
+        }
     }
-    Ok(LogPage { rows, total })
+    let mut rows = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        let Some(v) = table.get(seq)? else { continue };
+        match serde_json::from_slice::<LogRow>(v.value()) {
+            Ok(row) => rows.push(row),
+            Err(e) => tracing::warn!(seq, "skipping a {log} log row that does not decode: {e}"),
+        }
+    }
+    Ok(LogPage {
+        rows,
+        total: total as usize,
+    })
 }
 
 pub fn schedule_fired(tx: &ReadTransaction, name: &str) -> Result<Option<i64>, StoreError> {
     Ok(tx.open_table(SCHEDULE_FIRED)?.get(name)?.map(|v| v.value()))
 }
 
-pub fn set_schedule_fired(
-    tx: &WriteTransaction,
-    name: &str,
-    due_unix: i64,
-) -> Result<(), StoreError> {
-    tx.open_table(SCHEDULE_FIRED)?.insert(name, due_unix)?;
+/// Compare-and-set of a schedule's last due time: records `due_unix` and returns true if it
+/// is later than the recorded one (or none is recorded); false, changing nothing, if that
+/// due time (or a later one) already ran.
+pub fn claim_due(tx: &WriteTransaction, name: &str, due_unix: i64) -> Result<bool, StoreError> {
+    let mut table = tx.open_table(SCHEDULE_FIRED)?;
+    if table
+        .get(name)?
+        .is_some_and(|last| last.value() >= due_unix)
+    {
+        return Ok(false);
+    }
+    table.insert(name, due_unix)?;
+    Ok(true)
+}
+
+/// Records `now_unix` as a schedule's last due time if it has none yet.
+pub fn schedule_seen(tx: &WriteTransaction, name: &str, now_unix: i64) -> Result<(), StoreError> {
+    let mut table = tx.open_table(SCHEDULE_FIRED)?;
+    if table.get(name)?.is_none() {
+        table.insert(name, now_unix)?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Scope;
+    use crate::proto::TaskId;
+    use crate::store::Store;
+
+    fn row(kind: TaskKind, number: u64, node: &str, status: FinalStatus) -> LogRow {
+        let now = chrono::Utc::now();
+        LogRow {
+            id: TaskId { kind, number },
+            target: node.to_owned(),
+            scope: Scope::All,
+            initiator: "uid 0".into(),
+            schedule: None,
+            queued_at: now,
+            started_at: Some(now),
+            finished_at: now,
+            status,
+            errors: u32::from(status == FinalStatus::Failed),
+            messages: Vec::new(),
+            summary: None,
+            attempt: 1,
+            items_scanned: 0,
+            changes_found: 0,
+            checks: Vec::new(),
+            drift_fingerprint: None,
+            user_tasks_created: 0,
+            user_tasks_updated: 0,
+            plugins: Vec::new(),
+        }
+    }
+
+    /// What `read_log` must return: every row decoded, filtered and paged.
+    fn reference(rows: &[LogRow], kind: TaskKind, f: &LogFilter) -> (Vec<String>, usize) {
+        let matching: Vec<&LogRow> = rows
+            .iter()
+            .rev()
+            .filter(|r| r.id.kind == kind)
+            .filter(|r| f.node.as_ref().is_none_or(|n| n == &r.target))
+            .filter(|r| f.status.is_none_or(|s| s == r.status))
+            .collect();
+        let page = matching
+            .iter()
+            .skip(f.offset)
+            .take(f.limit)
+            .map(|r| r.id.to_string())
+            .collect();
+        (page, matching.len())
+    }
+
+    fn check_pages(store: &Store, rows: &[LogRow]) {
+        store
+            .read_blocking(|tx| -> Result<(), StoreError> {
+                check_pages_in(tx, rows);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    fn check_pages_in(tx: &ReadTransaction, rows: &[LogRow]) {
+        for kind in [TaskKind::Scan, TaskKind::Audit] {
+            for node in [None, Some("n0"), Some("n2"), Some("gone")] {
+                for status in [None, Some(FinalStatus::Failed), Some(FinalStatus::Finished)] {
+                    for (offset, limit) in [(0, 50), (0, 3), (4, 3), (39, 5), (100, 5), (0, 0)] {
+                        let f = LogFilter {
+                            node: node.map(str::to_owned),
+                            status,
+                            offset,
+                            limit,
+                        };
+                        let page = read_log(tx, kind, &f).unwrap();
+                        let got: Vec<String> = page.rows.iter().map(|r| r.id.to_string()).collect();
+                        assert_eq!(
+                            (got, page.total),
+                            reference(rows, kind, &f),
+                            "{kind:?} {f:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn log_pages_come_from_the_indexes_and_match_a_full_scan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let statuses = [
+            FinalStatus::Finished,
+            FinalStatus::Failed,
+            FinalStatus::Cancelled,
+        ];
+        let rows: Vec<LogRow> = (0..60u64)
+            .map(|i| {
+                let kind = if i % 4 == 3 {
+                    TaskKind::Audit
+                } else {
+                    TaskKind::Scan
+                };
+                let status = statuses[(i % 7 % 3) as usize];
+                row(kind, i + 1, &format!("n{}", i % 3), status)
+            })
+            .collect();
+        store
+            .write_blocking(|tx| -> Result<(), StoreError> {
+                for r in &rows {
+                    append_log(tx, r)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        check_pages(&store, &rows);
+        // Complete indexes are left alone.
+        assert_eq!(store.write_blocking(ensure_log_index).unwrap(), 0);
+
+        // A store whose logs were written without the indexes gets them at the next start.
+        store
+            .write_blocking(|tx| -> Result<(), StoreError> {
+                tx.open_table(LOG_BY_NODE)?.retain(|_, _| false)?;
+                tx.open_table(LOG_BY_STATUS)?.retain(|_, _| false)?;
+                tx.open_table(LOG_COUNTS)?.retain(|_, _| false)?;
+                tx.open_table(META)?
+                    .remove(indexed_counter("audits").as_str())?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.write_blocking(ensure_log_index).unwrap(), 60);
+        check_pages(&store, &rows);
+    }
 }

@@ -28,7 +28,10 @@ const MAX_STORED_NOTES: usize = 200;
 #[derive(Debug)]
 pub struct TaskResult {
     pub status: FinalStatus,
+    /// Errors (Failed) or why the task stopped (Cancelled); nothing else.
     pub messages: Vec<String>,
+    /// Audits: the check counts, shown with the log row.
+    pub summary: Option<String>,
     pub items: u64,
     pub plugins: Vec<PluginRun>,
     /// Drift of each plugin that completed (empty change lists included).
@@ -56,6 +59,7 @@ impl TaskResult {
         TaskResult {
             status,
             messages: Vec::new(),
+            summary: None,
             items: 0,
             plugins: Vec::new(),
             drifts: Vec::new(),
@@ -99,7 +103,7 @@ pub async fn run(task: &QueueTask, env: &Env<'_>, stop: &Stop) -> TaskResult {
     };
     match task.id.kind {
         TaskKind::Scan => scan(task, env, &node.root, stop, deadline, timeout).await,
-        TaskKind::Audit => super::audit::audit(task, env, stop, deadline).await,
+        TaskKind::Audit => super::audit::audit(task, env, stop, deadline, timeout).await,
     }
 }
 
@@ -118,15 +122,7 @@ async fn scan(
         Some(list) => list.clone(),
         None => config.plugins.iter().map(|p| p.name.clone()).collect(),
     };
-    let mut result = TaskResult {
-        status: FinalStatus::Finished,
-        messages: Vec::new(),
-        items: 0,
-        plugins: Vec::new(),
-        drifts: Vec::new(),
-        checks: Vec::new(),
-        interrupted: false,
-    };
+    let mut result = TaskResult::empty(FinalStatus::Finished);
     for name in names {
         let mut run = PluginRun {
             plugin: name.clone(),
@@ -252,8 +248,9 @@ async fn scan_one(
         let kept = notes.len();
         notes.push(more_notes(all_notes, kept));
     }
+    // Durable with the task's end, which the queue commits next.
     writer
-        .commit(target.task.id, notes, volatile, target.rules.clone())
+        .commit_with_task(target.task.id, notes, volatile, target.rules.clone())
         .await
         .map_err(|e| format!("cannot store the snapshot: {e}"))
 }

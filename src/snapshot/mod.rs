@@ -2,7 +2,8 @@
 //! (almost) nothing: values and chunks are content-addressed and shared between days and
 //! nodes (see `chunk`). A scan streams its items through a [`SnapshotWriter`], which never
 //! holds more than one chunk in memory; [`SnapshotWriter::commit`] then records the day's
-//! snapshot and its drift against the baseline in one durable commit.
+//! snapshot and its drift against the baseline in one durable commit (or, for a queue
+//! task, in a lazy one that the task's end commit makes durable).
 
 pub mod chunk;
 mod day;
@@ -182,11 +183,38 @@ impl SnapshotWriter {
     /// earlier one of the same day), computes its drift against the baseline (the newest
     /// snapshot of an earlier day) and records that too, in one durable commit.
     pub async fn commit(
+        self,
+        scan: TaskId,
+        notes: Vec<String>,
+        volatile: Vec<String>,
+        rules: DiffRules,
+    ) -> Result<PluginDrift, SnapshotError> {
+        self.store_snapshot(scan, notes, volatile, rules, true)
+            .await
+    }
+
+    /// Like [`SnapshotWriter::commit`], but the commit is lazy: it becomes durable with the
+    /// next durable commit, which for a queue task is the commit that records the task's
+    /// end (made right after its plugins ran). A crash before that loses the snapshot
+    /// together with the task's end, and the task, still Running in the store, runs again.
+    pub async fn commit_with_task(
+        self,
+        scan: TaskId,
+        notes: Vec<String>,
+        volatile: Vec<String>,
+        rules: DiffRules,
+    ) -> Result<PluginDrift, SnapshotError> {
+        self.store_snapshot(scan, notes, volatile, rules, false)
+            .await
+    }
+
+    async fn store_snapshot(
         mut self,
         scan: TaskId,
         notes: Vec<String>,
         volatile: Vec<String>,
         rules: DiffRules,
+        durable: bool,
     ) -> Result<PluginDrift, SnapshotError> {
         self.flush().await?;
         self.write_pending().await?;
@@ -205,12 +233,16 @@ impl SnapshotWriter {
             self.day,
         );
         let store_id = self.store.id();
-        self.store
-            .write(move |tx| -> Result<PluginDrift, SnapshotError> {
-                let drift = record(tx, store_id, &node, &plugin, day, &meta, &rules)?;
-                Ok(drift)
-            })
+        let write = move |tx: &WriteTransaction| -> Result<PluginDrift, SnapshotError> {
+            record(tx, store_id, &node, &plugin, day, &meta, &rules).map_err(SnapshotError::from)
+        };
+        if durable {
+            return self.store.write(write).await;
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.write_lazy_blocking(write))
             .await
+            .map_err(|e| SnapshotError::from(StoreError::Join(e.to_string())))?
     }
 }
 

@@ -235,6 +235,16 @@ impl Store {
         Ok(value)
     }
 
+    /// The blocking form of [`Store::read`], for code already off the executor.
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&ReadTransaction) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let tx = self.db.begin_read().map_err(|e| E::from(e.into()))?;
+        f(&tx)
+    }
+
     /// Runs `f` in a read transaction on the blocking pool.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where

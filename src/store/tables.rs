@@ -24,6 +24,21 @@ pub const SCAN_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("scan_log
 /// Terminal audit tasks: log sequence number → `proto::LogRow` JSON.
 pub const AUDIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
 
+/// Scan/Audit log rows by node: (log, node, log sequence number) → the row's final status.
+/// `log` is "scans" or "audits"; statuses are named as on the wire ("Failed"). Lets
+/// `GET /v1/logs/*?node=` page through one node's rows without decoding anyone else's.
+pub const LOG_BY_NODE: TableDefinition<(&str, &str, u64), &str> =
+    TableDefinition::new("log_by_node");
+
+/// Scan/Audit log rows by final status: (log, status, log sequence number).
+pub const LOG_BY_STATUS: TableDefinition<(&str, &str, u64), ()> =
+    TableDefinition::new("log_by_status");
+
+/// Scan/Audit log row counts: (log, node, status) → rows; node `None` counts every node.
+/// The `total` of a filtered log page without a scan.
+pub const LOG_COUNTS: TableDefinition<(&str, Option<&str>, &str), u64> =
+    TableDefinition::new("log_counts");
+
 /// Schedules: name → the due time (unix seconds, UTC) of its last run.
 pub const SCHEDULE_FIRED: TableDefinition<&str, i64> = TableDefinition::new("schedule_fired");
 
@@ -77,6 +92,9 @@ pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(QUEUE)?;
     tx.open_table(SCAN_LOG)?;
     tx.open_table(AUDIT_LOG)?;
+    tx.open_table(LOG_BY_NODE)?;
+    tx.open_table(LOG_BY_STATUS)?;
+    tx.open_table(LOG_COUNTS)?;
     tx.open_table(SCHEDULE_FIRED)?;
     tx.open_table(VALUES)?;
     tx.open_table(CHUNKS)?;
