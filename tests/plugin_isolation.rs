@@ -104,7 +104,10 @@ fn the_daemon_survives_a_crashing_and_a_flooding_plugin() {
     assert!(notes
         .iter()
         .all(|n| n.as_str().unwrap().len() <= vigil::plugin::supervisor::MAX_NOTE_BYTES));
-    assert_eq!(notes[50], format!("… and {} more notes", 64 + 5000 - 50));
+    assert_eq!(
+        notes[50],
+        format!("… and {} more notes ({} in all)", 64 + 5000 - 50, 64 + 5000)
+    );
     assert_eq!(plugins[2]["plugin"], "ok");
     assert_eq!(plugins[2]["items"], 7);
     assert_eq!(plugins[2]["error"], Value::Null);

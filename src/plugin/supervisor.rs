@@ -267,11 +267,14 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
     // SAFETY: only async-signal-safe syscalls run between fork and exec. The worker (and the
     // plugin in it) gets its three pipes and nothing else the daemon had open: no socket,
     // no database file, no fd inherited without close-on-exec from whoever started vigild.
+    // The fds are marked close-on-exec rather than closed, so the pipe on which the child
+    // reports a failed exec to `spawn` stays open until the exec succeeds.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
                 for fd in 3..4096 {
-                    libc::close(fd);
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                 }
             }
             Ok(())
