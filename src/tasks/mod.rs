@@ -56,6 +56,9 @@ pub enum TaskError {
 pub struct UserTasks {
     store: Store,
     index: Arc<RwLock<TaskIndex>>,
+    /// Scans over the whole index running at once: one per core. More would only share
+    /// the cores, making every one of them (and everything else) slower.
+    scans: Arc<tokio::sync::Semaphore>,
     mail: MailWaker,
 }
 
@@ -106,17 +109,12 @@ impl UserTasks {
     /// Loads the index from the store.
     pub async fn open(store: Store, mail: MailWaker) -> Result<UserTasks, StoreError> {
         let all = store.read(persist::load_all).await?;
-        let mut index = TaskIndex::default();
-        for (task, nodes) in all {
-            let id = task.id;
-            index.apply(task);
-            for node in nodes {
-                index.add_node(id, &node);
-            }
-        }
+        let index = TaskIndex::build(all);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(UserTasks {
             store,
             index: Arc::new(RwLock::new(index)),
+            scans: Arc::new(tokio::sync::Semaphore::new(cores)),
             mail,
         })
     }
@@ -129,17 +127,26 @@ impl UserTasks {
         self.index.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the index on the blocking pool: a filter over every task is too long a
-    /// computation for the async executor.
+    /// Runs `f` on the index on the blocking pool (a filter over every task is too long a
+    /// computation for the async executor), at most one per core at once.
     async fn with_index<T, F>(&self, f: F) -> Result<T, TaskError>
     where
         F: FnOnce(&TaskIndex) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let index = self.index.clone();
-        tokio::task::spawn_blocking(move || f(&index.read().unwrap_or_else(|e| e.into_inner())))
+        let permit = self
+            .scans
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| TaskError::Internal(e.to_string()))
+            .map_err(|e| TaskError::Internal(e.to_string()))?;
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&index.read().unwrap_or_else(|e| e.into_inner()))
+        })
+        .await
+        .map_err(|e| TaskError::Internal(e.to_string()))
     }
 
     /// Ingests findings inside the caller's transaction: tasks, events and assignment mails
