@@ -478,6 +478,10 @@ pub struct UserTask {
     pub fingerprint: String,
     /// The closed task this one recurs (same finding seen again after it was closed).
     pub recurrence_of: Option<u64>,
+    /// Raised by every stored change of the task: of two copies, the higher revision is
+    /// the newer. 0 in rows written before revisions existed.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// One occurrence of a task's finding on a node.

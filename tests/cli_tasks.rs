@@ -261,3 +261,99 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
         "{out}"
     );
 }
+
+/// `vigil tasks close-all` previews what the daemon will really close: for a Site User only
+/// their own tasks, as the daemon closes no other.
+#[test]
+fn close_all_preview_of_a_site_user_counts_only_their_tasks() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    if !crate::common::is_root() {
+        eprintln!(
+            "SKIPPED close_all_preview_of_a_site_user_counts_only_their_tasks: needs root to run the CLI as another uid"
+        );
+        return;
+    }
+    let dir = TestDir::new();
+    dir.set_today("2026-04-01");
+    let d = start(&dir);
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(
+        d.socket.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    vigil_exits(&d, &["scan", "--wait"], 0);
+    // web-0 and web-1: one task for alice; db-0: an unassigned one.
+    patch_openssl(&dir, "web-0");
+    patch_openssl(&dir, "web-1");
+    let status = dir.path().join("db-0/var/lib/dpkg/status");
+    let text = std::fs::read_to_string(&status).unwrap();
+    std::fs::write(
+        &status,
+        text.replace("Version: 5.2.15-2+b2", "Version: 5.2.21-2"),
+    )
+    .unwrap();
+    dir.set_today("2026-04-02");
+    vigil_exits(&d, &["scan", "--wait"], 0);
+    assert_eq!(open_tasks(&d), 2);
+    let mine = json(&vigil_exits(
+        &d,
+        &["--json", "tasks", "--assignee", "alice@example.com"],
+        0,
+    ));
+    let id = mine["tasks"][0]["id"].as_u64().unwrap();
+
+    let as_alice = |args: &[&str]| {
+        let mut cmd = crate::common::vigil_cmd(&d.socket, args);
+        cmd.uid(65534).gid(65534);
+        cmd.output().unwrap()
+    };
+    // Without --yes (and without a terminal) it says what it would close: alice's one task.
+    let o = as_alice(&["tasks", "close-all"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.contains(&format!("#{id} ")), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with('#')).count(),
+        1,
+        "{out}"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("not closing 1 open task without confirmation"),
+        "{err}"
+    );
+    // Filters that leave her nothing: nothing to close.
+    for args in [
+        &["tasks", "close-all", "--assignee", "none"][..],
+        &["tasks", "close-all", "--node", "db-0"][..],
+    ] {
+        let o = as_alice(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {o:?}");
+        assert!(
+            stdout(&o).contains("nothing to close"),
+            "{args:?}: {}",
+            stdout(&o)
+        );
+    }
+    assert_eq!(open_tasks(&d), 2);
+    // With --yes: exactly what the preview said.
+    let o = as_alice(&["tasks", "close-all", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(
+        stdout(&o).ends_with(&format!("closed 1 task: #{id}\n")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(open_tasks(&d), 1);
+    // An admin's preview counts every matching task.
+    let o = d.vigil(&["tasks", "close-all"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        stderr(&o).contains("not closing 1 open task"),
+        "{}",
+        stderr(&o)
+    );
+}

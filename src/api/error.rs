@@ -113,6 +113,27 @@ impl From<crate::queue::QueueError> for ApiError {
     }
 }
 
+impl From<crate::tasks::TaskError> for ApiError {
+    fn from(e: crate::tasks::TaskError) -> Self {
+        use crate::tasks::TaskError;
+        match e {
+            TaskError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            TaskError::Forbidden(m) => ApiError::forbidden(m),
+            TaskError::BadRequest(m) => ApiError::bad_request(m),
+            TaskError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            TaskError::Store(s) => s.into(),
+            TaskError::Internal(_) => {
+                tracing::error!("{e}");
+                ApiError::internal(format!("{e}; see the vigild log"))
+            }
+        }
+    }
+}
+
 /// Wraps bare error responses produced below the handlers (404, 405, 408, 413) in the
 /// envelope, so a client only ever has one error shape to parse.
 pub async fn envelope_bare_errors(response: Response) -> Response {

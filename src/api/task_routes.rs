@@ -60,12 +60,13 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<TaskList>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(10_000);
-    Ok(Json(state.daemon.tasks.list(
-        &q.filter(),
-        &caller,
-        q.offset,
-        limit,
-    )?))
+    Ok(Json(
+        state
+            .daemon
+            .tasks
+            .list(&q.filter(), &caller, q.offset, limit)
+            .await?,
+    ))
 }
 
 async fn export(

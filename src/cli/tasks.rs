@@ -9,9 +9,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::drift_view::{self, clean, Paint};
 use super::{print_json, table, text, with_query, CliError, CmdResult};
 use crate::client::{Client, ClientError};
+use crate::config::Role;
 use crate::proto::{
-    AssignRequest, CloseAllResponse, NodeReport, TaskDetail, TaskFilter, TaskList, TaskReport,
-    UserTask, UserTaskKind, UserTaskStatus,
+    AssignRequest, CloseAllResponse, NodeReport, Status, TaskDetail, TaskFilter, TaskList,
+    TaskReport, UserTask, UserTaskKind, UserTaskStatus,
 };
 
 /// Titles are cut to this many characters in the table (`--json` and `show` have them whole).
@@ -615,9 +616,32 @@ async fn reopen(client: &Client, id: u64, json: bool) -> CmdResult {
 }
 
 async fn close_all(client: &Client, filter: &FilterArgs, yes: bool, json: bool) -> CmdResult {
+    // The daemon closes only their own tasks for a Site User: preview exactly those.
+    let me: Status = client.get("/v1/status").await?;
+    let site_user = me.caller.role != Some(Role::Admin);
     let mut query = filter.query(StatusArg::Open);
+    let mut none_theirs = false;
+    if site_user {
+        let theirs = match filter.assignee().as_deref() {
+            None | Some("me") => true,
+            Some(a) => me.caller.email.as_deref() == Some(a),
+        };
+        none_theirs = !theirs;
+        for (name, value) in &mut query {
+            if *name == "assignee" {
+                *value = Some("me".to_owned());
+            }
+        }
+    }
     query.push(("limit", Some(CLOSE_ALL_PREVIEW.to_string())));
-    let preview: TaskList = client.get(&with_query("/v1/tasks", &query)).await?;
+    let preview: TaskList = if none_theirs {
+        TaskList {
+            tasks: Vec::new(),
+            total: 0,
+        }
+    } else {
+        client.get(&with_query("/v1/tasks", &query)).await?
+    };
     let n = preview.total;
     if n == 0 {
         if json {
@@ -625,6 +649,11 @@ async fn close_all(client: &Client, filter: &FilterArgs, yes: bool, json: bool) 
                 count: 0,
                 ids: Vec::new(),
             });
+        } else if site_user {
+            println!(
+                "No open task assigned to you matches these filters: nothing to close \
+                 (a Site User closes only their own tasks)."
+            );
         } else {
             println!("No open task matches these filters: nothing to close.");
         }

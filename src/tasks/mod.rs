@@ -3,23 +3,24 @@
 //! tasks are auto-assigned to the owner of the node's group, and every assignment mails the
 //! assignee through the outbox in the same transaction.
 //!
-//! The store is the truth; [`UserTasks`] keeps an in-memory index of every task (title,
-//! description in lower case, nodes) so that filtered lists and counts never scan the store.
-//! The index is updated only after a commit succeeded.
+//! The store is the truth: rights are checked, and actions decided, on the task as read in
+//! the write transaction that changes it. [`UserTasks`] keeps an in-memory [`index`] of every
+//! task so that filtered lists and counts never scan the store; it takes each task's copy
+//! after the commit, and never an older copy than it holds.
 
 pub mod finding;
+mod index;
 mod mail;
 pub mod persist;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
-
-use axum::http::StatusCode;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use finding::Finding;
+use index::{Filter, TaskIndex};
 pub use persist::Ingested;
 
-use crate::api::{ApiError, Caller};
+use crate::api::Caller;
 use crate::config::{Config, Role};
 use crate::proto::{
     CloseAllResponse, ExportedTask, NodeReport, TaskDetail, TaskFilter, TaskList, TaskReport,
@@ -30,107 +31,122 @@ use crate::store::{Store, StoreError};
 
 pub use mail::MailWaker;
 
-struct Indexed {
-    task: UserTask,
-    text: String,
-    nodes: HashSet<String>,
-}
-
-impl Indexed {
-    fn new(task: UserTask, nodes: impl IntoIterator<Item = String>) -> Self {
-        let text = format!("{}\n{}", task.title, task.description).to_lowercase();
-        Indexed {
-            task,
-            text,
-            nodes: nodes.into_iter().collect(),
-        }
-    }
+/// Why a user-task request was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    #[error("there is no task #{0}")]
+    NotFound(u64),
+    /// The caller's role does not allow it; nothing was changed.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// Reopening a task while another one is open for the same finding.
+    #[error("task #{other} is already open for the same finding; work on that one")]
+    Conflict { other: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the task index lookup failed: {0}")]
+    Internal(String),
 }
 
 /// The user-task service; cheap to clone.
 #[derive(Clone)]
 pub struct UserTasks {
     store: Store,
-    index: Arc<RwLock<HashMap<u64, Indexed>>>,
+    index: Arc<RwLock<TaskIndex>>,
+    /// Scans over the whole index running at once: one per core. More would only share
+    /// the cores, making every one of them (and everything else) slower.
+    scans: Arc<tokio::sync::Semaphore>,
     mail: MailWaker,
 }
 
-/// A filter resolved against the caller (`me`).
-struct Filter {
-    status: Option<UserTaskStatus>,
-    assignee: Option<Option<String>>,
-    q: Option<String>,
-    kind: Option<UserTaskKind>,
-    node: Option<String>,
+/// The caller's role; callers that are not configured users may not touch tasks.
+fn role_of(caller: &Caller) -> Result<Role, TaskError> {
+    caller.role.ok_or_else(|| {
+        TaskError::Forbidden(format!(
+            "uid {} is not a vigil user: an administrator must add a [[user]] with uid = {} \
+             (or its unix_user) to the config",
+            caller.uid, caller.uid
+        ))
+    })
 }
 
-impl Filter {
-    fn resolve(f: &TaskFilter, caller: &Caller) -> Result<Filter, ApiError> {
-        let status = match f.status.as_deref() {
-            None | Some("open") => Some(UserTaskStatus::Open),
-            Some("closed") => Some(UserTaskStatus::Closed),
-            Some("all") => None,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "status {other:?}: use open, closed or all"
-                )))
-            }
-        };
-        let assignee = match f.assignee.as_deref() {
-            None => None,
-            Some("none") => Some(None),
-            Some("me") => Some(Some(caller.email.clone().ok_or_else(|| {
-                ApiError::bad_request(
-                    "`me` needs a caller with an email: this uid is not a configured user",
-                )
-            })?)),
-            Some(email) => Some(Some(email.to_owned())),
-        };
-        Ok(Filter {
-            status,
-            assignee,
-            q: f.q
-                .as_ref()
-                .filter(|q| !q.is_empty())
-                .map(|q| q.to_lowercase()),
-            kind: f.kind,
-            node: f.node.clone(),
-        })
-    }
-
-    fn matches(&self, t: &Indexed) -> bool {
-        self.status.is_none_or(|s| s == t.task.status)
-            && self
-                .assignee
-                .as_ref()
-                .is_none_or(|a| a.as_deref() == t.task.assignee.as_deref())
-            && self.kind.is_none_or(|k| k == t.task.kind)
-            && self.node.as_ref().is_none_or(|n| t.nodes.contains(n))
-            && self.q.as_ref().is_none_or(|q| t.text.contains(q.as_str()))
-    }
+/// Admins close any task; a Site User the tasks assigned to them.
+fn may_close(task: &UserTask, me: Option<&str>, role: Role) -> bool {
+    role == Role::Admin || (me.is_some() && task.assignee.as_deref() == me)
 }
 
-fn not_found(id: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("there is no task #{id}"),
-    )
+/// Admins assign any task to anyone; a Site User takes an unassigned task for themselves.
+fn check_assign(
+    task: &UserTask,
+    assignee: &str,
+    me: Option<&str>,
+    role: Role,
+) -> Result<(), TaskError> {
+    if role == Role::Admin {
+        return Ok(());
+    }
+    if let Some(current) = &task.assignee {
+        return Err(TaskError::Forbidden(format!(
+            "task #{} is assigned to {current}; a Site User may only take an unassigned task \
+             for themselves: ask an administrator to reassign it",
+            task.id
+        )));
+    }
+    if me != Some(assignee) {
+        return Err(TaskError::Forbidden(format!(
+            "a Site User may only take an unassigned task for themselves ({}), not assign it \
+             to {assignee}; ask an administrator",
+            me.unwrap_or("no email configured")
+        )));
+    }
+    Ok(())
 }
 
 impl UserTasks {
     /// Loads the index from the store.
     pub async fn open(store: Store, mail: MailWaker) -> Result<UserTasks, StoreError> {
         let all = store.read(persist::load_all).await?;
-        let index = all
-            .into_iter()
-            .map(|(t, n)| (t.id, Indexed::new(t, n)))
-            .collect();
+        let index = TaskIndex::build(all);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(UserTasks {
             store,
             index: Arc::new(RwLock::new(index)),
+            scans: Arc::new(tokio::sync::Semaphore::new(cores)),
             mail,
         })
+    }
+
+    fn read_index(&self) -> RwLockReadGuard<'_, TaskIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_index(&self) -> RwLockWriteGuard<'_, TaskIndex> {
+        self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the index on the blocking pool (a filter over every task is too long a
+    /// computation for the async executor), at most one per core at once.
+    async fn with_index<T, F>(&self, f: F) -> Result<T, TaskError>
+    where
+        F: FnOnce(&TaskIndex) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = self
+            .scans
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| TaskError::Internal(e.to_string()))?;
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&index.read().unwrap_or_else(|e| e.into_inner()))
+        })
+        .await
+        .map_err(|e| TaskError::Internal(e.to_string()))
     }
 
     /// Ingests findings inside the caller's transaction: tasks, events and assignment mails
@@ -169,17 +185,12 @@ impl UserTasks {
 
     /// Brings the index up to date after a commit that ingested findings.
     pub fn committed(&self, ingested: &Ingested) {
-        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        let mut index = self.write_index();
         for task in &ingested.changed {
-            let entry = index
-                .entry(task.id)
-                .or_insert_with(|| Indexed::new(task.clone(), std::iter::empty()));
-            entry.task = task.clone();
+            index.apply(task.clone());
         }
         for (id, node) in &ingested.new_nodes {
-            if let Some(e) = index.get_mut(id) {
-                e.nodes.insert(node.clone());
-            }
+            index.add_node(*id, node);
         }
         drop(index);
         if !ingested.assignments.is_empty() || !ingested.closed_by_audit.is_empty() {
@@ -187,64 +198,36 @@ impl UserTasks {
         }
     }
 
+    /// Gives the index the copies of tasks an API action committed.
     fn update_index(&self, tasks: &[UserTask]) {
-        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        let mut index = self.write_index();
         for t in tasks {
-            if let Some(e) = index.get_mut(&t.id) {
-                e.task = t.clone();
-            }
+            index.apply(t.clone());
         }
     }
 
     pub fn get(&self, id: u64) -> Option<UserTask> {
-        self.index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .map(|e| e.task.clone())
+        self.read_index().get(id).cloned()
     }
 
     /// Tasks matching the filter, sorted by last event (newest first), paged.
-    pub fn list(
+    pub async fn list(
         &self,
         filter: &TaskFilter,
         caller: &Caller,
         offset: usize,
         limit: usize,
-    ) -> Result<TaskList, ApiError> {
+    ) -> Result<TaskList, TaskError> {
         let f = Filter::resolve(filter, caller)?;
-        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
-        let mut hits: Vec<&Indexed> = index.values().filter(|t| f.matches(t)).collect();
-        let total = hits.len();
-        hits.sort_by(|a, b| {
-            b.task
-                .last_event_at
-                .cmp(&a.task.last_event_at)
-                .then(b.task.id.cmp(&a.task.id))
-        });
-        let tasks = hits
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|e| e.task.clone())
-            .collect();
+        let (tasks, total) = self
+            .with_index(move |index| index.page(&f, offset, limit))
+            .await?;
         Ok(TaskList { tasks, total })
     }
 
     /// (organisation's open tasks, the caller's open tasks).
     pub fn open_counts(&self, email: Option<&str>) -> (u64, u64) {
-        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
-        let open = index
-            .values()
-            .filter(|e| e.task.status == UserTaskStatus::Open);
-        let (mut all, mut mine) = (0, 0);
-        for e in open {
-            all += 1;
-            if email.is_some() && e.task.assignee.as_deref() == email {
-                mine += 1;
-            }
-        }
-        (all, mine)
+        self.read_index().open_counts(email)
     }
 
     pub async fn detail(
@@ -252,8 +235,8 @@ impl UserTasks {
         id: u64,
         offset: usize,
         limit: usize,
-    ) -> Result<TaskDetail, ApiError> {
-        let task = self.get(id).ok_or_else(|| not_found(id))?;
+    ) -> Result<TaskDetail, TaskError> {
+        let task = self.get(id).ok_or(TaskError::NotFound(id))?;
         let (nodes, events) = self
             .store
             .read(move |tx| -> Result<_, StoreError> {
@@ -274,8 +257,8 @@ impl UserTasks {
 
     /// Per node: the drift it found (drift tasks) or its message (other kinds), from the
     /// node's newest event.
-    pub async fn report(&self, id: u64, config: Arc<Config>) -> Result<TaskReport, ApiError> {
-        let task = self.get(id).ok_or_else(|| not_found(id))?;
+    pub async fn report(&self, id: u64, config: Arc<Config>) -> Result<TaskReport, TaskError> {
+        let task = self.get(id).ok_or(TaskError::NotFound(id))?;
         let kind = task.kind;
         let nodes = self
             .store
@@ -310,36 +293,29 @@ impl UserTasks {
     }
 
     /// Assigns a task (admins: any; a Site User: an unassigned task, to themselves) and
-    /// mails the assignee in the same commit.
+    /// mails the assignee in the same commit. Rights are checked on the task as the write
+    /// transaction reads it; a refusal writes nothing.
     pub async fn assign(
         &self,
         id: u64,
         assignee: String,
         caller: &Caller,
-    ) -> Result<UserTask, ApiError> {
-        let role = caller.require_user()?;
+    ) -> Result<UserTask, TaskError> {
+        let role = role_of(caller)?;
         if !crate::config::looks_like_email(&assignee) {
-            return Err(ApiError::bad_request(format!(
+            return Err(TaskError::BadRequest(format!(
                 "{assignee:?} is not an email address"
             )));
         }
-        let current = self.get(id).ok_or_else(|| not_found(id))?;
-        if role != Role::Admin {
-            let me = caller.email.as_deref();
-            if current.assignee.is_some() || me != Some(assignee.as_str()) {
-                return Err(ApiError::forbidden(
-                    "a Site User may only take an unassigned task for themselves; ask an administrator to reassign it",
-                ));
-            }
-        }
         let by = caller.name();
+        let me = caller.email.clone();
         let task = self
             .store
-            .write(move |tx| -> Result<UserTask, StoreError> {
-                let mut task = persist::get(tx, id)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("task #{id} vanished")))?;
-                task.assignee = Some(assignee.clone());
-                persist::put(tx, &task)?;
+            .write(move |tx| -> Result<UserTask, TaskError> {
+                let mut task = persist::get(tx, id)?.ok_or(TaskError::NotFound(id))?;
+                check_assign(&task, &assignee, me.as_deref(), role)?;
+                task.assignee = Some(assignee);
+                persist::put(tx, &mut task)?;
                 mail::assignment(tx, &task, &by)?;
                 Ok(task)
             })
@@ -350,87 +326,80 @@ impl UserTasks {
         Ok(task)
     }
 
-    fn may_close(task: &UserTask, caller: &Caller, role: Role) -> bool {
-        role == Role::Admin || (caller.email.is_some() && task.assignee == caller.email)
-    }
-
-    /// Closes or reopens one task.
+    /// Closes (admins: any task; a Site User: tasks assigned to them) or reopens (admins
+    /// only) one task. Rights are checked on the task as the write transaction reads it; a
+    /// refusal writes nothing.
     pub async fn set_open(
         &self,
         id: u64,
         open: bool,
         caller: &Caller,
-    ) -> Result<UserTask, ApiError> {
-        let role = caller.require_user()?;
-        let current = self.get(id).ok_or_else(|| not_found(id))?;
-        if !Self::may_close(&current, caller, role) {
-            return Err(ApiError::forbidden(format!(
-                "task #{id} is not assigned to you; a Site User may only {} tasks assigned to them",
-                if open { "reopen" } else { "close" }
+    ) -> Result<UserTask, TaskError> {
+        let role = role_of(caller)?;
+        if open && role != Role::Admin {
+            return Err(TaskError::Forbidden(format!(
+                "reopening a task needs the admin role; {} is a Site User",
+                caller.name()
             )));
         }
         let by = caller.name();
+        let me = caller.email.clone();
         let task = self
             .store
-            .write(move |tx| -> Result<Result<UserTask, ApiError>, StoreError> {
-                let mut task = persist::get(tx, id)?.ok_or_else(|| StoreError::Corrupt(format!("task #{id} vanished")))?;
+            .write(move |tx| -> Result<UserTask, TaskError> {
+                let mut task = persist::get(tx, id)?.ok_or(TaskError::NotFound(id))?;
+                if !may_close(&task, me.as_deref(), role) {
+                    return Err(TaskError::Forbidden(format!(
+                        "task #{id} is not assigned to you; a Site User may only close tasks \
+                         assigned to them"
+                    )));
+                }
+                let want = if open {
+                    UserTaskStatus::Open
+                } else {
+                    UserTaskStatus::Closed
+                };
+                if task.status == want {
+                    return Ok(task);
+                }
                 if open {
-                    if task.status == UserTaskStatus::Open {
-                        return Ok(Ok(task));
-                    }
                     if let Some(other) = persist::open_with_fingerprint(tx, &task.fingerprint)? {
-                        return Ok(Err(ApiError::new(
-                            StatusCode::CONFLICT,
-                            "conflict",
-                            format!("task #{other} is already open for the same finding; work on that one"),
-                        )));
+                        return Err(TaskError::Conflict { other });
                     }
-                } else if task.status == UserTaskStatus::Closed {
-                    return Ok(Ok(task));
                 }
                 persist::set_open(tx, &mut task, open, &by)?;
-                Ok(Ok(task))
+                Ok(task)
             })
-            .await??;
+            .await?;
         tracing::info!(task = id, by = %caller.name(), open, "user task {}", if open { "reopened" } else { "closed" });
         self.update_index(std::slice::from_ref(&task));
         Ok(task)
     }
 
-    /// Closes every open task that matches (for a Site User: only those assigned to them).
+    /// Closes every open task that matches (for a Site User: only those assigned to them),
+    /// in one commit. Each task is checked again, as the write transaction reads it, against
+    /// the filter and the caller's rights.
     pub async fn close_all(
         &self,
         filter: &TaskFilter,
         caller: &Caller,
-    ) -> Result<CloseAllResponse, ApiError> {
-        let role = caller.require_user()?;
+    ) -> Result<CloseAllResponse, TaskError> {
+        let role = role_of(caller)?;
         let mut f = Filter::resolve(filter, caller)?;
         f.status = Some(UserTaskStatus::Open);
-        let ids: Vec<u64> = {
-            let index = self.index.read().unwrap_or_else(|e| e.into_inner());
-            let mut ids: Vec<u64> = index
-                .values()
-                .filter(|t| f.matches(t) && Self::may_close(&t.task, caller, role))
-                .map(|t| t.task.id)
-                .collect();
-            ids.sort_unstable();
-            ids
+        let me = caller.email.clone();
+        let ids = {
+            let (f, me) = (f.clone(), me.clone());
+            self.with_index(move |index| index.ids(&f, |t| may_close(t, me.as_deref(), role)))
+                .await?
         };
         let by = caller.name();
-        let todo = ids.clone();
         let closed = self
             .store
             .write(move |tx| -> Result<Vec<UserTask>, StoreError> {
-                let mut out = Vec::with_capacity(todo.len());
-                for id in todo {
-                    if let Some(mut task) = persist::get(tx, id)? {
-                        if task.status == UserTaskStatus::Open {
-                            persist::set_open(tx, &mut task, false, &by)?;
-                            out.push(task);
-                        }
-                    }
-                }
-                Ok(out)
+                persist::close_many(tx, &ids, &by, |t| {
+                    f.matches_task(t) && may_close(t, me.as_deref(), role)
+                })
             })
             .await?;
         tracing::info!(count = closed.len(), by = %caller.name(), "user tasks closed by Close All");
@@ -446,8 +415,8 @@ impl UserTasks {
         &self,
         filter: &TaskFilter,
         caller: &Caller,
-    ) -> Result<Vec<ExportedTask>, ApiError> {
-        let mut tasks = self.list(filter, caller, 0, usize::MAX)?.tasks;
+    ) -> Result<Vec<ExportedTask>, TaskError> {
+        let mut tasks = self.list(filter, caller, 0, usize::MAX).await?.tasks;
         tasks.sort_by_key(|t| t.id);
         let out = self
             .store
@@ -462,5 +431,178 @@ impl UserTasks {
             })
             .await?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TaskKind;
+    use crate::daemon::state::ConfigCell;
+    use crate::outbox::Outbox;
+    use crate::proto::TaskId;
+    use crate::setup::Setup;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        config: Config,
+        store: Store,
+        outbox: Outbox,
+        tasks: UserTasks,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[daemon]\nstate_dir = \"state\"\n\n\
+             [[node]]\nname = \"n1\"\nroot = \"/\"\n\n[[node]]\nname = \"n2\"\nroot = \"/\"\n",
+        )
+        .unwrap();
+        let config = crate::config::load(&path).unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let cell = Arc::new(ConfigCell::new(Setup {
+            config: config.clone(),
+            policies: Vec::new(),
+        }));
+        let outbox = Outbox::new(store.clone(), cell);
+        let tasks = UserTasks::open(store.clone(), outbox.clone())
+            .await
+            .unwrap();
+        Fixture {
+            _dir: dir,
+            config,
+            store,
+            outbox,
+            tasks,
+        }
+    }
+
+    impl Fixture {
+        /// Commits the scan failure of `node` as a scan would, without telling the index.
+        fn scan(&self, node: &str, number: u64) -> Ingested {
+            let f = finding::from_scan_failure(
+                node,
+                TaskId {
+                    kind: TaskKind::Scan,
+                    number,
+                },
+                chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+                "files",
+                &format!("cannot open /srv/{node}: denied"),
+            );
+            self.store
+                .write_blocking(|tx| UserTasks::ingest(tx, &self.config, &[f]))
+                .unwrap()
+        }
+
+        /// Changes the stored task behind the index's back (an action whose commit has not
+        /// reached the index yet).
+        fn assign_in_store(&self, id: u64, assignee: &str) {
+            self.store
+                .write_blocking(|tx| -> Result<(), StoreError> {
+                    let mut t = persist::get(tx, id)?.unwrap();
+                    t.assignee = Some(assignee.to_owned());
+                    persist::put(tx, &mut t)
+                })
+                .unwrap();
+        }
+
+        async fn stored(&self, id: u64) -> UserTask {
+            let fresh = UserTasks::open(self.store.clone(), self.outbox.clone())
+                .await
+                .unwrap();
+            fresh.get(id).unwrap()
+        }
+
+        async fn mails(&self) -> u64 {
+            self.outbox.status().await.unwrap().pending
+        }
+    }
+
+    fn admin() -> Caller {
+        Caller {
+            uid: 0,
+            email: None,
+            role: Some(Role::Admin),
+        }
+    }
+
+    fn site_user(email: &str) -> Caller {
+        Caller {
+            uid: 4244,
+            email: Some(email.to_owned()),
+            role: Some(Role::User),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scan_copy_arriving_after_an_assignment_does_not_undo_it() {
+        let fx = fixture().await;
+        let first = fx.scan("n1", 1);
+        fx.tasks.committed(&first);
+        let id = first.created[0];
+        // A second scan adds an event and commits, but reaches the index only after an
+        // administrator's assignment has committed and updated it.
+        let late = fx.scan("n2", 2);
+        let assigned = fx
+            .tasks
+            .assign(id, "bob@example.com".into(), &admin())
+            .await
+            .unwrap();
+        assert_eq!(assigned.events, 2, "the assignment read the scan's commit");
+        fx.tasks.committed(&late);
+        let held = fx.tasks.get(id).unwrap();
+        assert_eq!(held.assignee.as_deref(), Some("bob@example.com"));
+        assert_eq!(held, fx.stored(id).await, "the index holds the stored task");
+        assert_eq!(fx.tasks.open_counts(Some("bob@example.com")), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn rights_are_checked_on_the_task_as_stored_not_as_indexed() {
+        let fx = fixture().await;
+        let first = fx.scan("n1", 1);
+        fx.tasks.committed(&first);
+        let id = first.created[0];
+        let bob = site_user("bob@example.com");
+
+        // The index still shows the task unassigned; the store has it assigned to alice.
+        fx.assign_in_store(id, "alice@example.com");
+        let before = fx.stored(id).await;
+        let err = fx
+            .tasks
+            .assign(id, "bob@example.com".into(), &bob)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TaskError::Forbidden(_)), "{err}");
+        assert_eq!(fx.stored(id).await, before, "the refusal wrote nothing");
+        assert_eq!(fx.mails().await, 0, "and mailed nobody");
+
+        // The other way round: the index shows bob's task, the store has it back on alice.
+        fx.assign_in_store(id, "bob@example.com");
+        fx.tasks.update_index(&[fx.stored(id).await]);
+        fx.assign_in_store(id, "alice@example.com");
+        let before = fx.stored(id).await;
+        let err = fx.tasks.set_open(id, false, &bob).await.unwrap_err();
+        assert!(matches!(err, TaskError::Forbidden(_)), "{err}");
+        let resp = fx
+            .tasks
+            .close_all(&TaskFilter::default(), &bob)
+            .await
+            .unwrap();
+        assert_eq!(resp.count, 0, "Close All checks each task as stored too");
+        assert_eq!(fx.stored(id).await, before);
+
+        // Reopening is for administrators, even of one's own task.
+        let alice = site_user("alice@example.com");
+        let closed = fx.tasks.set_open(id, false, &alice).await.unwrap();
+        assert_eq!(closed.status, UserTaskStatus::Closed);
+        let err = fx.tasks.set_open(id, true, &alice).await.unwrap_err();
+        assert!(matches!(err, TaskError::Forbidden(_)), "{err}");
+        assert_eq!(fx.stored(id).await, closed);
+        let reopened = fx.tasks.set_open(id, true, &admin()).await.unwrap();
+        assert_eq!(reopened.status, UserTaskStatus::Open);
+        assert_eq!(fx.tasks.open_counts(Some("alice@example.com")), (1, 1));
     }
 }

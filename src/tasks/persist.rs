@@ -33,10 +33,19 @@ pub fn get(tx: &WriteTransaction, id: u64) -> Result<Option<UserTask>, StoreErro
         .and_then(|v| serde_json::from_slice(v.value()).ok()))
 }
 
-pub fn put(tx: &WriteTransaction, task: &UserTask) -> Result<(), StoreError> {
+/// Stores a changed task, raising its revision: of two copies of a task, the one with the
+/// higher revision is the newer (the in-memory index relies on it).
+pub fn put(tx: &WriteTransaction, task: &mut UserTask) -> Result<(), StoreError> {
+    put_into(&mut tx.open_table(USER_TASKS)?, task)
+}
+
+fn put_into(
+    table: &mut redb::Table<'_, u64, &'static [u8]>,
+    task: &mut UserTask,
+) -> Result<(), StoreError> {
+    task.revision += 1;
     let bytes = encode("user task", task)?;
-    tx.open_table(USER_TASKS)?
-        .insert(task.id, bytes.as_slice())?;
+    table.insert(task.id, bytes.as_slice())?;
     Ok(())
 }
 
@@ -129,7 +138,7 @@ pub fn ingest(
                 task.first_nodes.push(f.node.clone());
             }
         }
-        put(tx, &task)?;
+        put(tx, &mut task)?;
         if !out.created.contains(&task.id) && !out.updated.contains(&task.id) {
             out.updated.push(task.id);
         }
@@ -168,7 +177,7 @@ fn new_task(
             prev.id
         ));
     }
-    let task = UserTask {
+    let mut task = UserTask {
         id,
         kind: f.kind,
         title: f.title.clone(),
@@ -186,8 +195,9 @@ fn new_task(
         first_nodes: Vec::new(),
         fingerprint: f.fingerprint.clone(),
         recurrence_of: previous,
+        revision: 0,
     };
-    put(tx, &task)?;
+    put(tx, &mut task)?;
     tx.open_table(OPEN_FINGERPRINTS)?
         .insert(f.fingerprint.as_str(), id)?;
     tx.open_table(LAST_FINGERPRINTS)?
@@ -257,6 +267,17 @@ pub fn set_open(
     by: &str,
 ) -> Result<(), StoreError> {
     let mut index = tx.open_table(OPEN_FINGERPRINTS)?;
+    mark(&mut index, task, open, by)?;
+    drop(index);
+    put(tx, task)
+}
+
+fn mark(
+    index: &mut redb::Table<'_, &'static str, u64>,
+    task: &mut UserTask,
+    open: bool,
+    by: &str,
+) -> Result<(), StoreError> {
     if open {
         task.status = UserTaskStatus::Open;
         task.closed_by = None;
@@ -270,8 +291,33 @@ pub fn set_open(
             index.remove(task.fingerprint.as_str())?;
         }
     }
-    drop(index);
-    put(tx, task)
+    Ok(())
+}
+
+/// Closes each of `ids` that exists, is open and for which `keep` holds on the task as
+/// stored; returns the closed tasks. One pass with each table opened once (Close All).
+pub fn close_many(
+    tx: &WriteTransaction,
+    ids: &[u64],
+    by: &str,
+    keep: impl Fn(&UserTask) -> bool,
+) -> Result<Vec<UserTask>, StoreError> {
+    let mut tasks = tx.open_table(USER_TASKS)?;
+    let mut index = tx.open_table(OPEN_FINGERPRINTS)?;
+    let mut out = Vec::new();
+    for &id in ids {
+        let task = tasks
+            .get(id)?
+            .and_then(|v| serde_json::from_slice::<UserTask>(v.value()).ok());
+        let Some(mut task) = task else { continue };
+        if task.status != UserTaskStatus::Open || !keep(&task) {
+            continue;
+        }
+        mark(&mut index, &mut task, false, by)?;
+        put_into(&mut tasks, &mut task)?;
+        out.push(task);
+    }
+    Ok(out)
 }
 
 /// The open task with this fingerprint, if any.
