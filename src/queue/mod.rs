@@ -318,17 +318,7 @@ impl Queue {
     /// Commits the ends of tasks in one transaction: per task its log row, the findings'
     /// user tasks and events, their mails; then the Running state of the tasks that take the
     /// freed slots, which are launched once that is durable.
-    async fn commit_ends(
-        &self,
-        inner: &mut Inner,
-        ends: Vec<(
-            u64,
-            LogRow,
-            Vec<crate::tasks::Finding>,
-            Vec<(String, String)>,
-        )>,
-        loaded: &Loaded,
-    ) {
+    async fn commit_ends(&self, inner: &mut Inner, ends: Vec<TaskEnd>, loaded: &Loaded) {
         let config = loaded.config.clone();
         let next = pick_ready(inner, config.daemon.slots, ends.len());
         let seqs: Vec<u64> = ends.iter().map(|(seq, ..)| *seq).collect();
@@ -621,6 +611,15 @@ impl Queue {
         self.shared.runners.wait().await;
     }
 }
+
+/// A task that ended, ready to commit: its queue sequence number, log row, findings, and
+/// the (fingerprint, node) of the checks it found passing.
+type TaskEnd = (
+    u64,
+    LogRow,
+    Vec<crate::tasks::Finding>,
+    Vec<(String, String)>,
+);
 
 fn lock_ended(
     m: &std::sync::Mutex<Vec<(u64, TaskResult)>>,
