@@ -1,0 +1,87 @@
+//! Wire types of snapshots and drift: changes, a node's drift, nodes with their last scan.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use vigil_plugin::Value;
+
+use super::{FinalStatus, TaskId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Modified,
+}
+
+/// One attribute's previous and current value (`null` where it did not exist).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeChange {
+    pub name: String,
+    pub previous: Option<Value>,
+    pub current: Option<Value>,
+}
+
+/// One item that drifted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub key: String,
+    pub kind: ChangeKind,
+    /// Modified: every changed attribute. Added/removed: the item's attributes.
+    pub attributes: Vec<AttributeChange>,
+    /// Unified diff of captured text content, when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_diff: Option<String>,
+    /// Digest of the current value without ignored attributes (`null` when removed).
+    pub current_digest: Option<String>,
+}
+
+/// One plugin's drift on one node for one day, against the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginDrift {
+    pub node: String,
+    pub plugin: String,
+    pub day: chrono::NaiveDate,
+    /// The scan that produced this day's snapshot.
+    pub scan: TaskId,
+    /// The day compared with; `null` on a node's first scan (no drift is reported then).
+    pub baseline_day: Option<chrono::NaiveDate>,
+    pub items: u64,
+    pub changes: Vec<Change>,
+    /// What the scan could not see (permission denied, over size caps): not "unchanged".
+    pub coverage_notes: Vec<String>,
+}
+
+/// `GET /v1/nodes/{name}/drift`: a node's drift for one day, all plugins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeDrift {
+    pub node: String,
+    pub day: chrono::NaiveDate,
+    pub plugins: Vec<PluginDrift>,
+    /// Number of changes over all plugins.
+    pub changes: usize,
+}
+
+/// A node's last scan, for `GET /v1/nodes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastScan {
+    pub id: TaskId,
+    pub finished_at: DateTime<Utc>,
+    pub status: FinalStatus,
+    pub items_scanned: u64,
+    pub changes_found: u64,
+}
+
+/// `GET /v1/nodes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub root: String,
+    pub last_scan: Option<LastScan>,
+    /// Items in the newest snapshot, per plugin.
+    pub items: std::collections::BTreeMap<String, u64>,
+    /// Day of the newest snapshot, per plugin.
+    pub snapshot_days: std::collections::BTreeMap<String, chrono::NaiveDate>,
+}

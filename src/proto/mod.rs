@@ -1,0 +1,80 @@
+//! Request and response types of the control API, shared by the daemon and the CLI.
+//! Nothing else defines what crosses the socket.
+
+mod drift;
+mod outbox;
+mod policies;
+mod queue;
+mod tasks;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use drift::*;
+pub use outbox::*;
+pub use policies::*;
+pub use queue::*;
+pub use tasks::*;
+
+pub use crate::config::Role;
+
+/// Every error the API returns: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `bad_request`, `forbidden`, `not_found`, ...
+    pub code: String,
+    /// One sentence for a person: what failed and what to do.
+    pub message: String,
+}
+
+/// Who the daemon thinks the caller is (from SO_PEERCRED of the connection).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Identity {
+    pub uid: u32,
+    /// The configured user's email; `null` for an unknown uid (or uid 0 without a `[[user]]`).
+    pub email: Option<String>,
+    /// `null` for a uid that is not a vigil user: such a caller may only read status.
+    pub role: Option<Role>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub pid: u32,
+    pub started_at: DateTime<Utc>,
+    pub uptime_secs: u64,
+    pub config_path: String,
+    pub config_loaded_at: DateTime<Utc>,
+    /// The error of the last reload that was rejected; `null` once a reload succeeds.
+    pub last_reload_error: Option<String>,
+    pub caller: Identity,
+    pub nodes: usize,
+    pub slots: u32,
+    pub queue: Option<QueueStatus>,
+    /// Outbox figures; `null` if they could not be read.
+    pub outbox: Option<OutboxStatus>,
+    /// Open user tasks of the organisation.
+    pub open_tasks: Option<u64>,
+    /// Open user tasks assigned to the caller; `null` for a caller without an email.
+    pub my_open_tasks: Option<u64>,
+}
+
+/// `POST /v1/reload` body: nothing to say yet, but unknown fields are refused.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadRequest {}
+
+/// `POST /v1/reload` reply when the new config was accepted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reloaded {
+    pub loaded_at: DateTime<Utc>,
+    pub summary: String,
+}

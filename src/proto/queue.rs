@@ -1,0 +1,213 @@
+//! Wire types of the queue: task ids, active tasks, requests, cancel, the Scan and Audit logs.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use crate::config::{Scope, TaskKind};
+
+use super::CheckRecord;
+
+/// `Scan #12` / `Audit #3`: numbered per kind, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    pub kind: TaskKind,
+    pub number: u64,
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            TaskKind::Scan => write!(f, "Scan #{}", self.number),
+            TaskKind::Audit => write!(f, "Audit #{}", self.number),
+        }
+    }
+}
+
+impl std::str::FromStr for TaskId {
+    type Err = String;
+    /// Accepts `Scan #12`, `scan#12`, `scan-12`, `scan 12`, `S12` (and the same for audits).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("invalid task id {s:?}: write it like \"Scan #12\", \"scan-12\" or \"S12\"");
+        let t = s.trim();
+        let split = t.find(|c: char| c.is_ascii_digit()).ok_or_else(bad)?;
+        let (word, num) = t.split_at(split);
+        let word = word.trim_end_matches(|c: char| c == '#' || c == '-' || c.is_whitespace());
+        let kind = match word.to_ascii_lowercase().as_str() {
+            "scan" | "s" => TaskKind::Scan,
+            "audit" | "a" => TaskKind::Audit,
+            _ => return Err(bad()),
+        };
+        let number = num.parse().map_err(|_| bad())?;
+        Ok(TaskId { kind, number })
+    }
+}
+
+impl Serialize for TaskId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Initiator of scheduled tasks (the schedule's name is a separate field).
+pub const SCHEDULE_INITIATOR: &str = "Schedule";
+
+/// An active queue task (`GET /v1/queue`). Also its stored form in the queue table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueTask {
+    pub id: TaskId,
+    /// Device/Resource: the node's name.
+    pub target: String,
+    pub scope: Scope,
+    /// The caller's email for ad-hoc requests, `Schedule` for scheduled ones.
+    pub initiator: String,
+    pub schedule: Option<String>,
+    /// Scan: the plugins to run (`null`: all configured). Audit: unused.
+    pub plugins: Option<Vec<String>>,
+    /// Audit: the policies to evaluate (`null`: all). Scan: unused.
+    pub policies: Option<Vec<String>>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub status: ActiveStatus,
+    /// 1 for the first run; incremented when a run is interrupted by a daemon stop.
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActiveStatus {
+    Queued,
+    Running,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FinalStatus {
+    Finished,
+    Cancelled,
+    Failed,
+}
+
+/// How one plugin's part of a scan went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRun {
+    pub plugin: String,
+    pub items: u64,
+    /// What the plugin could not see (bounded).
+    pub notes: Vec<String>,
+    /// `null` when the plugin succeeded.
+    pub error: Option<String>,
+}
+
+/// A terminal task: one row of the Scan log or the Audit log. Also its stored form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRow {
+    pub id: TaskId,
+    pub target: String,
+    pub scope: Scope,
+    pub initiator: String,
+    pub schedule: Option<String>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: DateTime<Utc>,
+    pub status: FinalStatus,
+    /// How many errors ended the task: the length of `messages` for a Failed task (at least
+    /// 1), 0 otherwise.
+    pub errors: u32,
+    /// The errors of a Failed task; why a Cancelled one ended.
+    pub messages: Vec<String>,
+    /// Audits: the one-line outcome, e.g. "12 checks of 1 policies: 6 passed, 6 failed, 0
+    /// could not be evaluated". Not an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub attempt: u32,
+    pub items_scanned: u64,
+    pub changes_found: u64,
+    /// Audits: every check's outcome on this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRecord>,
+    /// Fingerprint of this scan's drift finding (the change set by destination); `null`
+    /// without changes.
+    #[serde(default)]
+    pub drift_fingerprint: Option<String>,
+    pub user_tasks_created: u64,
+    pub user_tasks_updated: u64,
+    pub plugins: Vec<PluginRun>,
+}
+
+/// `POST /v1/queue`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueRequest {
+    pub kind: TaskKind,
+    #[serde(default = "scope_all")]
+    pub scope: Scope,
+    #[serde(default)]
+    pub plugins: Option<Vec<String>>,
+    #[serde(default)]
+    pub policies: Option<Vec<String>>,
+}
+
+fn scope_all() -> Scope {
+    Scope::All
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnqueueResponse {
+    pub ids: Vec<TaskId>,
+}
+
+/// `POST /v1/queue/cancel`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CancelResponse {
+    pub results: Vec<CancelResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CancelResult {
+    /// The id as the caller wrote it.
+    pub id: String,
+    pub outcome: CancelOutcome,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelOutcome {
+    Cancelled,
+    NotFound,
+    AlreadyFinished,
+    Invalid,
+}
+
+/// Queue figures in `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueStatus {
+    pub queued: usize,
+    pub running: usize,
+    pub slots: u32,
+    pub capacity: u32,
+    /// Scheduled tasks that did not fit in the queue since the state dir was created.
+    pub dropped_scheduled: u64,
+    /// Age of the oldest Running task: a task Running for hours is worth a look.
+    pub oldest_running_secs: Option<u64>,
+}
+
+/// A page of log rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogPage {
+    pub rows: Vec<LogRow>,
+    /// Rows matching the filter, all pages together.
+    pub total: usize,
+}

@@ -1,0 +1,157 @@
+//! Wire types of user tasks: tasks, events, filters, reports, export.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{PluginDrift, TaskId};
+
+/// What produced a user task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UserTaskKind {
+    Drift,
+    Policy,
+    ScanFailure,
+}
+
+impl std::fmt::Display for UserTaskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UserTaskKind::Drift => "drift",
+            UserTaskKind::Policy => "policy",
+            UserTaskKind::ScanFailure => "scan-failure",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserTaskStatus {
+    Open,
+    Closed,
+}
+
+/// A user task: one finding, seen on one or more nodes (its events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserTask {
+    pub id: u64,
+    pub kind: UserTaskKind,
+    pub title: String,
+    pub description: String,
+    pub status: UserTaskStatus,
+    pub assignee: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_event_at: DateTime<Utc>,
+    pub closed_by: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub events: u64,
+    /// Distinct nodes among the events.
+    pub nodes: u64,
+    /// Up to the first 10 nodes, in the order they were seen.
+    pub first_nodes: Vec<String>,
+    /// What groups findings into this task.
+    pub fingerprint: String,
+    /// The closed task this one recurs (same finding seen again after it was closed).
+    pub recurrence_of: Option<u64>,
+    /// Raised by every stored change of the task: of two copies, the higher revision is
+    /// the newer. 0 in rows written before revisions existed.
+    #[serde(default)]
+    pub revision: u64,
+}
+
+/// One occurrence of a task's finding on a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    pub node: String,
+    pub time: DateTime<Utc>,
+    /// `Scan #N` / `Audit #N`.
+    pub source: TaskId,
+    /// The calendar day of the finding (drift: the snapshot day).
+    pub day: chrono::NaiveDate,
+    /// One line: what was found on this node.
+    pub details: String,
+}
+
+/// `GET /v1/tasks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskList {
+    pub tasks: Vec<UserTask>,
+    /// Tasks matching the filter, all pages together.
+    pub total: usize,
+}
+
+/// `GET /v1/tasks/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskDetail {
+    pub task: UserTask,
+    /// Every node with its number of events.
+    pub nodes: Vec<NodeCount>,
+    /// Events, newest first, paged.
+    pub events: Vec<TaskEvent>,
+    pub events_total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeCount {
+    pub node: String,
+    pub events: u64,
+    /// The audit that found this node's finding fixed (policy tasks); `null` while it fails.
+    #[serde(default)]
+    pub resolved_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub task: UserTask,
+    pub nodes: Vec<NodeReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub day: chrono::NaiveDate,
+    pub source: TaskId,
+    /// Drift tasks: the node's changes (previous → current, content diffs).
+    pub drift: Vec<PluginDrift>,
+    /// Scan-failure and policy tasks: the message on this node.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    pub assignee: String,
+}
+
+/// Filters of `GET /v1/tasks`, `POST /v1/tasks/close` and export.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFilter {
+    /// `open` (default), `closed` or `all`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// An email, `me` or `none`.
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// Case-insensitive text in title or description.
+    #[serde(default)]
+    pub q: Option<String>,
+    #[serde(default)]
+    pub kind: Option<UserTaskKind>,
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloseAllResponse {
+    pub count: usize,
+    pub ids: Vec<u64>,
+}
+
+/// A task with its events, as exported.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportedTask {
+    #[serde(flatten)]
+    pub task: UserTask,
+    pub event_list: Vec<TaskEvent>,
+}
