@@ -1,0 +1,205 @@
+//! The actions on tasks: assign, close, reopen, Close All (with its preview and
+//! confirmation) and export.
+
+use std::io::{BufRead, IsTerminal, Write as _};
+
+use super::*;
+
+pub(super) async fn assign(client: &Client, id: u64, email: String, json: bool) -> CmdResult {
+    let task: UserTask = client
+        .post(
+            &format!("/v1/tasks/{id}/assign"),
+            &AssignRequest { assignee: email },
+        )
+        .await?;
+    if json {
+        print_json(&task);
+    } else {
+        println!(
+            "#{} assigned to {} (mailed): {}",
+            task.id,
+            task.assignee.as_deref().unwrap_or("nobody"),
+            text::shorten(&clean(&task.title), TITLE_WIDTH)
+        );
+    }
+    Ok(())
+}
+
+pub(super) async fn close(client: &Client, ids: Vec<u64>, json: bool) -> CmdResult {
+    let asked = ids.len();
+    let mut closed = Vec::new();
+    let mut failed = 0;
+    for id in ids {
+        match client
+            .post::<_, UserTask>(&format!("/v1/tasks/{id}/close"), &serde_json::json!({}))
+            .await
+        {
+            Ok(task) => {
+                if !json {
+                    println!(
+                        "closed #{}: {}",
+                        task.id,
+                        text::shorten(&clean(&task.title), TITLE_WIDTH)
+                    );
+                }
+                closed.push(task);
+            }
+            Err(e @ ClientError::Unreachable { .. }) => return Err(e.into()),
+            Err(e) => {
+                eprintln!("vigil: #{id}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if json {
+        print_json(&closed);
+    }
+    if failed > 0 {
+        return Err(CliError::Failed(format!(
+            "{failed} of {asked} task(s) were not closed"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn reopen(client: &Client, id: u64, json: bool) -> CmdResult {
+    let task: UserTask = client
+        .post(&format!("/v1/tasks/{id}/reopen"), &serde_json::json!({}))
+        .await?;
+    if json {
+        print_json(&task);
+    } else {
+        println!(
+            "reopened #{}: {}",
+            task.id,
+            text::shorten(&clean(&task.title), TITLE_WIDTH)
+        );
+    }
+    Ok(())
+}
+
+pub(super) async fn close_all(
+    client: &Client,
+    filter: &FilterArgs,
+    yes: bool,
+    json: bool,
+) -> CmdResult {
+    // The daemon closes only their own tasks for a Site User: preview exactly those.
+    let me: Status = client.get("/v1/status").await?;
+    let site_user = me.caller.role != Some(Role::Admin);
+    let mut query = filter.query(StatusArg::Open);
+    let mut none_theirs = false;
+    if site_user {
+        let theirs = match filter.assignee().as_deref() {
+            None | Some("me") => true,
+            Some(a) => me.caller.email.as_deref() == Some(a),
+        };
+        none_theirs = !theirs;
+        for (name, value) in &mut query {
+            if *name == "assignee" {
+                *value = Some("me".to_owned());
+            }
+        }
+    }
+    query.push(("limit", Some(CLOSE_ALL_PREVIEW.to_string())));
+    let preview: TaskList = if none_theirs {
+        TaskList {
+            tasks: Vec::new(),
+            total: 0,
+        }
+    } else {
+        client.get(&with_query("/v1/tasks", &query)).await?
+    };
+    let n = preview.total;
+    if n == 0 {
+        if json {
+            print_json(&CloseAllResponse {
+                count: 0,
+                ids: Vec::new(),
+            });
+        } else if site_user {
+            println!(
+                "No open task assigned to you matches these filters: nothing to close \
+                 (a Site User closes only their own tasks)."
+            );
+        } else {
+            println!("No open task matches these filters: nothing to close.");
+        }
+        return Ok(());
+    }
+    let what = StatusArg::Open.count(n);
+    if !json {
+        print!("{}", task_table(&preview.tasks));
+        if preview.tasks.len() < n {
+            println!("… and {} more", n - preview.tasks.len());
+        }
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Failed(format!(
+                "not closing {what} without confirmation: stdin is not a terminal; add --yes"
+            )));
+        }
+        if !confirm(&format!("Close {what}? [y/N] ")) {
+            eprintln!("Nothing closed.");
+            return Ok(());
+        }
+    }
+    let resp: CloseAllResponse = client.post("/v1/tasks/close", &filter.body()).await?;
+    if json {
+        print_json(&resp);
+    } else {
+        let ids: Vec<String> = resp.ids.iter().map(|id| format!("#{id}")).collect();
+        let s = if resp.count == 1 { "" } else { "s" };
+        if ids.is_empty() {
+            println!(
+                "closed 0 tasks (none of them may be closed by you, or they were closed meanwhile)"
+            );
+        } else {
+            println!("closed {} task{s}: {}", resp.count, ids.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// Asks on stderr and reads one line from stdin: `y` or `yes` (any case) is a yes.
+fn confirm(prompt: &str) -> bool {
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+pub(super) async fn export(
+    client: &Client,
+    format: ExportFormat,
+    status: StatusArg,
+    filter: &FilterArgs,
+) -> CmdResult {
+    let mut query = filter.query(status);
+    query.push((
+        "format",
+        Some(
+            match format {
+                ExportFormat::Json => "json",
+                ExportFormat::Csv => "csv",
+            }
+            .to_owned(),
+        ),
+    ));
+    let body = client
+        .get_text(&with_query("/v1/tasks/export", &query))
+        .await?;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_all(body.as_bytes()).and_then(|()| {
+        if body.ends_with('\n') {
+            Ok(())
+        } else {
+            stdout.write_all(b"\n")
+        }
+    });
+    written.map_err(|e| CliError::Failed(format!("cannot write the export: {e}")))
+}
