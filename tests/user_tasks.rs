@@ -905,3 +905,42 @@ fn index_and_counters_match_the_store_after_actions_race_scans() {
     assert_eq!(tasks(&d, "?status=all&limit=10000"), before);
     assert_eq!(d.status_json()["open_tasks"], open);
 }
+
+/// A second scan on the same day after a further change replaces the day's snapshot: the
+/// first task's report then says that what it shows is no longer its own change set.
+#[test]
+fn a_report_says_when_the_days_drift_was_replaced_by_a_later_scan() {
+    let f = fleet(1, 0);
+    f.dir.set_today("2026-04-01");
+    let d = f.start("");
+    scan_all(&d);
+    f.edit_all(
+        "web",
+        "Version: 3.0.11-1~deb12u2",
+        "Version: 3.0.13-1~deb12u1",
+    );
+    f.dir.set_today("2026-04-02");
+    scan_all(&d);
+    let first = ids(&tasks(&d, "?kind=drift"));
+    assert_eq!(first.len(), 1);
+    let report = |id: u64| -> Value {
+        let (code, body) = d.http("GET", &format!("/v1/tasks/{id}/report"), None);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    assert!(report(first[0])["nodes"][0].get("note").is_none());
+    // Later that day another change; the rescan's change set differs: a second task.
+    add_intruder(root_of(&f, "web-0"));
+    scan_all(&d);
+    let both = ids(&tasks(&d, "?kind=drift"));
+    assert_eq!(both.len(), 2, "{both:?}");
+    let note = report(first[0])["nodes"][0]["note"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(note.contains("no longer this task's change set"), "{note}");
+    let second = *both.iter().find(|id| **id != first[0]).unwrap();
+    assert!(report(second)["nodes"][0].get("note").is_none());
+    let out = d.vigil(&["tasks", "changes", &first[0].to_string()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("note: the drift stored"));
+}

@@ -115,6 +115,11 @@ pub struct NodeReport {
     pub drift: Vec<PluginDrift>,
     /// Scan-failure and policy tasks: the message on this node.
     pub message: Option<String>,
+    /// Drift tasks: set when the node's drift of that day is no longer this task's change
+    /// set (a later scan the same day replaced the snapshot, or the ignore rules changed);
+    /// `drift` then shows the changes as they are now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

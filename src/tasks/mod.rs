@@ -260,6 +260,7 @@ impl UserTasks {
     pub async fn report(&self, id: u64, config: Arc<Config>) -> Result<TaskReport, TaskError> {
         let task = self.get(id).ok_or(TaskError::NotFound(id))?;
         let kind = task.kind;
+        let fingerprint = task.fingerprint.clone();
         let nodes = self
             .store
             .read(move |tx| -> Result<_, StoreError> {
@@ -277,12 +278,25 @@ impl UserTasks {
                     } else {
                         (Vec::new(), Some(e.details.clone()))
                     };
+                    let now = crate::drift::fingerprint(&drift).map(|f| format!("drift:{f}"));
+                    let note = (kind == UserTaskKind::Drift
+                        && !drift.is_empty()
+                        && now.as_deref() != Some(fingerprint.as_str()))
+                    .then(|| {
+                        format!(
+                            "the drift stored for {} on {} is no longer this task's change set \
+                             (a later scan that day replaced the snapshot, or the ignore rules \
+                             changed); shown: the changes as they are now",
+                            e.node, e.day
+                        )
+                    });
                     out.push(NodeReport {
                         node: e.node,
                         day: e.day,
                         source: e.source,
                         drift,
                         message,
+                        note,
                     });
                 }
                 out.sort_by(|a, b| a.node.cmp(&b.node));

@@ -221,6 +221,9 @@ pub fn render_report(nodes: &[NodeReport], paint: Paint) -> String {
 /// One node's report, indented under its heading: the drift, or the message.
 fn node_body(n: &NodeReport, paint: Paint) -> String {
     let mut out = String::new();
+    if let Some(note) = &n.note {
+        let _ = writeln!(out, "  note: {}", clean(note));
+    }
     if let Some(message) = &n.message {
         for line in message.lines() {
             let _ = writeln!(out, "  {}", clean(line));
