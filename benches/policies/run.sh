@@ -29,11 +29,11 @@ vigil() { target/release/vigil --socket "$W/vigil.sock" "$@"; }
 t0=$(date +%s.%N)
 vigil audit --wait --json > "$W/rows.json" || true   # the fixture fails checks on purpose
 t1=$(date +%s.%N)
-python3 - "$t0" "$t1" "$SLOTS" < "$W/rows.json" <<'PY'
+python3 - "$t0" "$t1" "$SLOTS" "$W/rows.json" <<'PY'
 import json, sys
 from datetime import datetime
 t0, t1, slots = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-rows = json.load(sys.stdin)
+rows = json.load(open(sys.argv[4]))
 ts = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 per = sorted(ts(r["finished_at"]) - ts(r["started_at"]) for r in rows)
 checks = [c for r in rows for c in r.get("checks", [])]

@@ -60,6 +60,9 @@ enum PluginCommand {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if !matches!(args.command, Some(Command::Worker { .. })) {
+        vigil::plugin::supervisor::seal_inherited_fds();
+    }
     match args.command {
         Some(Command::Worker { args }) => vigil::plugin::worker::main(args),
         Some(Command::Compact { config }) => vigil::daemon::compact(&config),

@@ -264,22 +264,6 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: only async-signal-safe syscalls run between fork and exec. The worker (and the
-    // plugin in it) gets its three pipes and nothing else the daemon had open: no socket,
-    // no database file, no fd inherited without close-on-exec from whoever started vigild.
-    // The fds are marked close-on-exec rather than closed, so the pipe on which the child
-    // reports a failed exec to `spawn` stays open until the exec succeeds.
-    unsafe {
-        cmd.pre_exec(|| {
-            const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
-            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
-                for fd in 3..4096 {
-                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                }
-            }
-            Ok(())
-        });
-    }
     let mut child = cmd.spawn().map_err(PluginFailure::Spawn)?;
     let pid = child.id().unwrap_or_default();
     let (Some(mut stdin), Some(stdout), Some(stderr_pipe)) =
@@ -532,5 +516,34 @@ fn kill_group(pgid: nix::unistd::Pid, sig: nix::sys::signal::Signal) {
     if pgid.as_raw() > 0 {
         // ESRCH: the group is already empty.
         let _ = nix::sys::signal::killpg(pgid, sig);
+    }
+}
+
+/// Marks every descriptor this process inherited close-on-exec, so a plugin worker gets its
+/// three pipes and nothing else: no descriptor that whoever started vigild leaked without
+/// close-on-exec. Call once at start, before any worker is spawned (descriptors vigild opens
+/// itself are close-on-exec already). Done here rather than between fork and exec because
+/// a `pre_exec` hook would force a full `fork` of the daemon for every worker instead of
+/// the much cheaper `posix_spawn`.
+pub fn seal_inherited_fds() {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: plain fd syscalls; setting FD_CLOEXEC changes nothing for this process.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) == 0 {
+            return;
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<i32> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .filter(|&fd| fd > 2)
+            .collect();
+        for fd in fds {
+            // SAFETY: as above; a descriptor that closed meanwhile just fails with EBADF.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
     }
 }
