@@ -24,7 +24,7 @@ pub const SCHEMA_VERSION: u64 = 1;
 
 /// redb's page cache. Its default (1 GiB) would let the daemon's memory grow with the store;
 /// scans stream and diffs skip unchanged chunks, so a small cache is enough.
-const CACHE_BYTES: usize = 32 << 20;
+const CACHE_BYTES: usize = 12 << 20;
 
 /// File name of the database inside the state dir.
 pub const DB_FILE: &str = "vigil.redb";
