@@ -174,6 +174,35 @@ fn load_read(tx: &ReadTransaction) -> Result<Vec<(MailId, StoredMail)>, StoreErr
     load(&tx.open_table(OUTBOX)?)
 }
 
+/// Every row's id and state, decoding nothing else: counting and pruning stay cheap however
+/// many mails (and bodies) the table holds. Undecodable rows are skipped here; `load` logs them.
+pub(crate) fn load_states<T: ReadableTable<u64, &'static [u8]>>(
+    table: &T,
+) -> Result<Vec<(MailId, MailState)>, StoreError> {
+    #[derive(Deserialize)]
+    struct StateOnly {
+        state: MailState,
+    }
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        if let Ok(m) = serde_json::from_slice::<StateOnly>(v.value()) {
+            out.push((k.value(), m.state));
+        }
+    }
+    Ok(out)
+}
+
+/// (pending, dead) mails in the outbox.
+fn count_states(tx: &ReadTransaction) -> Result<(u64, u64), StoreError> {
+    let states = load_states(&tx.open_table(OUTBOX)?)?;
+    let dead = states
+        .iter()
+        .filter(|(_, s)| matches!(s, MailState::Dead { .. }))
+        .count() as u64;
+    Ok((states.len() as u64 - dead, dead))
+}
+
 fn entry(id: MailId, m: &StoredMail) -> Option<OutboxEntry> {
     let (state, next_attempt_at) = match m.state {
         MailState::Pending { next_attempt_at } => (OutboxState::Pending, Some(next_attempt_at)),
@@ -258,13 +287,9 @@ impl Outbox {
 
     /// Figures for `/v1/status`.
     pub async fn status(&self) -> Result<OutboxStatus, StoreError> {
-        let rows = self.shared.store.read(load_read).await?;
-        let dead = rows
-            .iter()
-            .filter(|(_, m)| matches!(m.state, MailState::Dead { .. }))
-            .count() as u64;
+        let (pending, dead) = self.shared.store.read(count_states).await?;
         Ok(OutboxStatus {
-            pending: rows.len() as u64 - dead,
+            pending,
             dead,
             last_error: lock(&self.shared.last_error).clone(),
         })

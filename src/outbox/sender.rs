@@ -289,9 +289,9 @@ async fn prune(outbox: &Outbox, config: &Config) {
         .store
         .write(move |tx| -> Result<usize, StoreError> {
             let mut table = tx.open_table(OUTBOX_SENT)?;
-            let old: Vec<MailId> = super::load(&table)?
+            let old: Vec<MailId> = super::load_states(&table)?
                 .into_iter()
-                .filter(|(_, m)| matches!(m.state, MailState::Sent { sent_at } if sent_at < cutoff))
+                .filter(|(_, s)| matches!(s, MailState::Sent { sent_at } if *sent_at < cutoff))
                 .map(|(id, _)| id)
                 .collect();
             for id in &old {
