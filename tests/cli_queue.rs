@@ -3,11 +3,10 @@
 //! fixture plugins.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use serde_json::Value;
 
-use crate::common::{Daemon, TestDir, VIGILD};
+use crate::common::{json, stderr, stdout, Daemon, TestDir, VIGILD};
 
 fn fixture_lib() -> PathBuf {
     Path::new(VIGILD)
@@ -42,32 +41,6 @@ fn start(dir: &TestDir, nodes: usize) -> Daemon {
     Daemon::start(dir, &extra)
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs `vigil ARGS` and fails the test with its output unless it exited with `code`.
-fn vigil_exits(d: &Daemon, args: &[&str], code: i32) -> String {
-    let o = d.vigil(args);
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "vigil {args:?}\nstdout:\n{}\nstderr:\n{}\ndaemon log:\n{}",
-        stdout(&o),
-        stderr(&o),
-        d.log_text()
-    );
-    stdout(&o)
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
-
 fn queue(d: &Daemon) -> Vec<Value> {
     let (code, text) = d.http("GET", "/v1/queue", None);
     assert_eq!(code, 200, "{text}");
@@ -78,7 +51,7 @@ fn queue(d: &Daemon) -> Vec<Value> {
 fn scan_wait_follows_the_tasks_of_every_node_until_they_finish() {
     let dir = TestDir::new();
     let d = start(&dir, 2);
-    let out = vigil_exits(&d, &["scan", "--plugin", "ok", "--wait"], 0);
+    let out = d.vigil_exits(&["scan", "--plugin", "ok", "--wait"], 0);
     assert!(out.contains("queued 2 scans: Scan #1, Scan #2"), "{out}");
     for node in ["n1", "n2"] {
         assert!(
@@ -92,7 +65,7 @@ fn scan_wait_follows_the_tasks_of_every_node_until_they_finish() {
     assert!(queue(&d).is_empty());
 
     // `--json --wait`: the final log rows, and nothing else on stdout.
-    let out = vigil_exits(&d, &["--json", "scan", "--plugin", "ok", "--wait"], 0);
+    let out = d.vigil_exits(&["--json", "scan", "--plugin", "ok", "--wait"], 0);
     let rows = json(&out);
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2, "{out}");
@@ -104,8 +77,7 @@ fn scan_wait_follows_the_tasks_of_every_node_until_they_finish() {
         .all(|r| r["status"] == "Finished" && r["items_scanned"] == 5));
 
     // Without --wait: the new ids, and the API's answer with --json.
-    let out = vigil_exits(
-        &d,
+    let out = d.vigil_exits(
         &["--json", "scan", "--scope", "node:n2", "--plugin", "ok"],
         0,
     );
@@ -127,7 +99,7 @@ fn scan_wait_exits_1_when_a_task_fails() {
     assert!(stderr(&o).contains("did not finish"), "{}", stderr(&o));
 
     // The log shows it with its first message.
-    let out = vigil_exits(&d, &["log", "scans", "--status", "failed"], 0);
+    let out = d.vigil_exits(&["log", "scans", "--status", "failed"], 0);
     let line = out.lines().find(|l| l.starts_with("Scan #1")).expect(&out);
     assert!(
         line.contains("Failed") && line.contains("fixture error"),
@@ -139,10 +111,10 @@ fn scan_wait_exits_1_when_a_task_fails() {
 fn queue_lists_a_running_task_and_cancel_ends_it() {
     let dir = TestDir::new();
     let d = start(&dir, 1);
-    let out = vigil_exits(&d, &["queue"], 0);
+    let out = d.vigil_exits(&["queue"], 0);
     assert!(out.contains("The queue is empty"), "{out}");
 
-    let out = vigil_exits(&d, &["scan", "--plugin", "slow"], 0);
+    let out = d.vigil_exits(&["scan", "--plugin", "slow"], 0);
     assert!(out.contains("Scan #1"), "{out}");
     d.wait_for("Scan #1 Running", |d| {
         queue(d)
@@ -150,7 +122,7 @@ fn queue_lists_a_running_task_and_cancel_ends_it() {
             .any(|t| t["id"] == "Scan #1" && t["status"] == "Running")
     });
 
-    let out = vigil_exits(&d, &["queue"], 0);
+    let out = d.vigil_exits(&["queue"], 0);
     let header = out.lines().next().unwrap();
     for col in [
         "Device/Resource",
@@ -166,24 +138,24 @@ fn queue_lists_a_running_task_and_cancel_ends_it() {
     for cell in ["n1", "Scan #1", "all", "Running"] {
         assert!(row.contains(cell), "{cell} in:\n{out}");
     }
-    let out = vigil_exits(&d, &["--json", "queue", "--status", "running"], 0);
+    let out = d.vigil_exits(&["--json", "queue", "--status", "running"], 0);
     assert_eq!(json(&out)[0]["id"], "Scan #1", "{out}");
-    let out = vigil_exits(&d, &["queue", "--kind", "audit"], 0);
+    let out = d.vigil_exits(&["queue", "--kind", "audit"], 0);
     assert!(out.contains("No active task matches"), "{out}");
 
-    let out = vigil_exits(&d, &["queue", "cancel", "S1"], 0);
+    let out = d.vigil_exits(&["queue", "cancel", "S1"], 0);
     assert!(out.contains("S1") && out.contains("cancelled"), "{out}");
     assert!(queue(&d).is_empty());
 
-    let out = vigil_exits(&d, &["log", "scans"], 0);
+    let out = d.vigil_exits(&["log", "scans"], 0);
     let line = out.lines().find(|l| l.starts_with("Scan #1")).expect(&out);
     assert!(line.contains("n1") && line.contains("Cancelled"), "{out}");
-    let page = json(&vigil_exits(&d, &["--json", "log", "scans"], 0));
+    let page = json(&d.vigil_exits(&["--json", "log", "scans"], 0));
     assert_eq!(page["total"], 1);
     assert_eq!(page["rows"][0]["status"], "Cancelled");
 
     // Cancelling it again: it has ended, which is not a success.
-    let out = vigil_exits(&d, &["queue", "cancel", "scan-1"], 1);
+    let out = d.vigil_exits(&["queue", "cancel", "scan-1"], 1);
     assert!(out.contains("already finished"), "{out}");
 }
 
@@ -220,10 +192,10 @@ fn cancel_of_an_unknown_id_reports_not_found_and_exits_1() {
 fn empty_log_and_bad_options_are_told_plainly() {
     let dir = TestDir::new();
     let d = start(&dir, 1);
-    let out = vigil_exits(&d, &["log", "audits"], 0);
+    let out = d.vigil_exits(&["log", "audits"], 0);
     assert!(out.contains("The audit log is empty"), "{out}");
-    vigil_exits(&d, &["scan", "--scope", "everything"], 64);
-    vigil_exits(&d, &["queue", "--status", "done"], 64);
+    d.vigil_exits(&["scan", "--scope", "everything"], 64);
+    d.vigil_exits(&["queue", "--status", "done"], 64);
     let o = d.vigil(&["scan", "--scope", "node:nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));

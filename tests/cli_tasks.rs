@@ -4,11 +4,8 @@
 //! two scans on injected days.
 
 use std::path::Path;
-use std::process::Output;
 
-use serde_json::Value;
-
-use crate::common::{Daemon, TestDir};
+use crate::common::{json, stderr, stdout, Daemon, TestDir};
 
 const DEBIAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nodes/debian");
 const OLD: &str = "3.0.11-1~deb12u2";
@@ -44,32 +41,6 @@ fn patch_openssl(dir: &TestDir, node: &str) {
     std::fs::write(&path, text.replace(&from, &format!("Version: {NEW}"))).unwrap();
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs `vigil ARGS` and fails the test with its output unless it exited with `code`.
-fn vigil_exits(d: &Daemon, args: &[&str], code: i32) -> String {
-    let o = d.vigil(args);
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "vigil {args:?}\nstdout:\n{}\nstderr:\n{}\ndaemon log:\n{}",
-        stdout(&o),
-        stderr(&o),
-        d.log_text()
-    );
-    stdout(&o)
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
-
 fn open_tasks(d: &Daemon) -> u64 {
     d.status_json()["open_tasks"].as_u64().unwrap()
 }
@@ -79,10 +50,10 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
     let dir = TestDir::new();
     dir.set_today("2026-04-01");
     let d = start(&dir);
-    vigil_exits(&d, &["scan", "--wait"], 0);
+    d.vigil_exits(&["scan", "--wait"], 0);
 
     // The first day is a baseline: drift says so, and no task is open.
-    let out = vigil_exits(&d, &["drift", "web-0", "--date", "2026-04-01"], 0);
+    let out = d.vigil_exits(&["drift", "web-0", "--date", "2026-04-01"], 0);
     assert!(
         out.lines()
             .next()
@@ -91,24 +62,24 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
         "{out}"
     );
     assert_eq!(open_tasks(&d), 0);
-    let out = vigil_exits(&d, &["tasks"], 0);
+    let out = d.vigil_exits(&["tasks"], 0);
     assert!(out.contains("No open tasks."), "{out}");
 
     // Next day: openssl patched on both web nodes; one drift task with two events.
     patch_openssl(&dir, "web-0");
     patch_openssl(&dir, "web-1");
     dir.set_today("2026-04-02");
-    vigil_exits(&d, &["scan", "--wait"], 0);
+    d.vigil_exits(&["scan", "--wait"], 0);
     d.wait_for("the drift task", |d| open_tasks(d) == 1);
 
-    let list = json(&vigil_exits(&d, &["--json", "tasks"], 0));
+    let list = json(&d.vigil_exits(&["--json", "tasks"], 0));
     assert_eq!(list["total"], 1, "{list}");
     let task = &list["tasks"][0];
     let id = task["id"].as_u64().unwrap().to_string();
     let title = task["title"].as_str().unwrap().to_owned();
     assert_eq!(task["kind"], "drift");
 
-    let out = vigil_exits(&d, &["tasks"], 0);
+    let out = d.vigil_exits(&["tasks"], 0);
     let header = out.lines().next().unwrap();
     for column in [
         "ID",
@@ -129,25 +100,25 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
         "{out}"
     );
     assert!(out.ends_with("1 open task\n"), "{out}");
-    let out = vigil_exits(&d, &["tasks", "--filter", "no-such-text"], 0);
+    let out = d.vigil_exits(&["tasks", "--filter", "no-such-text"], 0);
     assert!(out.contains("No open task matches these filters."), "{out}");
-    let out = vigil_exits(&d, &["tasks", "--kind", "drift", "--node", "web-1"], 0);
+    let out = d.vigil_exits(&["tasks", "--kind", "drift", "--node", "web-1"], 0);
     assert!(out.contains(&format!("#{id} ")), "{out}");
 
     // show: the fields, the nodes, the events and the changes.
     let arrow = format!("{OLD} → {NEW}");
-    let out = vigil_exits(&d, &["tasks", "show", &id], 0);
+    let out = d.vigil_exits(&["tasks", "show", &id], 0);
     assert!(out.contains(&title), "{out}");
     assert!(out.contains("openssl") && out.contains(&arrow), "{out}");
     assert!(out.contains("web-0") && out.contains("web-1"), "{out}");
     assert!(!out.contains("db-0"), "db-0 did not change:\n{out}");
-    let shown = json(&vigil_exits(&d, &["--json", "tasks", "show", &id], 0));
+    let shown = json(&d.vigil_exits(&["--json", "tasks", "show", &id], 0));
     assert_eq!(shown["task"]["title"], title.as_str());
     assert_eq!(shown["report"].as_array().unwrap().len(), 2, "{shown}");
 
     // changes: `~ openssl` and the attribute's previous → current, both nodes under one
     // heading as they changed the same way; `--node` narrows it to one.
-    let out = vigil_exits(&d, &["tasks", "changes", &format!("#{id}")], 0);
+    let out = d.vigil_exits(&["tasks", "changes", &format!("#{id}")], 0);
     assert!(out.contains("~ openssl"), "{out}");
     let arrow_line = out
         .lines()
@@ -159,15 +130,15 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
         !out.contains('\x1b'),
         "no colours when not a terminal:\n{out}"
     );
-    let out = vigil_exits(&d, &["tasks", "changes", &id, "--node", "web-1"], 0);
+    let out = d.vigil_exits(&["tasks", "changes", &id, "--node", "web-1"], 0);
     assert!(out.contains("web-1  2026-04-02  Scan #"), "{out}");
     assert!(!out.contains("web-0"), "{out}");
-    let report = json(&vigil_exits(&d, &["--json", "tasks", "changes", &id], 0));
+    let report = json(&d.vigil_exits(&["--json", "tasks", "changes", &id], 0));
     assert_eq!(report["nodes"].as_array().unwrap().len(), 2, "{report}");
-    vigil_exits(&d, &["tasks", "changes", &id, "--node", "db-0"], 1);
+    d.vigil_exits(&["tasks", "changes", &id, "--node", "db-0"], 1);
 
     // drift of the second day: the same rendering.
-    let out = vigil_exits(&d, &["drift", "web-0", "--date", "2026-04-02"], 0);
+    let out = d.vigil_exits(&["drift", "web-0", "--date", "2026-04-02"], 0);
     assert!(out.contains("~ openssl") && out.contains(&arrow), "{out}");
     assert!(
         out.lines()
@@ -176,17 +147,13 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
             .contains("against baseline 2026-04-01"),
         "{out}"
     );
-    let drift = json(&vigil_exits(
-        &d,
-        &["--json", "drift", "web-0", "--plugin", "packages"],
-        0,
-    ));
+    let drift = json(&d.vigil_exits(&["--json", "drift", "web-0", "--plugin", "packages"], 0));
     assert_eq!(drift["day"], "2026-04-02");
     assert_eq!(drift["plugins"].as_array().unwrap().len(), 1, "{drift}");
-    vigil_exits(&d, &["drift", "no-such-node"], 1);
+    d.vigil_exits(&["drift", "no-such-node"], 1);
 
     // nodes.
-    let out = vigil_exits(&d, &["nodes"], 0);
+    let out = d.vigil_exits(&["nodes"], 0);
     assert!(out.starts_with("NAME "), "{out}");
     for node in ["web-0", "web-1", "db-0"] {
         assert!(out.lines().any(|l| l.starts_with(node)), "{node}:\n{out}");
@@ -194,36 +161,32 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
     // Items per plugin: 22 accounts (10 users, 12 groups) and 9 packages of the fixture.
     let web0 = out.lines().find(|l| l.starts_with("web-0")).unwrap();
     assert!(web0.ends_with("(accounts 22, packages 9)"), "{web0}");
-    let nodes = json(&vigil_exits(&d, &["--json", "nodes"], 0));
+    let nodes = json(&d.vigil_exits(&["--json", "nodes"], 0));
     assert_eq!(nodes.as_array().unwrap().len(), 3, "{nodes}");
 
     // export.
-    let csv = vigil_exits(&d, &["tasks", "export", "--format", "csv"], 0);
+    let csv = d.vigil_exits(&["tasks", "export", "--format", "csv"], 0);
     assert!(csv.starts_with("task_id,"), "{csv}");
     let rows = csv
         .lines()
         .filter(|l| l.starts_with(&format!("{id},drift,open,")))
         .count();
     assert_eq!(rows, 2, "one row per event:\n{csv}");
-    let exported = json(&vigil_exits(
-        &d,
-        &["tasks", "export", "--format", "json"],
-        0,
-    ));
+    let exported = json(&d.vigil_exits(&["tasks", "export", "--format", "json"], 0));
     assert_eq!(exported.as_array().unwrap().len(), 1, "{exported}");
 
     // assign, close, reopen.
-    let out = vigil_exits(&d, &["tasks", "assign", &id, "alice@example.com"], 0);
+    let out = d.vigil_exits(&["tasks", "assign", &id, "alice@example.com"], 0);
     assert!(
         out.contains(&format!("#{id} assigned to alice@example.com")),
         "{out}"
     );
-    let out = vigil_exits(&d, &["tasks", "close", &id], 0);
+    let out = d.vigil_exits(&["tasks", "close", &id], 0);
     assert!(out.starts_with(&format!("closed #{id}: ")), "{out}");
     assert_eq!(open_tasks(&d), 0);
-    let out = vigil_exits(&d, &["tasks", "--status", "closed"], 0);
+    let out = d.vigil_exits(&["tasks", "--status", "closed"], 0);
     assert!(out.contains("1 closed task"), "{out}");
-    let out = vigil_exits(&d, &["tasks", "reopen", &id], 0);
+    let out = d.vigil_exits(&["tasks", "reopen", &id], 0);
     assert!(out.starts_with(&format!("reopened #{id}: ")), "{out}");
     assert_eq!(open_tasks(&d), 1);
 
@@ -233,28 +196,16 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
     let err = stderr(&o);
     assert!(err.contains("--yes") && err.lines().count() == 1, "{err}");
     assert_eq!(open_tasks(&d), 1);
-    let out = vigil_exits(
-        &d,
-        &["tasks", "close-all", "--filter", "nothing-like-this"],
-        0,
-    );
+    let out = d.vigil_exits(&["tasks", "close-all", "--filter", "nothing-like-this"], 0);
     assert!(out.contains("nothing to close"), "{out}");
-    let out = vigil_exits(
-        &d,
-        &["tasks", "close-all", "--filter", "openssl", "--yes"],
-        0,
-    );
+    let out = d.vigil_exits(&["tasks", "close-all", "--filter", "openssl", "--yes"], 0);
     assert!(out.ends_with(&format!("closed 1 task: #{id}\n")), "{out}");
     assert_eq!(open_tasks(&d), 0);
-    let resp = json(&vigil_exits(
-        &d,
-        &["--json", "tasks", "close-all", "--yes"],
-        0,
-    ));
+    let resp = json(&d.vigil_exits(&["--json", "tasks", "close-all", "--yes"], 0));
     assert_eq!(resp["count"], 0, "{resp}");
 
     // status shows the open count.
-    let out = vigil_exits(&d, &["status"], 0);
+    let out = d.vigil_exits(&["status"], 0);
     assert!(
         out.lines()
             .any(|l| l.starts_with("open tasks") && l.contains(" 0 ")),
@@ -284,7 +235,7 @@ fn close_all_preview_of_a_site_user_counts_only_their_tasks() {
         std::fs::Permissions::from_mode(0o755),
     )
     .unwrap();
-    vigil_exits(&d, &["scan", "--wait"], 0);
+    d.vigil_exits(&["scan", "--wait"], 0);
     // web-0 and web-1: one task for alice; db-0: an unassigned one.
     patch_openssl(&dir, "web-0");
     patch_openssl(&dir, "web-1");
@@ -296,13 +247,9 @@ fn close_all_preview_of_a_site_user_counts_only_their_tasks() {
     )
     .unwrap();
     dir.set_today("2026-04-02");
-    vigil_exits(&d, &["scan", "--wait"], 0);
+    d.vigil_exits(&["scan", "--wait"], 0);
     assert_eq!(open_tasks(&d), 2);
-    let mine = json(&vigil_exits(
-        &d,
-        &["--json", "tasks", "--assignee", "alice@example.com"],
-        0,
-    ));
+    let mine = json(&d.vigil_exits(&["--json", "tasks", "--assignee", "alice@example.com"], 0));
     let id = mine["tasks"][0]["id"].as_u64().unwrap();
 
     let as_alice = |args: &[&str]| {

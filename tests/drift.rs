@@ -53,27 +53,7 @@ fn scan(d: &Daemon, scope: &str) -> Vec<Value> {
 }
 
 fn scan_with(d: &Daemon, request: Value) -> Vec<Value> {
-    let (code, body) = d.http("POST", "/v1/queue", Some(&request.to_string()));
-    assert_eq!(code, 200, "{body}");
-    let ids: BTreeSet<String> = serde_json::from_str::<Value>(&body).unwrap()["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect();
-    let mut rows = Vec::new();
-    d.wait_for("the scan to finish", |d| {
-        let (_, text) = d.http("GET", "/v1/logs/scans?limit=1000", None);
-        let log: Value = serde_json::from_str(&text).unwrap();
-        rows = log["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| ids.contains(r["id"].as_str().unwrap()))
-            .cloned()
-            .collect();
-        rows.len() == ids.len()
-    });
+    let rows = d.queue_and_wait(request);
     for r in &rows {
         assert_eq!(r["status"], "Finished", "{r}");
     }

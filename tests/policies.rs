@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::common::{is_root, Daemon, TestDir, VIGILD};
+use crate::common::{check_results, is_root, Daemon, TestDir, VIGILD};
 
 const DEBIAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nodes/debian");
 const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
@@ -133,45 +133,17 @@ fn audit(d: &Daemon, body: Value) -> BTreeMap<String, Value> {
     req.as_object_mut()
         .unwrap()
         .extend(body.as_object().unwrap().clone());
-    let (code, text) = d.http("POST", "/v1/queue", Some(&req.to_string()));
-    assert_eq!(code, 200, "{text}");
-    let ids: BTreeSet<String> = serde_json::from_str::<Value>(&text).unwrap()["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect();
-    let mut rows = BTreeMap::new();
-    d.wait_for("the audits to end", |d| {
-        let (_, text) = d.http("GET", "/v1/logs/audits?limit=1000", None);
-        let log: Value = serde_json::from_str(&text).unwrap();
-        rows = log["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| ids.contains(r["id"].as_str().unwrap()))
-            .map(|r| (r["target"].as_str().unwrap().to_owned(), r.clone()))
-            .collect();
-        rows.len() == ids.len()
-    });
-    rows
+    d.queue_and_wait(req)
+        .into_iter()
+        .map(|r| (r["target"].as_str().unwrap().to_owned(), r))
+        .collect()
 }
 
 /// check id → (outcome, evidence) of one audit log row.
 fn outcomes(row: &Value) -> BTreeMap<String, (String, String)> {
-    row["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["check"].as_str().unwrap().to_owned(),
-                (
-                    c["outcome"].as_str().unwrap().to_owned(),
-                    c["evidence"].as_str().unwrap().to_owned(),
-                ),
-            )
-        })
+    check_results(row)
+        .into_iter()
+        .map(|(check, outcome, evidence)| (check, (outcome, evidence)))
         .collect()
 }
 

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::common::{http_as, is_root, Daemon, TestDir, VIGILD};
+use crate::common::{check_results, http_as, is_root, Daemon, TestDir, VIGILD};
 
 fn fixture_lib() -> PathBuf {
     Path::new(VIGILD)
@@ -641,42 +641,9 @@ fn audit_config(dir: &TestDir, daemon: &str) -> String {
 }
 
 fn audit_row(d: &Daemon, policy: &str) -> Value {
-    let (code, body) = enqueue(d, json!({"kind": "audit", "policies": [policy]}));
-    assert_eq!(code, 200, "{body}");
-    let id = body["ids"][0].as_str().unwrap().to_owned();
-    let mut row = Value::Null;
-    d.wait_for(&format!("{id} in the Audit log"), |d| {
-        let (_, text) = d.http("GET", "/v1/logs/audits?limit=1000", None);
-        let log: Value = serde_json::from_str(&text).unwrap();
-        match log["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == id.as_str())
-        {
-            Some(r) => {
-                row = r.clone();
-                true
-            }
-            None => false,
-        }
-    });
-    row
-}
-
-fn check_evidence(row: &Value) -> Vec<(String, String, String)> {
-    row["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["check"].as_str().unwrap().to_owned(),
-                c["outcome"].as_str().unwrap().to_owned(),
-                c["evidence"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    let mut rows = d.queue_and_wait(json!({"kind": "audit", "policies": [policy]}));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows.remove(0)
 }
 
 #[test]
@@ -735,7 +702,7 @@ fn an_audit_stops_at_its_timeout() {
         "one clear message: {row}"
     );
     assert_eq!(row["errors"], 1);
-    let mut checks = check_evidence(&row);
+    let mut checks = check_results(&row);
     checks.sort();
     let not_evaluated = |id: &str| {
         (

@@ -96,32 +96,7 @@ fn scan_all(d: &Daemon) -> Vec<Value> {
 
 /// Scans `scope` and waits for the scan log to hold the new rows.
 fn scan(d: &Daemon, scope: &str) -> Vec<Value> {
-    let (code, body) = d.http(
-        "POST",
-        "/v1/queue",
-        Some(&json!({"kind": "scan", "scope": scope}).to_string()),
-    );
-    assert_eq!(code, 200, "{body}");
-    let ids: BTreeSet<String> = serde_json::from_str::<Value>(&body).unwrap()["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect();
-    let mut rows = Vec::new();
-    d.wait_for("the scans to finish", |d| {
-        let (_, text) = d.http("GET", "/v1/logs/scans?limit=1000", None);
-        let log: Value = serde_json::from_str(&text).unwrap();
-        rows = log["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| ids.contains(r["id"].as_str().unwrap()))
-            .cloned()
-            .collect();
-        rows.len() == ids.len()
-    });
-    rows
+    d.queue_and_wait(json!({"kind": "scan", "scope": scope}))
 }
 
 fn tasks(d: &Daemon, query: &str) -> Value {

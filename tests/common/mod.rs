@@ -232,6 +232,52 @@ impl Daemon {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// Runs `vigil ARGS` and fails the test with its output unless it exited with `code`;
+    /// returns its stdout.
+    pub fn vigil_exits(&self, args: &[&str], code: i32) -> String {
+        let o = self.vigil(args);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "vigil {args:?}\nstdout:\n{}\nstderr:\n{}\ndaemon log:\n{}",
+            stdout(&o),
+            stderr(&o),
+            self.log_text()
+        );
+        stdout(&o)
+    }
+
+    /// `POST /v1/queue` with `request` (which must be accepted), then waits until every
+    /// task it queued has its row in the Scan or Audit log (by the request's `kind`);
+    /// returns those rows, newest first.
+    pub fn queue_and_wait(&self, request: serde_json::Value) -> Vec<serde_json::Value> {
+        let log = match request["kind"].as_str() {
+            Some("audit") => "/v1/logs/audits?limit=1000",
+            _ => "/v1/logs/scans?limit=1000",
+        };
+        let (code, body) = self.http("POST", "/v1/queue", Some(&request.to_string()));
+        assert_eq!(code, 200, "POST /v1/queue {request}: {body}");
+        let ids: std::collections::BTreeSet<String> = json(&body)["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        let mut rows = Vec::new();
+        self.wait_for(&format!("{ids:?} in the log"), |d| {
+            let (_, text) = d.http("GET", log, None);
+            rows = json(&text)["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| ids.contains(r["id"].as_str().unwrap()))
+                .cloned()
+                .collect();
+            rows.len() == ids.len()
+        });
+        rows
+    }
+
     /// Polls `cond` until it holds (the daemon reacts to an event we caused).
     pub fn wait_for(&self, what: &str, mut cond: impl FnMut(&Daemon) -> bool) {
         let deadline = Instant::now() + PATIENCE;
@@ -251,6 +297,35 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Parses JSON text, failing the test with the text when it is not JSON.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// (check, outcome, evidence) of each check result of an Audit log row.
+pub fn check_results(row: &serde_json::Value) -> Vec<(String, String, String)> {
+    row["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_owned(),
+                c["outcome"].as_str().unwrap().to_owned(),
+                c["evidence"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 pub fn vigil_cmd(socket: &Path, args: &[&str]) -> Command {
