@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use vigil::plugin::supervisor::{
-    self, PluginFailure, ScanEvent, ScanOutcome, ScanSpec, WorkerCommand, EVENT_CAPACITY,
-    MAX_NOTES, MAX_NOTES_BYTES, MAX_NOTE_BYTES,
+    self, PluginFailure, RunningScan, ScanEvent, ScanOutcome, ScanSpec, WorkerCommand,
+    EVENT_CAPACITY, MAX_NOTES, MAX_NOTES_BYTES, MAX_NOTE_BYTES,
 };
 
 const VIGILD: &str = env!("CARGO_BIN_EXE_vigild");
@@ -353,6 +353,17 @@ fn spec(lib: &Path, root: &Path, config: serde_json::Value) -> ScanSpec {
     spec
 }
 
+/// Starts the fixture plugin with `cfg` on an empty root; the plugin dir and the root live
+/// as long as the first two values.
+async fn start_fixture(cfg: serde_json::Value) -> (Plugins, tempfile::TempDir, RunningScan) {
+    let plugins = Plugins::new();
+    let root = tempfile::tempdir().unwrap();
+    let scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
+        .await
+        .unwrap();
+    (plugins, root, scan)
+}
+
 /// Waits until `/proc/PID` is gone: the process exited *and* was reaped. A zombie does not
 /// count: the supervisor reaps every worker it started.
 async fn wait_gone(pid: u32) -> bool {
@@ -368,12 +379,8 @@ async fn wait_gone(pid: u32) -> bool {
 
 #[tokio::test]
 async fn supervisor_streams_items_and_plugin_info() {
-    let plugins = Plugins::new();
-    let root = tempfile::tempdir().unwrap();
-    let cfg = serde_json::json!({"mode": "ok", "count": 10});
-    let mut scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
-        .await
-        .unwrap();
+    let (_plugins, _root, mut scan) =
+        start_fixture(serde_json::json!({"mode": "ok", "count": 10})).await;
     assert_eq!(scan.info().name, "fixture");
     assert_eq!(scan.info().version, "0.1.0");
     assert_eq!(scan.info().volatile_attributes, ["atime", "seq"]);
@@ -465,12 +472,7 @@ async fn fork_hang_cancelled_in_a_subreaper() {
         return;
     }
     nix::sys::prctl::set_child_subreaper(true).unwrap();
-    let plugins = Plugins::new();
-    let root = tempfile::tempdir().unwrap();
-    let cfg = serde_json::json!({"mode": "fork-hang"});
-    let mut scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
-        .await
-        .unwrap();
+    let (_plugins, _root, mut scan) = start_fixture(serde_json::json!({"mode": "fork-hang"})).await;
     let worker_pid = scan.worker_pid();
     // The plugin tells us its grandchild's pid (which ignores SIGTERM), then hangs.
     let grandchild: u32 = match scan.next().await {
@@ -548,12 +550,8 @@ async fn flooding_plugin_is_held_back_by_the_bounded_channel() {
 
 #[tokio::test]
 async fn dropping_a_running_scan_kills_its_worker() {
-    let plugins = Plugins::new();
-    let root = tempfile::tempdir().unwrap();
-    let cfg = serde_json::json!({"mode": "slow", "count": 1000000, "ms": 5});
-    let mut scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
-        .await
-        .unwrap();
+    let (_plugins, _root, mut scan) =
+        start_fixture(serde_json::json!({"mode": "slow", "count": 1000000, "ms": 5})).await;
     assert!(matches!(scan.next().await, Some(ScanEvent::Item(_))));
     let pid = scan.worker_pid();
     drop(scan);
@@ -612,12 +610,8 @@ fn expect_crash(outcome: ScanOutcome, signal: &str) {
 /// streaming 100k items is a crash, whatever the pipe held when it died.
 #[tokio::test]
 async fn crash_mid_stream_is_a_crash_not_a_protocol_violation() {
-    let plugins = Plugins::new();
-    let root = tempfile::tempdir().unwrap();
-    let cfg = serde_json::json!({"mode": "segfault-mid-stream"});
-    let mut scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
-        .await
-        .unwrap();
+    let (_plugins, _root, mut scan) =
+        start_fixture(serde_json::json!({"mode": "segfault-mid-stream"})).await;
     let pid = scan.worker_pid();
     let mut items = 0;
     while let Some(ev) = scan.next().await {
@@ -637,12 +631,8 @@ async fn crash_mid_stream_is_a_crash_not_a_protocol_violation() {
 /// sees a truncated frame, and the supervisor still reports the crash.
 #[tokio::test]
 async fn crash_with_a_torn_frame_on_the_pipe_is_a_crash() {
-    let plugins = Plugins::new();
-    let root = tempfile::tempdir().unwrap();
-    let cfg = serde_json::json!({"mode": "torn-frame", "count": 1000});
-    let mut scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
-        .await
-        .unwrap();
+    let (_plugins, _root, mut scan) =
+        start_fixture(serde_json::json!({"mode": "torn-frame", "count": 1000})).await;
     let mut items = 0;
     let mut notes = Vec::new();
     while let Some(ev) = scan.next().await {
@@ -659,11 +649,7 @@ async fn crash_with_a_torn_frame_on_the_pipe_is_a_crash() {
 
 /// Collects a note-flood scan: the notes as events, and the outcome's kept notes.
 async fn note_flood(cfg: serde_json::Value) -> (Vec<String>, Vec<String>, u64) {
-    let plugins = Plugins::new();
-    let root = tempfile::tempdir().unwrap();
-    let mut scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
-        .await
-        .unwrap();
+    let (_plugins, _root, mut scan) = start_fixture(cfg).await;
     let mut events = Vec::new();
     while let Some(ev) = scan.next().await {
         if let ScanEvent::Note(n) = ev {

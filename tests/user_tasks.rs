@@ -99,6 +99,26 @@ fn scan(d: &Daemon, scope: &str) -> Vec<Value> {
     d.queue_and_wait(json!({"kind": "scan", "scope": scope}))
 }
 
+/// The sink holds exactly one mail: task `id`'s assignment to `to`, naming the command
+/// that shows the task.
+fn assert_one_assignment_mail(sink: &Sink, id: u64, to: &str) {
+    let mails = sink.messages();
+    assert_eq!(
+        mails.len(),
+        1,
+        "exactly one mail for one assignment: {mails:?}"
+    );
+    let mail = parse(&mails[0]);
+    assert_eq!(mail["to"], to);
+    let subject = mail["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with(&format!("[vigil] Task #{id} assigned to you: Drift")),
+        "{mail}"
+    );
+    let text = mail["text"].as_str().unwrap();
+    assert!(text.contains(&format!("vigil tasks show {id}")), "{mail}");
+}
+
 fn tasks(d: &Daemon, query: &str) -> Value {
     let (code, body) = d.http("GET", &format!("/v1/tasks{query}"), None);
     assert_eq!(code, 200, "{body}");
@@ -165,22 +185,8 @@ fn one_patch_on_100_nodes_is_one_task_with_100_events_and_one_mail() {
     d.wait_for("the outbox to drain", |d| {
         d.status_json()["outbox"]["pending"] == 0
     });
-    let mails = sink.messages();
-    assert_eq!(mails.len(), 1, "exactly one mail for one assignment");
-    let mail = parse(&mails[0]);
-    assert_eq!(mail["to"], "alice@example.com");
     let id = task["id"].as_u64().unwrap();
-    assert!(
-        mail["subject"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("[vigil] Task #{id} assigned to you: Drift")),
-        "{mail}"
-    );
-    assert!(mail["text"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("vigil tasks show {id}")));
+    assert_one_assignment_mail(&sink, id, "alice@example.com");
 
     // A second night without change adds nothing; a same-day rescan adds nothing either.
     f.dir.set_today("2026-04-03");
@@ -655,21 +661,7 @@ fn an_api_assignment_mails_the_assignee_exactly_once() {
     d.wait_for("the assignment mail", |d| {
         d.status_json()["outbox"]["pending"] == 0 && !sink.messages().is_empty()
     });
-    let mails = sink.messages();
-    assert_eq!(mails.len(), 1, "one assignment, one mail");
-    let mail = parse(&mails[0]);
-    assert_eq!(mail["to"], "bob@example.com");
-    assert!(
-        mail["subject"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("[vigil] Task #{id} assigned to you: Drift")),
-        "{mail}"
-    );
-    assert!(mail["text"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("vigil tasks show {id}")));
+    assert_one_assignment_mail(&sink, id, "bob@example.com");
 
     d.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(d.wait_exit().success());
