@@ -96,15 +96,7 @@ pub async fn audit(
                 .checks
                 .extend(results.into_iter().map(|r| record(r, &checks, task))),
             Err(failure) => {
-                if stop.shutdown.is_cancelled() {
-                    result.interrupted = true;
-                    return result;
-                }
-                if stop.cancel.is_cancelled() {
-                    result.status = FinalStatus::Cancelled;
-                    result
-                        .messages
-                        .push(format!("cancelled while running plugin {plugin}"));
+                if result.stopped_during(stop, plugin) {
                     return result;
                 }
                 let (message, evidence) = match failure {

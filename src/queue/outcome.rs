@@ -71,32 +71,14 @@ pub(super) fn passing_of(task: &QueueTask, result: &TaskResult) -> Vec<(String, 
 }
 
 pub(super) fn cancelled_result() -> TaskResult {
-    TaskResult {
-        status: FinalStatus::Cancelled,
-        messages: vec!["cancelled while queued".into()],
-        summary: None,
-        items: 0,
-        plugins: Vec::new(),
-        drifts: Vec::new(),
-        checks: Vec::new(),
-        interrupted: false,
-    }
+    TaskResult::with_message(FinalStatus::Cancelled, "cancelled while queued".into())
 }
 
 pub(super) fn interrupted_result(task: &QueueTask) -> TaskResult {
-    TaskResult {
-        status: FinalStatus::Failed,
-        messages: vec![format!(
-            "interrupted {} times by daemon stops or crashes; not retried again",
-            task.attempt
-        )],
-        summary: None,
-        items: 0,
-        plugins: Vec::new(),
-        drifts: Vec::new(),
-        checks: Vec::new(),
-        interrupted: false,
-    }
+    TaskResult::failed(format!(
+        "interrupted {} times by daemon stops or crashes; not retried again",
+        task.attempt
+    ))
 }
 
 pub(super) fn log_row(task: &QueueTask, result: TaskResult, finished_at: DateTime<Utc>) -> LogRow {

@@ -69,9 +69,28 @@ impl TaskResult {
     }
 
     pub fn failed(message: String) -> Self {
-        let mut r = Self::empty(FinalStatus::Failed);
+        Self::with_message(FinalStatus::Failed, message)
+    }
+
+    pub fn with_message(status: FinalStatus, message: String) -> Self {
+        let mut r = Self::empty(status);
         r.messages.push(message);
         r
+    }
+
+    /// After `plugin` failed: if that was the task being stopped, records how (interrupted
+    /// by the daemon stopping, or cancelled) and returns true; the task ends there.
+    pub fn stopped_during(&mut self, stop: &Stop, plugin: &str) -> bool {
+        if stop.shutdown.is_cancelled() {
+            self.interrupted = true;
+        } else if stop.cancel.is_cancelled() {
+            self.status = FinalStatus::Cancelled;
+            self.messages
+                .push(format!("cancelled while running plugin {plugin}"));
+        } else {
+            return false;
+        }
+        true
     }
 }
 
@@ -154,15 +173,7 @@ async fn scan(
         };
         result.items += run.items;
         if let Err(message) = outcome {
-            if stop.shutdown.is_cancelled() {
-                result.interrupted = true;
-                return result;
-            }
-            if stop.cancel.is_cancelled() {
-                result.status = FinalStatus::Cancelled;
-                result
-                    .messages
-                    .push(format!("cancelled while running plugin {name}"));
+            if result.stopped_during(stop, &name) {
                 result.plugins.push(run);
                 return result;
             }
