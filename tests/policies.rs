@@ -252,7 +252,7 @@ fn a_compliant_node_passes_and_a_weak_one_fails_with_evidence() {
     let summary = weak["summary"].as_str().unwrap();
     assert_eq!(
         summary,
-        "12 checks of 1 policies: 6 passed, 6 failed, 0 could not be evaluated"
+        "12 checks of policy debian-baseline: 6 passed, 6 failed, 0 could not be evaluated"
     );
     assert_eq!(weak["errors"], 0);
     assert_eq!(

@@ -658,7 +658,7 @@ fn audit_errors_count_real_errors_only() {
     assert_eq!(fine["messages"], json!([]));
     assert_eq!(
         fine["summary"],
-        "1 checks of 1 policies: 1 passed, 0 failed, 0 could not be evaluated"
+        "1 check of policy fine: 1 passed, 0 failed, 0 could not be evaluated"
     );
 
     let broken = audit_row(&d, "broken");
@@ -673,7 +673,7 @@ fn audit_errors_count_real_errors_only() {
     );
     assert_eq!(
         broken["summary"],
-        "2 checks of 1 policies: 1 passed, 0 failed, 1 could not be evaluated"
+        "2 checks of policy broken: 1 passed, 0 failed, 1 could not be evaluated"
     );
 
     // `vigil log audits` shows the error of the Failed row and the summary of the other.
@@ -730,7 +730,7 @@ fn an_audit_stops_at_its_timeout() {
     assert_eq!(plugins, ["hang"], "{row}");
     assert_eq!(
         row["summary"],
-        "3 checks of 1 policies: 0 passed, 0 failed, 3 could not be evaluated"
+        "3 checks of policy slow: 0 passed, 0 failed, 3 could not be evaluated"
     );
 }
 

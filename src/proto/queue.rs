@@ -121,8 +121,8 @@ pub struct LogRow {
     pub errors: u32,
     /// The errors of a Failed task; why a Cancelled one ended.
     pub messages: Vec<String>,
-    /// Audits: the one-line outcome, e.g. "12 checks of 1 policies: 6 passed, 6 failed, 0
-    /// could not be evaluated". Not an error.
+    /// Audits: the one-line outcome, e.g. "12 checks of policy debian-baseline: 6 passed,
+    /// 6 failed, 0 could not be evaluated". Not an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     pub attempt: u32,

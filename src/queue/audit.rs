@@ -131,10 +131,16 @@ pub async fn audit(
         count(CheckOutcome::Fail),
         count(CheckOutcome::Error),
     );
+    let checks = match result.checks.len() {
+        1 => "1 check".to_owned(),
+        n => format!("{n} checks"),
+    };
+    let of = match policies.as_slice() {
+        [one] => format!("policy {}", one.name),
+        many => format!("{} policies", many.len()),
+    };
     result.summary = Some(format!(
-        "{} checks of {} policies: {pass} passed, {fail} failed, {error} could not be evaluated",
-        result.checks.len(),
-        policies.len()
+        "{checks} of {of}: {pass} passed, {fail} failed, {error} could not be evaluated"
     ));
     result
 }
