@@ -8,7 +8,7 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::common::{http_raw, is_root, send_raw, vigil_cmd, Daemon, TestDir, VIGILD};
+use crate::common::{http_raw, is_root, send_raw, vigil_cmd, Daemon, TestDir, PATIENCE, VIGILD};
 
 #[test]
 fn status_via_cli_and_raw_http() {
@@ -379,6 +379,71 @@ fn hostile_http_gets_clean_errors_and_the_daemon_keeps_serving() {
 
     let (code, _) = send_raw(&d.socket, b"THIS IS NOT HTTP\r\n\r\n");
     assert_eq!(code, 400, "garbage is refused with 400");
+
+    let (code, _) = http_raw(&d.socket, "GET", "/v1/status", None);
+    assert_eq!(code, 200, "daemon still serves");
+}
+
+/// Clients that hold connections without finishing a request cannot lock others out: a
+/// client over `max_connections` waits for a slot (and gets it when one closes), a silent
+/// connection is closed after `client_timeout`, and a body that stops half-way gets 408
+/// after `request_timeout`.
+#[test]
+fn surplus_and_stalled_clients_are_bounded() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    let dir = TestDir::new();
+    dir.write_config(
+        "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"5s\"\n\
+         max_connections = 2\nclient_timeout = \"3s\"\nrequest_timeout = \"1s\"\n",
+    );
+    let d = Daemon::start_on(&dir).expect("vigild starts");
+    let connect = || UnixStream::connect(&d.socket).unwrap();
+    let status = b"GET /v1/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+    // Two silent clients take both slots; a third client's request waits...
+    let first = connect();
+    let mut second = connect();
+    let mut third = connect();
+    third.write_all(status).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match third.read(&mut buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("a client over max_connections was served at once: {other:?}"),
+    }
+    // ...and is served as soon as a slot frees.
+    drop(first);
+    third.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = Vec::new();
+    third.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // The silent client is disconnected after client_timeout, freeing its slot.
+    second.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut rest = Vec::new();
+    second
+        .read_to_end(&mut rest)
+        .expect("the server closes a silent connection");
+
+    // A body that stops half-way gets 408 with the error envelope.
+    let (code, body) = send_raw(
+        &d.socket,
+        b"POST /v1/reload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"a\":",
+    );
+    assert_eq!(code, 408, "{body}");
+    let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(e["error"]["message"].is_string(), "{body}");
 
     let (code, _) = http_raw(&d.socket, "GET", "/v1/status", None);
     assert_eq!(code, 200, "daemon still serves");

@@ -49,16 +49,19 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    pub fn of(daemon: &crate::config::DaemonConfig) -> Self {
         Limits {
-            max_connections: 64,
-            max_body: 256 * 1024,
-            header_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
+            max_connections: daemon.max_connections as usize,
+            max_body: MAX_BODY,
+            header_timeout: daemon.client_timeout,
+            request_timeout: daemon.request_timeout,
         }
     }
 }
+
+/// Largest request body: a queue or close-all request is a few hundred bytes.
+const MAX_BODY: usize = 256 * 1024;
 
 /// Accepts connections until `shutdown` is cancelled, then lets in-flight requests finish
 /// (graceful HTTP shutdown) and returns once every connection is closed.

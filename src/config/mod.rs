@@ -70,6 +70,15 @@ pub struct DaemonConfig {
     pub timezone: String,
     #[serde(default = "defaults::retention_days")]
     pub retention_days: u32,
+    /// Control-socket connections served at once; more clients wait until one closes.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: u32,
+    /// Time a client has to send a request's headers, and longest idle keep-alive wait.
+    #[serde(default = "defaults::client_timeout", with = "humantime_serde")]
+    pub client_timeout: Duration,
+    /// Longest time from a request's headers to its response, body upload included (408).
+    #[serde(default = "defaults::request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -85,6 +94,9 @@ impl Default for DaemonConfig {
             shutdown_grace: defaults::shutdown_grace(),
             timezone: defaults::timezone(),
             retention_days: defaults::retention_days(),
+            max_connections: defaults::max_connections(),
+            client_timeout: defaults::client_timeout(),
+            request_timeout: defaults::request_timeout(),
         }
     }
 }
@@ -384,6 +396,15 @@ mod defaults {
     }
     pub fn shutdown_grace() -> Duration {
         Duration::from_secs(30)
+    }
+    pub fn max_connections() -> u32 {
+        64
+    }
+    pub fn client_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn request_timeout() -> Duration {
+        Duration::from_secs(60)
     }
     pub fn timezone() -> String {
         "UTC".into()

@@ -43,6 +43,23 @@ fn daemon(c: &Config, r: &mut Reporter<'_>) {
             "queue_capacity must be at least 1",
         );
     }
+    if d.max_connections == 0 {
+        r.at(
+            &[K("daemon"), K("max_connections")],
+            "max_connections must be at least 1: no client could connect",
+        );
+    }
+    for (key, value) in [
+        ("client_timeout", d.client_timeout),
+        ("request_timeout", d.request_timeout),
+    ] {
+        if value.is_zero() {
+            r.at(
+                &[K("daemon"), K(key)],
+                format!("{key} must be longer than 0s: every request would time out"),
+            );
+        }
+    }
     if d.retention_days == 0 {
         r.at(
             &[K("daemon"), K("retention_days")],
@@ -386,6 +403,22 @@ scope = "group:nope"
             );
         }
         assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn control_socket_limits_must_leave_room_to_serve() {
+        let errs = errors(
+            "[daemon]\nmax_connections = 0\nclient_timeout = \"0s\"\nrequest_timeout = \"0s\"\n",
+        );
+        let want = [
+            "c.toml:2:19: max_connections must be at least 1",
+            "c.toml:3:18: client_timeout must be longer than 0s",
+            "c.toml:4:19: request_timeout must be longer than 0s",
+        ];
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+        for (e, w) in errs.iter().zip(want) {
+            assert!(e.starts_with(w), "{w:?} in {errs:#?}");
+        }
     }
 
     /// A rejected entry must not shift the location of errors in later entries, nor make

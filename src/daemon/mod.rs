@@ -136,6 +136,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         setup.policies.len()
     );
     let policy_dir = config.policy_dir.clone();
+    let limits = Limits::of(&config.daemon);
     let cell = Arc::new(ConfigCell::new(setup));
     let worker = WorkerCommand::current_exe()
         .context("cannot find the vigild executable for plugin workers")?;
@@ -169,7 +170,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         AppState {
             daemon: daemon.clone(),
         },
-        Limits::default(),
+        limits,
         shutdown.clone(),
     ));
 

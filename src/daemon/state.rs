@@ -213,6 +213,18 @@ fn warn_about_restart_only_changes(old: &Config, new: &Config) {
         ("daemon.state_dir", o.state_dir != n.state_dir),
         ("daemon.socket", o.socket != n.socket),
         ("daemon.socket_group", o.socket_group != n.socket_group),
+        (
+            "daemon.max_connections",
+            o.max_connections != n.max_connections,
+        ),
+        (
+            "daemon.client_timeout",
+            o.client_timeout != n.client_timeout,
+        ),
+        (
+            "daemon.request_timeout",
+            o.request_timeout != n.request_timeout,
+        ),
     ] {
         if changed {
             tracing::warn!("{name} changed: it takes effect only when vigild restarts");
