@@ -96,20 +96,37 @@ pub struct TaskIndex {
 impl TaskIndex {
     /// The index of every task (with its nodes) as loaded from the store.
     pub fn build(all: impl IntoIterator<Item = (UserTask, Vec<String>)>) -> TaskIndex {
-        let mut index = TaskIndex {
+        let mut index = TaskIndex::loading();
+        for (task, nodes) in all {
+            index.load(task, nodes.iter().map(String::as_str));
+        }
+        index.loaded()
+    }
+
+    /// An empty index to [`TaskIndex::load`] the stored tasks into, one at a time (so that
+    /// loading never holds more than the index and one task).
+    pub fn loading() -> TaskIndex {
+        TaskIndex {
             loading: true,
             ..TaskIndex::default()
-        };
-        for (task, nodes) in all {
-            let id = task.id;
-            index.apply(task);
-            for node in nodes {
-                index.add_node(id, &node);
-            }
         }
-        index.order.sort_unstable_by_key(|(k, _)| *k);
-        index.loading = false;
-        index
+    }
+
+    /// Adds a stored task and its nodes while loading.
+    pub fn load<'a>(&mut self, task: UserTask, nodes: impl IntoIterator<Item = &'a str>) {
+        let id = task.id;
+        self.apply(task);
+        for node in nodes {
+            self.add_node(id, node);
+        }
+    }
+
+    /// Ends loading: the index is ready for lists.
+    pub fn loaded(mut self) -> TaskIndex {
+        self.order.sort_unstable_by_key(|(k, _)| *k);
+        self.loading = false;
+        self.text.shrink_to_fit();
+        self
     }
 
     /// Takes a committed copy of a task. A copy no newer than the one held is ignored;

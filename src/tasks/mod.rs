@@ -108,8 +108,13 @@ fn check_assign(
 impl UserTasks {
     /// Loads the index from the store.
     pub async fn open(store: Store, mail: MailWaker) -> Result<UserTasks, StoreError> {
-        let all = store.read(persist::load_all).await?;
-        let index = TaskIndex::build(all);
+        let index = store
+            .read(|tx| {
+                let mut index = TaskIndex::loading();
+                persist::load_into(tx, &mut index)?;
+                Ok::<_, StoreError>(index.loaded())
+            })
+            .await?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(UserTasks {
             store,
@@ -549,6 +554,59 @@ mod tests {
             email: Some(email.to_owned()),
             role: Some(Role::User),
         }
+    }
+
+    /// The index loaded at start pairs every task with exactly its own nodes (the two
+    /// tables are merged in one pass), whatever their order and gaps.
+    #[tokio::test]
+    async fn a_restart_loads_every_task_with_its_own_nodes() {
+        let fx = fixture().await;
+        let fail = |node: &str, number: u64, plugin: &str| {
+            let f = finding::from_scan_failure(
+                node,
+                TaskId {
+                    kind: TaskKind::Scan,
+                    number,
+                },
+                chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+                plugin,
+                "the plugin reported an error",
+            );
+            let out = fx
+                .store
+                .write_blocking(|tx| UserTasks::ingest(tx, &fx.config, &[f]))
+                .unwrap();
+            fx.tasks.committed(&out);
+        };
+        fail("n2", 1, "files"); // task 1: n2, n1
+        fail("n1", 2, "files");
+        fail("n1", 3, "packages"); // task 2: n1
+        fail("n2", 4, "sysctl"); // task 3: n2
+        fail("n3", 5, "ports"); // task 4: n3 (not a configured node any more: still kept)
+
+        let fresh = UserTasks::open(fx.store.clone(), fx.outbox.clone())
+            .await
+            .unwrap();
+        for (node, want) in [("n1", vec![1, 2]), ("n2", vec![1, 3]), ("n3", vec![4])] {
+            let filter = TaskFilter {
+                node: Some(node.to_owned()),
+                ..TaskFilter::default()
+            };
+            let mut ids: Vec<u64> = fresh
+                .list(&filter, &admin(), 0, 100)
+                .await
+                .unwrap()
+                .tasks
+                .iter()
+                .map(|t| t.id)
+                .collect();
+            ids.sort();
+            assert_eq!(ids, want, "tasks on {node} after a restart");
+        }
+        for id in 1..=4 {
+            assert_eq!(fresh.get(id), fx.tasks.get(id), "task {id} as loaded");
+        }
+        assert_eq!(fresh.open_counts(None), (4, 0));
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use chrono::Utc;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::finding::Finding;
+use super::index::TaskIndex;
 use crate::config::Config;
 use crate::proto::{NodeCount, TaskEvent, UserTask, UserTaskStatus};
 use crate::snapshot::day_number;
@@ -328,23 +329,47 @@ pub fn open_with_fingerprint(tx: &WriteTransaction, fp: &str) -> Result<Option<u
         .map(|v| v.value()))
 }
 
-/// Every task with its nodes (to build the in-memory index at start).
-pub fn load_all(tx: &ReadTransaction) -> Result<Vec<(UserTask, Vec<String>)>, StoreError> {
-    let mut nodes: std::collections::HashMap<u64, Vec<String>> = std::collections::HashMap::new();
-    for entry in tx.open_table(TASK_NODES)?.iter()? {
-        let (k, _) = entry?;
-        let (id, node) = k.value();
-        nodes.entry(id).or_default().push(node.to_owned());
-    }
-    let mut out = Vec::new();
+/// Loads every task with its nodes into `index` (at start). Both tables are ordered by task
+/// id, so one merged pass over them needs no memory beyond the index. A task row that does
+/// not decode is logged and left in the store, untouched.
+pub fn load_into(tx: &ReadTransaction, index: &mut TaskIndex) -> Result<(), StoreError> {
+    let nodes_table = tx.open_table(TASK_NODES)?;
+    let mut nodes = nodes_table.iter()?;
+    // The first (task id, node) entry not yet given to a task.
+    let mut next: Option<(u64, String)> = None;
     for entry in tx.open_table(USER_TASKS)?.iter()? {
-        let (_, v) = entry?;
-        if let Ok(task) = serde_json::from_slice::<UserTask>(v.value()) {
-            let n = nodes.remove(&task.id).unwrap_or_default();
-            out.push((task, n));
+        let (k, v) = entry?;
+        let id = k.value();
+        let mut names = Vec::new();
+        loop {
+            if next.is_none() {
+                next = match nodes.next() {
+                    Some(e) => {
+                        let (key, _) = e?;
+                        let (tid, node) = key.value();
+                        Some((tid, node.to_owned()))
+                    }
+                    None => None,
+                };
+            }
+            match next.take() {
+                Some((tid, node)) if tid <= id => {
+                    if tid == id {
+                        names.push(node);
+                    }
+                }
+                other => {
+                    next = other;
+                    break;
+                }
+            }
+        }
+        match serde_json::from_slice::<UserTask>(v.value()) {
+            Ok(task) => index.load(task, names.iter().map(String::as_str)),
+            Err(e) => tracing::error!(task = id, "skipping a task row that does not decode: {e}"),
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A task's nodes with their event counts.
