@@ -12,7 +12,7 @@ impl Queue {
         let mut results = Vec::with_capacity(ids.len());
         let mut queued_now: Vec<u64> = Vec::new();
         let mut running: Vec<(usize, u64)> = Vec::new();
-        let mut inner = self.shared.inner.lock().await;
+        let mut inner = self.shared.lock().await;
         let counters = self
             .shared
             .store
@@ -115,7 +115,7 @@ impl Queue {
             let ended = self.shared.ended.notified();
             tokio::pin!(ended);
             ended.as_mut().enable();
-            if !self.shared.inner.lock().await.tasks.contains_key(&seq) {
+            if !self.shared.lock().await.tasks.contains_key(&seq) {
                 return true;
             }
             if tokio::time::timeout_at(deadline, ended).await.is_err() {

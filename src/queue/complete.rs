@@ -13,7 +13,7 @@ impl Queue {
         // one durable commit per batch rather than one per scan. A task's end is still
         // committed before anything acts on it.
         lock_ended(&self.shared.ended_tasks).push((seq, result));
-        let mut inner = self.shared.inner.lock().await;
+        let mut inner = self.shared.lock().await;
         let batch = std::mem::take(&mut *lock_ended(&self.shared.ended_tasks));
         if batch.is_empty() {
             return; // committed with an earlier batch

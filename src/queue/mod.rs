@@ -11,12 +11,12 @@
 mod audit;
 mod cancel;
 mod complete;
+mod inner;
 mod outcome;
 pub mod persist;
 mod request;
 mod runner;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ use crate::proto::{
 };
 use crate::store::{Store, StoreError};
 use crate::tasks::UserTasks;
+use inner::{Figures, Inner};
 use outcome::{cancelled_result, findings_of, interrupted_result, log_row, passing_of};
 use request::check_request;
 use runner::{Stop, TaskResult};
@@ -90,7 +91,10 @@ struct Shared {
     worker: WorkerCommand,
     /// Findings of ending tasks become user tasks.
     tasks: UserTasks,
+    /// Taken through [`Shared::lock`] only.
     inner: Mutex<Inner>,
+    /// The queue's figures as of the last release of `inner` (see `inner.rs`).
+    figures: std::sync::Mutex<Figures>,
     /// Tasks that ended and wait for their end to be committed (see `complete`).
     ended_tasks: std::sync::Mutex<Vec<(u64, TaskResult)>>,
     /// Wakes the dispatcher: something was queued, or a slot freed up.
@@ -100,39 +104,6 @@ struct Shared {
     /// Cancelled when the daemon stops: no new starts, running tasks are interrupted.
     shutdown: CancellationToken,
     runners: TaskTracker,
-}
-
-#[derive(Default)]
-struct Inner {
-    /// Every active task by queue sequence number.
-    tasks: BTreeMap<u64, QueueTask>,
-    /// Queued tasks, oldest first.
-    fifo: VecDeque<u64>,
-    /// Running tasks and the token that cancels each.
-    running: HashMap<u64, CancellationToken>,
-    by_id: HashMap<TaskId, u64>,
-    dropped_scheduled: u64,
-    stopping: bool,
-}
-
-impl Inner {
-    fn insert(&mut self, seq: u64, task: QueueTask) {
-        if task.status == ActiveStatus::Queued {
-            self.fifo.push_back(seq);
-        }
-        self.by_id.insert(task.id, seq);
-        self.tasks.insert(seq, task);
-    }
-
-    fn remove(&mut self, seq: u64) -> Option<QueueTask> {
-        let task = self.tasks.remove(&seq)?;
-        self.by_id.remove(&task.id);
-        if task.status == ActiveStatus::Queued {
-            self.fifo.retain(|s| *s != seq);
-        }
-        self.running.remove(&seq);
-        Some(task)
-    }
 }
 
 impl Queue {
@@ -186,6 +157,7 @@ impl Queue {
                 config,
                 worker,
                 tasks,
+                figures: std::sync::Mutex::new(inner.figures()),
                 inner: Mutex::new(inner),
                 ended_tasks: std::sync::Mutex::new(Vec::new()),
                 wake: Notify::new(),
@@ -224,7 +196,7 @@ impl Queue {
     /// Running state in one transaction before any of them starts.
     async fn start_ready(&self) -> Result<(), StoreError> {
         let loaded = self.shared.config.loaded();
-        let mut inner = self.shared.inner.lock().await;
+        let mut inner = self.shared.lock().await;
         let ready = pick_ready(&inner, loaded.config.daemon.slots, 0);
         if ready.is_empty() {
             return Ok(());
@@ -284,7 +256,7 @@ impl Queue {
         let loaded = self.shared.config.loaded();
         let config = loaded.config;
         let nodes = check_request(&config, &loaded.policies, &req)?;
-        let mut inner = self.shared.inner.lock().await;
+        let mut inner = self.shared.lock().await;
         if inner.stopping {
             return Err(QueueError::Stopping);
         }
@@ -339,7 +311,7 @@ impl Queue {
         due: DateTime<Utc>,
     ) -> Result<bool, QueueError> {
         let config = self.shared.config.get();
-        let mut inner = self.shared.inner.lock().await;
+        let mut inner = self.shared.lock().await;
         if inner.stopping {
             return Err(QueueError::Stopping);
         }
@@ -437,7 +409,7 @@ impl Queue {
 
     /// Active tasks, newest queue time first.
     pub async fn list(&self, filter: &QueueFilter) -> Vec<QueueTask> {
-        let inner = self.shared.inner.lock().await;
+        let inner = self.shared.lock().await;
         let mut out: Vec<QueueTask> = inner
             .tasks
             .values()
@@ -450,22 +422,20 @@ impl Queue {
         out
     }
 
+    /// The queue's figures for `/v1/status`. Never waits for the queue's lock, which a
+    /// commit of task ends may hold for a while: the figures are those of the last change.
     pub async fn status(&self) -> QueueStatus {
         let config = self.shared.config.get();
-        let inner = self.shared.inner.lock().await;
-        let now = Utc::now();
-        let oldest = inner
-            .running
-            .keys()
-            .filter_map(|seq| inner.tasks.get(seq).and_then(|t| t.started_at))
-            .min();
+        let f = *inner::lock_figures(&self.shared.figures);
         QueueStatus {
-            queued: inner.fifo.len(),
-            running: inner.running.len(),
+            queued: f.queued,
+            running: f.running,
             slots: config.daemon.slots,
             capacity: config.daemon.queue_capacity,
-            dropped_scheduled: inner.dropped_scheduled,
-            oldest_running_secs: oldest.map(|t| (now - t).num_seconds().max(0) as u64),
+            dropped_scheduled: f.dropped_scheduled,
+            oldest_running_secs: f
+                .oldest_started
+                .map(|t| (Utc::now() - t).num_seconds().max(0) as u64),
         }
     }
 
@@ -501,9 +471,9 @@ impl Queue {
     /// Stops taking and starting work, gives running tasks `grace` to finish, then kills
     /// them; killed tasks stay in the store as Running and are requeued at the next start.
     pub async fn shutdown(&self, grace: Duration) {
-        self.shared.inner.lock().await.stopping = true;
+        self.shared.lock().await.stopping = true;
         self.shared.runners.close();
-        let running = self.shared.inner.lock().await.running.len();
+        let running = self.shared.lock().await.running.len();
         if running > 0 {
             tracing::info!(
                 running,

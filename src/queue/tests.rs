@@ -75,3 +75,26 @@ async fn a_due_time_runs_once_even_when_fires_race() {
         .unwrap();
     assert_eq!(queue.schedule_fired("often").await.unwrap(), Some(next));
 }
+
+/// `/v1/status` must answer while a commit holds the queue: it shows the figures of the
+/// last change, which a change publishes as it releases the lock.
+#[tokio::test]
+async fn status_does_not_wait_for_the_queue_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (queue, _) = idle_queue(tmp.path()).await;
+    let request = EnqueueRequest {
+        kind: TaskKind::Scan,
+        scope: crate::config::Scope::All,
+        plugins: None,
+        policies: None,
+    };
+    queue.enqueue(request, "root".into()).await.unwrap();
+    assert_eq!(queue.status().await.queued, 1);
+
+    let held = queue.shared.lock().await;
+    let status = tokio::time::timeout(Duration::from_secs(5), queue.status())
+        .await
+        .expect("status answers while the queue is locked");
+    assert_eq!((status.queued, status.running), (1, 0));
+    drop(held);
+}
