@@ -501,6 +501,17 @@ mod tests {
     impl Fixture {
         /// Commits the scan failure of `node` as a scan would, without telling the index.
         fn scan(&self, node: &str, number: u64) -> Ingested {
+            self.failure(
+                node,
+                number,
+                "files",
+                &format!("cannot open /srv/{node}: denied"),
+            )
+        }
+
+        /// Commits `plugin` failing with `message` on `node` in Scan #`number`, without
+        /// telling the index.
+        fn failure(&self, node: &str, number: u64, plugin: &str, message: &str) -> Ingested {
             let f = finding::from_scan_failure(
                 node,
                 TaskId {
@@ -508,8 +519,8 @@ mod tests {
                     number,
                 },
                 chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
-                "files",
-                &format!("cannot open /srv/{node}: denied"),
+                plugin,
+                message,
             );
             self.store
                 .write_blocking(|tx| UserTasks::ingest(tx, &self.config, &[f]))
@@ -562,20 +573,7 @@ mod tests {
     async fn a_restart_loads_every_task_with_its_own_nodes() {
         let fx = fixture().await;
         let fail = |node: &str, number: u64, plugin: &str| {
-            let f = finding::from_scan_failure(
-                node,
-                TaskId {
-                    kind: TaskKind::Scan,
-                    number,
-                },
-                chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
-                plugin,
-                "the plugin reported an error",
-            );
-            let out = fx
-                .store
-                .write_blocking(|tx| UserTasks::ingest(tx, &fx.config, &[f]))
-                .unwrap();
+            let out = fx.failure(node, number, plugin, "the plugin reported an error");
             fx.tasks.committed(&out);
         };
         fail("n2", 1, "files"); // task 1: n2, n1
