@@ -397,7 +397,7 @@ fn surplus_and_stalled_clients_are_bounded() {
     let dir = TestDir::new();
     dir.write_config(
         "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"5s\"\n\
-         max_connections = 2\nclient_timeout = \"3s\"\nrequest_timeout = \"1s\"\n",
+         max_connections = 2\nclient_timeout = \"5s\"\nrequest_timeout = \"1s\"\n",
     );
     let d = Daemon::start_on(&dir).expect("vigild starts");
     let connect = || UnixStream::connect(&d.socket).unwrap();
