@@ -19,11 +19,19 @@ fn spec(lib: &Path, root: &Path, config: serde_json::Value) -> ScanSpec {
 /// Starts the fixture plugin with `cfg` on an empty root; the plugin dir and the root live
 /// as long as the first two values.
 async fn start_fixture(cfg: serde_json::Value) -> (Plugins, tempfile::TempDir, RunningScan) {
+    start_fixture_within(cfg, None).await
+}
+
+/// [`start_fixture`], with the scan's `timeout`.
+async fn start_fixture_within(
+    cfg: serde_json::Value,
+    timeout: Option<Duration>,
+) -> (Plugins, tempfile::TempDir, RunningScan) {
     let plugins = Plugins::new();
     let root = tempfile::tempdir().unwrap();
-    let scan = supervisor::start(&worker(), spec(&plugins.fixture(), root.path(), cfg))
-        .await
-        .unwrap();
+    let mut spec = spec(&plugins.fixture(), root.path(), cfg);
+    spec.timeout = timeout;
+    let scan = supervisor::start(&worker(), spec).await.unwrap();
     (plugins, root, scan)
 }
 
@@ -74,15 +82,11 @@ async fn supervisor_streams_items_and_plugin_info() {
 
 #[tokio::test]
 async fn supervisor_times_out_a_hanging_plugin() {
-    let plugins = Plugins::new();
-    let root = tempfile::tempdir().unwrap();
-    let mut spec = spec(
-        &plugins.fixture(),
-        root.path(),
+    let (_plugins, _root, scan) = start_fixture_within(
         serde_json::json!({"mode": "hang"}),
-    );
-    spec.timeout = Some(Duration::from_secs(1));
-    let scan = supervisor::start(&worker(), spec).await.unwrap();
+        Some(Duration::from_secs(1)),
+    )
+    .await;
     let pid = scan.worker_pid();
     match scan.finish().await {
         ScanOutcome::Failed(f @ PluginFailure::TimedOut(_)) => {
@@ -187,15 +191,11 @@ fn is_gone(pid: u32) -> bool {
 
 #[tokio::test]
 async fn flooding_plugin_is_held_back_by_the_bounded_channel() {
-    let plugins = Plugins::new();
-    let root = tempfile::tempdir().unwrap();
-    let mut spec = spec(
-        &plugins.fixture(),
-        root.path(),
+    let (_plugins, _root, mut scan) = start_fixture_within(
         serde_json::json!({"mode": "flood"}),
-    );
-    spec.timeout = Some(Duration::from_secs(1));
-    let mut scan = supervisor::start(&worker(), spec).await.unwrap();
+        Some(Duration::from_secs(1)),
+    )
+    .await;
     // Read nothing until the timeout has killed the worker: the flood must have stalled on
     // the full channel and pipe instead of piling up in memory.
     assert!(wait_gone(scan.worker_pid()).await);

@@ -393,6 +393,11 @@ fn add_intruder(root: &Path) {
     std::fs::write(root.join("etc/passwd"), p).unwrap();
 }
 
+/// Replaces `from` with `to` in the dpkg status of `node`.
+fn edit_dpkg(f: &Fleet, node: &str, from: &str, to: &str) {
+    edit(&root_of(f, node).join("var/lib/dpkg/status"), from, to);
+}
+
 fn root_of<'a>(f: &'a Fleet, node: &str) -> &'a Path {
     &f.roots.iter().find(|(n, _)| n == node).unwrap().1
 }

@@ -294,19 +294,11 @@ fn lists_page_newest_first_and_status_counts_the_callers_tasks() {
 
     // Day 2: three different changes on three nodes, scanned one after the other.
     f.dir.set_today("2026-04-02");
-    edit(
-        &root_of(&f, "web-0").join("var/lib/dpkg/status"),
-        OLD_SSL,
-        NEW_SSL,
-    );
+    edit_dpkg(&f, "web-0", OLD_SSL, NEW_SSL);
     scan(&d, "node:web-0");
     add_intruder(root_of(&f, "web-1"));
     scan(&d, "node:web-1");
-    edit(
-        &root_of(&f, "web-2").join("var/lib/dpkg/status"),
-        "Version: 5.2.15-2+b2",
-        "Version: 5.2.21-2",
-    );
+    edit_dpkg(&f, "web-2", "Version: 5.2.15-2+b2", "Version: 5.2.21-2");
     scan(&d, "node:web-2");
     let created = order(&tasks(&d, ""));
     assert_eq!(created.len(), 3, "{created:?}");
@@ -314,11 +306,7 @@ fn lists_page_newest_first_and_status_counts_the_callers_tasks() {
     assert!(a < b && b < c, "newest first: {created:?}");
     // Day 3: web-3 makes web-0's change: a new event on the oldest task, now the newest.
     f.dir.set_today("2026-04-03");
-    edit(
-        &root_of(&f, "web-3").join("var/lib/dpkg/status"),
-        OLD_SSL,
-        NEW_SSL,
-    );
+    edit_dpkg(&f, "web-3", OLD_SSL, NEW_SSL);
     scan(&d, "node:web-3");
     let list = tasks(&d, "");
     assert_eq!(order(&list), [a, c, b], "{list}");
