@@ -81,6 +81,7 @@ impl Drop for SnapshotWriter {
 
 /// A closed chunk waiting to be written with the next batch.
 struct PendingChunk {
+    hash: Hash,
     bytes: Vec<u8>,
     first: String,
     n: usize,
@@ -142,6 +143,7 @@ impl SnapshotWriter {
             let (bytes, first, n) = self.builder.take();
             let values = std::mem::take(&mut self.values);
             self.pending.push(PendingChunk {
+                hash: chunk::hash(&bytes),
                 bytes,
                 first,
                 n,
@@ -161,20 +163,18 @@ impl SnapshotWriter {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
-        let hashes: Vec<Hash> = pending.iter().map(|c| chunk::hash(&c.bytes)).collect();
+        let hashes: Vec<Hash> = pending.iter().map(|c| c.hash).collect();
         refs::pin(self.store.id(), &hashes);
         self.pinned.extend(hashes);
-        let store = self.store.clone();
-        let refs = tokio::task::spawn_blocking(move || {
-            store.write_lazy_blocking(|tx| {
+        let refs = self
+            .store
+            .write_lazy(move |tx| {
                 pending
                     .iter()
-                    .map(|c| refs::put_chunk(tx, &c.bytes, &c.first, c.n, &c.values))
-                    .collect::<Result<Vec<_>, _>>()
+                    .map(|c| refs::put_chunk(tx, c.hash, &c.bytes, &c.first, c.n, &c.values))
+                    .collect::<Result<Vec<_>, StoreError>>()
             })
-        })
-        .await
-        .map_err(|e| StoreError::Join(e.to_string()))??;
+            .await?;
         self.chunks.extend(refs);
         Ok(())
     }
@@ -237,12 +237,10 @@ impl SnapshotWriter {
             record(tx, store_id, &node, &plugin, day, &meta, &rules).map_err(SnapshotError::from)
         };
         if durable {
-            return self.store.write(write).await;
+            self.store.write(write).await
+        } else {
+            self.store.write_lazy(write).await
         }
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.write_lazy_blocking(write))
-            .await
-            .map_err(|e| SnapshotError::from(StoreError::Join(e.to_string())))?
     }
 }
 

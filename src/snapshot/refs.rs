@@ -64,15 +64,15 @@ fn pinned(store: usize, h: &Hash) -> bool {
         .is_some_and(|m| m.contains_key(&(store, *h)))
 }
 
-/// Stores a chunk (and its values) unless it already exists.
+/// Stores a chunk (and its values) unless it already exists; `h` is the chunk's hash.
 pub fn put_chunk(
     tx: &WriteTransaction,
+    h: Hash,
     bytes: &[u8],
     first: &str,
     items: usize,
     values: &[(Hash, Vec<u8>)],
 ) -> Result<ChunkRef, StoreError> {
-    let h = chunk::hash(bytes);
     let mut chunks = tx.open_table(CHUNKS)?;
     if chunks.get(&h)?.is_none() {
         chunks.insert(&h, with_refcount(0, bytes).as_slice())?;

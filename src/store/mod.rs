@@ -207,6 +207,19 @@ impl Store {
             .map_err(|e| E::from(StoreError::Join(e.to_string())))?
     }
 
+    /// Like [`Store::write`], with a lazy commit (see [`Store::write_lazy_blocking`]).
+    pub async fn write_lazy<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write_lazy_blocking(f))
+            .await
+            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+    }
+
     /// The blocking form of [`Store::write`], for code already off the executor.
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
