@@ -61,7 +61,7 @@ impl Limits {
 }
 
 /// Largest request body: a queue or close-all request is a few hundred bytes.
-const MAX_BODY: usize = 256 * 1024;
+pub(crate) const MAX_BODY: usize = 256 * 1024;
 
 /// Accepts connections until `shutdown` is cancelled, then lets in-flight requests finish
 /// (graceful HTTP shutdown) and returns once every connection is closed.

@@ -37,9 +37,6 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
 }
 
 /// A uid that is not a configured user may read status and nothing else.
-/// How much of a refused request's body is read before answering.
-const REFUSED_BODY_LIMIT: usize = 256 * 1024;
-
 async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) -> Response {
     let is_status = request.method() == Method::GET && request.uri().path() == "/v1/status";
     if !is_status {
@@ -47,7 +44,7 @@ async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) 
             // Read (and drop) the body first, bounded like any body: a reply sent before
             // the client finished sending makes its send fail with EPIPE instead of
             // showing it the 403.
-            let _ = axum::body::to_bytes(request.into_body(), REFUSED_BODY_LIMIT).await;
+            let _ = axum::body::to_bytes(request.into_body(), super::MAX_BODY).await;
             return e.into_response();
         }
     }

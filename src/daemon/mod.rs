@@ -32,7 +32,6 @@ use state::{ConfigCell, Daemon};
 /// editor's write-rename-chmod sequence causes one reload, not three.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
 
-/// Runs the daemon to completion on its own runtime. Entry point of `vigild`.
 /// `vigild compact`: shrinks the database of the config's state dir (vigild must be stopped).
 pub fn compact(config_path: &std::path::Path) -> ExitCode {
     let config = match crate::config::load(config_path) {
@@ -63,6 +62,7 @@ pub fn compact(config_path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Runs the daemon to completion on its own runtime. Entry point of `vigild`.
 pub fn main(config_path: PathBuf) -> ExitCode {
     limit_malloc_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
