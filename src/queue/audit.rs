@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::runner::{Env, Stop, TaskResult};
-use crate::plugin::supervisor::{self, PluginFailure, ScanEvent, ScanOutcome, ScanSpec};
+use super::runner::{Env, Failure, Stop, TaskResult, MAX_NOTES_PER_PLUGIN};
+use crate::plugin::supervisor::{self, ScanEvent, ScanOutcome, ScanSpec};
 use crate::policy::{Check, Evaluator, Outcome, Policy, Selector};
 use crate::proto::{CheckOutcome, CheckRecord, FinalStatus, PluginRun, QueueTask};
 
@@ -99,21 +99,13 @@ pub async fn audit(
                 if result.stopped_during(stop, plugin) {
                     return result;
                 }
-                let (message, evidence) = match failure {
+                let message = failure.message(plugin, timeout);
+                let evidence = match failure {
                     Failure::TimedOut => {
                         timed_out = true;
-                        (
-                            format!(
-                                "{plugin}: timed out after {} (daemon.task_timeout)",
-                                humantime::format_duration(timeout)
-                            ),
-                            "the audit timed out".to_owned(),
-                        )
+                        "the audit timed out".to_owned()
                     }
-                    Failure::Other(e) => {
-                        let message = format!("{plugin}: {e}");
-                        (message.clone(), message)
-                    }
+                    Failure::Other(_) => message.clone(),
                 };
                 result.status = FinalStatus::Failed;
                 result.messages.push(message.clone());
@@ -145,13 +137,6 @@ pub async fn audit(
     result
 }
 
-/// Why a plugin gave an audit no items to evaluate.
-enum Failure {
-    /// The task's `daemon.task_timeout` ran out (before or while the plugin ran).
-    TimedOut,
-    Other(String),
-}
-
 /// Error records for checks that were never evaluated.
 fn not_evaluated<'a>(
     checks: &'a [&Check],
@@ -177,11 +162,7 @@ async fn evaluate(
     checks: &[&Check],
     run: &mut PluginRun,
 ) -> Result<Vec<crate::policy::CheckResult>, Failure> {
-    let failure = |e: PluginFailure| match e {
-        PluginFailure::TimedOut(_) => Failure::TimedOut,
-        e => Failure::Other(e.to_string()),
-    };
-    let mut scan = supervisor::start(env.worker, spec).await.map_err(failure)?;
+    let mut scan = supervisor::start(env.worker, spec).await?;
     let mut eval = Evaluator::new(checks);
     while let Some(event) = scan.next().await {
         match event {
@@ -191,7 +172,7 @@ async fn evaluate(
             }
             ScanEvent::ItemJson(_) => {}
             ScanEvent::Note(note) => {
-                if run.notes.len() < 50 {
+                if run.notes.len() < MAX_NOTES_PER_PLUGIN {
                     run.notes.push(note);
                 }
             }
@@ -199,7 +180,7 @@ async fn evaluate(
     }
     match scan.finish().await {
         ScanOutcome::Succeeded { .. } => Ok(eval.finish()),
-        ScanOutcome::Failed(e) => Err(failure(e)),
+        ScanOutcome::Failed(e) => Err(e.into()),
     }
 }
 

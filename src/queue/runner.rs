@@ -20,7 +20,7 @@ use crate::snapshot::{self, SnapshotWriter};
 use crate::store::Store;
 
 /// Notes kept per plugin in the log row; more are counted in one last note.
-const MAX_NOTES_PER_PLUGIN: usize = 50;
+pub(super) const MAX_NOTES_PER_PLUGIN: usize = 50;
 /// Notes kept per plugin with the snapshot (shown in the drift report).
 const MAX_STORED_NOTES: usize = 200;
 
@@ -94,6 +94,35 @@ impl TaskResult {
     }
 }
 
+/// Why a plugin's part of a task failed.
+pub(super) enum Failure {
+    /// The task's `daemon.task_timeout` ran out (before or while the plugin ran).
+    TimedOut,
+    Other(String),
+}
+
+impl From<PluginFailure> for Failure {
+    fn from(e: PluginFailure) -> Self {
+        match e {
+            PluginFailure::TimedOut(_) => Failure::TimedOut,
+            e => Failure::Other(e.to_string()),
+        }
+    }
+}
+
+impl Failure {
+    /// The task's error message for `plugin`'s failure.
+    pub fn message(&self, plugin: &str, timeout: Duration) -> String {
+        match self {
+            Failure::TimedOut => format!(
+                "{plugin}: timed out after {} (daemon.task_timeout)",
+                humantime::format_duration(timeout)
+            ),
+            Failure::Other(e) => format!("{plugin}: {e}"),
+        }
+    }
+}
+
 /// Why a running task is asked to stop.
 pub struct Stop {
     /// Stops this task: cancelled by an administrator, or through `shutdown`, whose child it is.
@@ -150,7 +179,9 @@ async fn scan(
             error: None,
         };
         let outcome = match config.plugin(&name) {
-            None => Err(format!("plugin {name:?} is no longer in the config")),
+            None => Err(Failure::Other(format!(
+                "plugin {name:?} is no longer in the config"
+            ))),
             Some(plugin) => {
                 let mut spec =
                     ScanSpec::new(&name, plugin.library_path(&config.daemon.plugin_dir), root);
@@ -172,19 +203,12 @@ async fn scan(
             }
         };
         result.items += run.items;
-        if let Err(message) = outcome {
+        if let Err(failure) = outcome {
             if result.stopped_during(stop, &name) {
                 result.plugins.push(run);
                 return result;
             }
-            let message = if message.contains("timed out after") {
-                format!(
-                    "{name}: timed out after {} (daemon.task_timeout)",
-                    humantime::format_duration(timeout)
-                )
-            } else {
-                format!("{name}: {message}")
-            };
+            let message = failure.message(&name, timeout);
             result.status = FinalStatus::Failed;
             result.messages.push(message.clone());
             run.error = Some(message);
@@ -216,11 +240,9 @@ async fn scan_one(
     spec: ScanSpec,
     target: &Target<'_>,
     run: &mut PluginRun,
-) -> Result<PluginDrift, String> {
+) -> Result<PluginDrift, Failure> {
     let plugin = spec.plugin.clone();
-    let mut scan = supervisor::start(env.worker, spec)
-        .await
-        .map_err(|e| describe(&e))?;
+    let mut scan = supervisor::start(env.worker, spec).await?;
     let volatile = scan.info().volatile_attributes.clone();
     let mut writer =
         SnapshotWriter::new(env.store.clone(), &target.task.target, &plugin, target.day);
@@ -233,7 +255,7 @@ async fn scan_one(
                 if let Err(e) = writer.push(item).await {
                     // Dropping the scan kills its worker.
                     drop(scan);
-                    return Err(e.to_string());
+                    return Err(Failure::Other(e.to_string()));
                 }
                 run.items += 1;
             }
@@ -247,7 +269,7 @@ async fn scan_one(
         }
     }
     if let ScanOutcome::Failed(e) = scan.finish().await {
-        return Err(describe(&e));
+        return Err(e.into());
     }
     run.notes = notes.iter().take(MAX_NOTES_PER_PLUGIN).cloned().collect();
     if all_notes > MAX_NOTES_PER_PLUGIN as u64 {
@@ -263,14 +285,10 @@ async fn scan_one(
     writer
         .commit_with_task(target.task.id, notes, volatile, target.rules.clone())
         .await
-        .map_err(|e| format!("cannot store the snapshot: {e}"))
+        .map_err(|e| Failure::Other(format!("cannot store the snapshot: {e}")))
 }
 
 /// `… and 4800 more notes (5000 in all)`: the line that stands for the notes not kept.
 fn more_notes(all: u64, kept: usize) -> String {
     format!("… and {} more notes ({all} in all)", all - kept as u64)
-}
-
-fn describe(e: &PluginFailure) -> String {
-    e.to_string()
 }

@@ -300,6 +300,26 @@ fn timeout_and_plugin_failure_fail_the_task_with_messages() {
     assert_eq!(scan_log(&d, "?status=Finished")["total"], 0);
 }
 
+/// Regression: a plugin's own error that mentions a timeout was reported as the task's
+/// `daemon.task_timeout` (the scan runner matched the message text, not the outcome).
+#[test]
+fn a_plugin_error_about_a_timeout_is_not_the_tasks_timeout() {
+    let dir = TestDir::new();
+    let plugin = format!(
+        "[[plugin]]\nname = \"remote\"\nlibrary = \"{}\"\n[plugin.config]\n\
+         mode = \"error\"\nmessage = \"connect timed out after 5s\"\n",
+        fixture_lib().display()
+    );
+    let d = start(&dir, 1, "", &plugin);
+    enqueue(&d, json!({"kind": "scan", "plugins": ["remote"]}));
+    let row = wait_log_total(&d, 1)["rows"][0].clone();
+    assert_eq!(row["status"], "Failed", "{row}");
+    let message = row["messages"][0].as_str().unwrap();
+    assert!(message.starts_with("remote: "), "{message}");
+    assert!(message.contains("connect timed out after 5s"), "{message}");
+    assert!(!message.contains("daemon.task_timeout"), "{message}");
+}
+
 #[test]
 fn sigkill_mid_run_then_restart_requeues_and_completes_once() {
     let dir = TestDir::new();

@@ -1,6 +1,6 @@
 //! Misbehaving plugins for the tests, one library whose behaviour is picked by the config's
 //! `mode`: `ok` (`count` items), `segfault`, `panic`, `abort`, `hang`, `flood`, `oversized`,
-//! `bad-json`, `error`, `fork-hang`, `slow` (`count` items, `ms` apart), `stdout`,
+//! `bad-json`, `error` (with `message`, or a default one), `fork-hang`, `slow` (`count` items, `ms` apart), `stdout`,
 //! `gate` (waits until the file `gate` exists, then emits `count` items: tests open the gate
 //! instead of waiting for time to pass), `segfault-mid-stream` (`count` items, 100,000 by
 //! default, then SIGSEGV), `torn-frame` (`count` items, then half a frame written straight
@@ -141,7 +141,12 @@ impl Plugin for Fixture {
                 let big = Item::new("big").attr("filler", "x".repeat(OVERSIZED));
                 out.item(&big).map_err(stop)?;
             }
-            "error" => return Err("fixture error: the thing is broken".to_owned()),
+            "error" => {
+                let message = ctx.config.get("message").and_then(|m| m.as_str());
+                return Err(message
+                    .unwrap_or("fixture error: the thing is broken")
+                    .to_owned());
+            }
             "fork-hang" => {
                 // SAFETY: the worker is single-threaded; the child only calls async-signal-safe
                 // functions. It inherits SIGTERM ignored (set before the fork, so a SIGTERM
