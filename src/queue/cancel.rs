@@ -10,7 +10,7 @@ impl Queue {
     /// and are answered once they have ended. Each id gets its own result.
     pub async fn cancel(&self, ids: &[String]) -> Result<Vec<CancelResult>, QueueError> {
         let mut results = Vec::with_capacity(ids.len());
-        let mut queued_now: Vec<u64> = Vec::new();
+        let mut queued_now = std::collections::BTreeSet::new();
         let mut running: Vec<(usize, u64)> = Vec::new();
         let mut inner = self.shared.lock().await;
         let counters = self
@@ -38,9 +38,7 @@ impl Queue {
             };
             match inner.by_id.get(&id).copied() {
                 Some(seq) if inner.tasks[&seq].status == ActiveStatus::Queued => {
-                    if !queued_now.contains(&seq) {
-                        queued_now.push(seq);
-                    }
+                    queued_now.insert(seq);
                     results.push(result(CancelOutcome::Cancelled, format!("{id} cancelled")));
                 }
                 Some(seq) => {
@@ -89,10 +87,8 @@ impl Queue {
                     Ok(())
                 })
                 .await?;
-            for seq in queued_now {
-                if let Some(t) = inner.remove(seq) {
-                    tracing::info!(id = %t.id, "queued task Cancelled");
-                }
+            for t in inner.remove_all(&queued_now) {
+                tracing::info!(id = %t.id, "queued task Cancelled");
             }
         }
         drop(inner);

@@ -5,7 +5,7 @@
 //! lock publishes the figures (depth, running, oldest start) to a plain mutex that is only
 //! ever held for a copy: whoever reads them sees the queue as of its last change.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
 
 use chrono::{DateTime, Utc};
@@ -37,11 +37,24 @@ impl Inner {
     }
 
     pub fn remove(&mut self, seq: u64) -> Option<QueueTask> {
-        let task = self.tasks.remove(&seq)?;
-        self.by_id.remove(&task.id);
+        let task = self.take(seq)?;
         if task.status == ActiveStatus::Queued {
             self.fifo.retain(|s| *s != seq);
         }
+        Some(task)
+    }
+
+    /// Removes many tasks with one pass over the FIFO (cancelling a full queue must not
+    /// cost a pass per task).
+    pub fn remove_all(&mut self, seqs: &BTreeSet<u64>) -> Vec<QueueTask> {
+        self.fifo.retain(|s| !seqs.contains(s));
+        seqs.iter().filter_map(|seq| self.take(*seq)).collect()
+    }
+
+    /// Removes a task from everything but the FIFO.
+    fn take(&mut self, seq: u64) -> Option<QueueTask> {
+        let task = self.tasks.remove(&seq)?;
+        self.by_id.remove(&task.id);
         self.running.remove(&seq);
         Some(task)
     }

@@ -317,12 +317,16 @@ impl Queue {
         }
         let mut nodes: Vec<String> = Vec::new();
         let mut coalesced = 0;
+        // Nodes whose task from this schedule is still Queued: one pass over the FIFO.
+        let pending: std::collections::HashSet<&str> = inner
+            .fifo
+            .iter()
+            .map(|seq| &inner.tasks[seq])
+            .filter(|t| t.schedule.as_deref() == Some(&schedule.name))
+            .map(|t| t.target.as_str())
+            .collect();
         for node in config.nodes_in(&schedule.scope) {
-            let pending = inner.fifo.iter().any(|seq| {
-                let t = &inner.tasks[seq];
-                t.schedule.as_deref() == Some(&schedule.name) && t.target == node.name
-            });
-            if pending {
+            if pending.contains(node.name.as_str()) {
                 coalesced += 1;
             } else {
                 nodes.push(node.name.clone());
