@@ -62,23 +62,33 @@ impl Caller {
 
     /// Refuses callers that are not configured users.
     pub fn require_user(&self) -> Result<Role, ApiError> {
+        self.role_or_refusal().map_err(ApiError::forbidden)
+    }
+
+    /// The caller's role, or why a caller that is not a configured user is refused.
+    pub fn role_or_refusal(&self) -> Result<Role, String> {
         self.role.ok_or_else(|| {
-            ApiError::forbidden(format!(
+            format!(
                 "uid {} is not a vigil user: an administrator must add a [[user]] with uid = {} \
                  (or its unix_user) to the config",
                 self.uid, self.uid
-            ))
+            )
         })
+    }
+
+    /// Why a Site User may not do `action`.
+    pub fn needs_admin(&self, action: &str) -> String {
+        format!(
+            "{action} needs the admin role; {} is a Site User",
+            self.email.as_deref().unwrap_or("this caller")
+        )
     }
 
     /// Refuses callers that are not administrators.
     pub fn require_admin(&self, action: &str) -> Result<(), ApiError> {
         match self.require_user()? {
             Role::Admin => Ok(()),
-            Role::User => Err(ApiError::forbidden(format!(
-                "{action} needs the admin role; {} is a Site User",
-                self.email.as_deref().unwrap_or("this caller")
-            ))),
+            Role::User => Err(ApiError::forbidden(self.needs_admin(action))),
         }
     }
 }

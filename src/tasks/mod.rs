@@ -64,13 +64,7 @@ pub struct UserTasks {
 
 /// The caller's role; callers that are not configured users may not touch tasks.
 fn role_of(caller: &Caller) -> Result<Role, TaskError> {
-    caller.role.ok_or_else(|| {
-        TaskError::Forbidden(format!(
-            "uid {} is not a vigil user: an administrator must add a [[user]] with uid = {} \
-             (or its unix_user) to the config",
-            caller.uid, caller.uid
-        ))
-    })
+    caller.role_or_refusal().map_err(TaskError::Forbidden)
 }
 
 /// Admins close any task; a Site User the tasks assigned to them.
@@ -356,10 +350,7 @@ impl UserTasks {
     ) -> Result<UserTask, TaskError> {
         let role = role_of(caller)?;
         if open && role != Role::Admin {
-            return Err(TaskError::Forbidden(format!(
-                "reopening a task needs the admin role; {} is a Site User",
-                caller.name()
-            )));
+            return Err(TaskError::Forbidden(caller.needs_admin("reopening a task")));
         }
         let by = caller.name();
         let me = caller.email.clone();
