@@ -31,6 +31,11 @@ pub struct Finding {
     pub details: String,
 }
 
+/// The task fingerprint of a node's drift (none without changes).
+pub fn drift_fingerprint(drifts: &[PluginDrift]) -> Option<String> {
+    drift::fingerprint(drifts).map(|fp| format!("drift:{fp}"))
+}
+
 /// The drift finding of one scan on one node, if anything changed.
 pub fn from_drift(
     node: &str,
@@ -38,7 +43,7 @@ pub fn from_drift(
     day: NaiveDate,
     drifts: &[PluginDrift],
 ) -> Option<Finding> {
-    let fp = drift::fingerprint(drifts)?;
+    let fingerprint = drift_fingerprint(drifts)?;
     let changes: usize = drifts.iter().map(|d| d.changes.len()).sum();
     let summary = drift_summary(drifts);
     let baseline = drifts.iter().find_map(|d| d.baseline_day);
@@ -62,7 +67,7 @@ pub fn from_drift(
     }
     Some(Finding {
         kind: UserTaskKind::Drift,
-        fingerprint: format!("drift:{fp}"),
+        fingerprint,
         node: node.to_owned(),
         source,
         day,

@@ -277,7 +277,7 @@ impl UserTasks {
                     } else {
                         (Vec::new(), Some(e.details.clone()))
                     };
-                    let now = crate::drift::fingerprint(&drift).map(|f| format!("drift:{f}"));
+                    let now = finding::drift_fingerprint(&drift);
                     let note = (kind == UserTaskKind::Drift
                         && !drift.is_empty()
                         && now.as_deref() != Some(fingerprint.as_str()))
