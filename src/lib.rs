@@ -19,4 +19,5 @@ pub mod schedule;
 pub mod setup;
 pub mod snapshot;
 pub mod store;
+pub mod sync;
 pub mod tasks;

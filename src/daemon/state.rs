@@ -49,11 +49,11 @@ impl ConfigCell {
     }
 
     pub fn loaded(&self) -> Loaded {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::sync::read(&self.0).clone()
     }
 
     fn set(&self, loaded: Loaded) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        *crate::sync::write(&self.0) = loaded;
     }
 }
 
@@ -133,10 +133,7 @@ impl Daemon {
     }
 
     pub fn last_reload_error(&self) -> Option<String> {
-        self.last_reload_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::sync::lock(&self.last_reload_error).clone()
     }
 
     /// Re-reads and validates the config file. A good config is swapped in whole; a bad one
@@ -174,10 +171,7 @@ impl Daemon {
                 if let Some(scheduler) = self.scheduler.get() {
                     scheduler.apply(self.config()).await;
                 }
-                *self
-                    .last_reload_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = None;
+                *crate::sync::lock(&self.last_reload_error) = None;
                 tracing::info!(trigger, %summary, "config reloaded");
                 Ok(Reloaded { loaded_at, summary })
             }
@@ -187,10 +181,7 @@ impl Daemon {
                     errors = errors.0.len(),
                     "config reload rejected, the previous config stays in force:\n{errors}"
                 );
-                *self
-                    .last_reload_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(errors.to_string());
+                *crate::sync::lock(&self.last_reload_error) = Some(errors.to_string());
                 Err(errors)
             }
         }

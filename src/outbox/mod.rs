@@ -27,6 +27,7 @@ use crate::proto::{
 };
 use crate::store::tables::{META, OUTBOX};
 use crate::store::{Store, StoreError};
+use crate::sync::lock;
 
 /// Meta counters: the last mail id handed out, and the random tag of this state dir that
 /// makes Message-IDs unique across installations.
@@ -389,10 +390,6 @@ fn load_one(tx: &WriteTransaction, id: MailId) -> Result<Option<StoredMail>, Sto
     let table = tx.open_table(OUTBOX)?;
     let row = table.get(id)?;
     Ok(row.and_then(|v| serde_json::from_slice(v.value()).ok()))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

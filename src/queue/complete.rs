@@ -12,9 +12,9 @@ impl Queue {
         // committed together by whoever gets the lock next, so a fleet of short scans costs
         // one durable commit per batch rather than one per scan. A task's end is still
         // committed before anything acts on it.
-        lock_ended(&self.shared.ended_tasks).push((seq, result));
+        crate::sync::lock(&self.shared.ended_tasks).push((seq, result));
         let mut inner = self.shared.lock().await;
-        let batch = std::mem::take(&mut *lock_ended(&self.shared.ended_tasks));
+        let batch = std::mem::take(&mut *crate::sync::lock(&self.shared.ended_tasks));
         if batch.is_empty() {
             return; // committed with an earlier batch
         }
@@ -104,9 +104,3 @@ type TaskEnd = (
     Vec<crate::tasks::Finding>,
     Vec<(String, String)>,
 );
-
-fn lock_ended(
-    m: &std::sync::Mutex<Vec<(u64, TaskResult)>>,
-) -> std::sync::MutexGuard<'_, Vec<(u64, TaskResult)>> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}

@@ -112,10 +112,6 @@ impl DerefMut for Guard<'_> {
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        *lock_figures(self.figures) = self.inner.figures();
+        *crate::sync::lock(self.figures) = self.inner.figures();
     }
-}
-
-pub(super) fn lock_figures(m: &std::sync::Mutex<Figures>) -> std::sync::MutexGuard<'_, Figures> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

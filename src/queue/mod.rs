@@ -430,7 +430,7 @@ impl Queue {
     /// commit of task ends may hold for a while: the figures are those of the last change.
     pub async fn status(&self) -> QueueStatus {
         let config = self.shared.config.get();
-        let f = *inner::lock_figures(&self.shared.figures);
+        let f = *crate::sync::lock(&self.shared.figures);
         QueueStatus {
             queued: f.queued,
             running: f.running,

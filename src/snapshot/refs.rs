@@ -31,7 +31,7 @@ static PINS: Mutex<Option<HashMap<(usize, Hash), u32>>> = Mutex::new(None);
 type PinMap = Option<HashMap<(usize, Hash), u32>>;
 
 fn pins() -> std::sync::MutexGuard<'static, PinMap> {
-    PINS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::sync::lock(&PINS)
 }
 
 /// Pins `hashes` in store `store` (a scan will list them). Call before the transaction

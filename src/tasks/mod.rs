@@ -119,11 +119,11 @@ impl UserTasks {
     }
 
     fn read_index(&self) -> RwLockReadGuard<'_, TaskIndex> {
-        self.index.read().unwrap_or_else(|e| e.into_inner())
+        crate::sync::read(&self.index)
     }
 
     fn write_index(&self) -> RwLockWriteGuard<'_, TaskIndex> {
-        self.index.write().unwrap_or_else(|e| e.into_inner())
+        crate::sync::write(&self.index)
     }
 
     /// Runs `f` on the index on the blocking pool (a filter over every task is too long a
@@ -142,7 +142,7 @@ impl UserTasks {
         let index = self.index.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            f(&index.read().unwrap_or_else(|e| e.into_inner()))
+            f(&crate::sync::read(&index))
         })
         .await
         .map_err(|e| TaskError::Internal(e.to_string()))
