@@ -247,3 +247,35 @@ async fn volatile_attributes_are_not_drift() {
     let drift = write(2, 300, Vec::new()).await;
     assert_eq!(drift.changes.len(), 1, "{:?}", drift.changes);
 }
+
+/// Drift records are pruned in batches: every record from before the cutoff goes, however
+/// many batches that takes, and newer ones stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_removes_old_drift_records_across_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    // More node × day records than one pruning batch (256) holds.
+    let nodes: Vec<String> = (0..150).map(|i| format!("n{i:03}")).collect();
+    for d in 0..4 {
+        for node in &nodes {
+            write_day(&store, node, day(d), 3, Some(d as usize)).await;
+        }
+    }
+    let count = |store: &Store, d: u32| {
+        let nodes = nodes.clone();
+        store
+            .read_blocking(move |tx| -> Result<usize, vigil::store::StoreError> {
+                let mut n = 0;
+                for node in &nodes {
+                    n += snapshot::drift_of_day(tx, node, day(d))?.len();
+                }
+                Ok(n)
+            })
+            .unwrap()
+    };
+    let counts = |store: &Store| [0, 1, 2, 3].map(|d| count(store, d));
+    assert_eq!(counts(&store), [150; 4]);
+    // On day 3, keeping one day: the 300 records of days 0 and 1 go, days 2 and 3 stay.
+    snapshot::prune_blocking(&store, day(3), 1).unwrap();
+    assert_eq!(counts(&store), [0, 0, 150, 150]);
+}

@@ -464,7 +464,13 @@ pub fn prune_blocking(
             break;
         }
     }
-    while store.write_blocking(|tx| refs::prune_drift_some(tx, cutoff, BATCH))? == BATCH {}
+    let mut cursor: refs::PruneCursor = None;
+    loop {
+        store.write_blocking(|tx| refs::prune_drift_some(tx, cutoff, BATCH, &mut cursor))?;
+        if cursor.is_none() {
+            break;
+        }
+    }
     Ok(pruned)
 }
 

@@ -222,21 +222,33 @@ pub fn prune_some(
     Ok(victims.len())
 }
 
-/// Removes up to `limit` drift records of days before `cutoff`; returns how many.
+/// Removes up to `limit` drift records of days before `cutoff`, looking from `cursor` on and
+/// leaving it where the next batch should look (`None` once the table has been gone
+/// through); returns how many it removed.
 pub fn prune_drift_some(
     tx: &WriteTransaction,
     cutoff: i32,
     limit: usize,
+    cursor: &mut PruneCursor,
 ) -> Result<usize, StoreError> {
     let mut drift = tx.open_table(DRIFT)?;
     let mut old: Vec<(String, String, i32)> = Vec::new();
-    for entry in drift.iter()? {
-        let (k, _) = entry?;
-        let (n, p, d) = k.value();
-        if d < cutoff {
-            old.push((n.to_owned(), p.to_owned(), d));
+    {
+        let start = cursor.take();
+        let rows = match &start {
+            Some((n, p, d)) => drift.range((n.as_str(), p.as_str(), *d)..)?,
+            None => drift.range::<(&str, &str, i32)>(..)?,
+        };
+        for entry in rows {
+            let (k, _) = entry?;
+            let (n, p, d) = k.value();
             if old.len() >= limit {
+                // The first row not looked at: the next batch starts there.
+                *cursor = Some((n.to_owned(), p.to_owned(), d));
                 break;
+            }
+            if d < cutoff {
+                old.push((n.to_owned(), p.to_owned(), d));
             }
         }
     }
