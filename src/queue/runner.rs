@@ -246,9 +246,6 @@ async fn scan_one(
     let volatile = scan.info().volatile_attributes.clone();
     let mut writer =
         SnapshotWriter::new(env.store.clone(), &target.task.target, &plugin, target.day);
-    let mut notes = Vec::new();
-    // Every note the plugin sent (each already cut to a bounded size by the supervisor).
-    let mut all_notes: u64 = 0;
     while let Some(event) = scan.next().await {
         match event {
             ScanEvent::Item(item) => {
@@ -259,24 +256,24 @@ async fn scan_one(
                 }
                 run.items += 1;
             }
-            ScanEvent::ItemJson(_) => {}
-            ScanEvent::Note(note) => {
-                all_notes += 1;
-                if notes.len() < MAX_STORED_NOTES {
-                    notes.push(note);
-                }
-            }
+            // The outcome keeps the notes (bounded) and counts the ones it did not keep.
+            ScanEvent::ItemJson(_) | ScanEvent::Note(_) => {}
         }
     }
-    if let ScanOutcome::Failed(e) = scan.finish().await {
-        return Err(e.into());
-    }
+    let (mut notes, more) = match scan.finish().await {
+        ScanOutcome::Failed(e) => return Err(e.into()),
+        ScanOutcome::Succeeded {
+            notes, more_notes, ..
+        } => (notes, more_notes),
+    };
+    let all_notes = notes.len() as u64 + more;
     run.notes = notes.iter().take(MAX_NOTES_PER_PLUGIN).cloned().collect();
     if all_notes > MAX_NOTES_PER_PLUGIN as u64 {
         run.notes.push(more_notes(all_notes, MAX_NOTES_PER_PLUGIN));
     }
     // What the scan could not see is never dropped silently: the snapshot keeps the first
     // notes and says how many more there were.
+    notes.truncate(MAX_STORED_NOTES);
     if all_notes > notes.len() as u64 {
         let kept = notes.len();
         notes.push(more_notes(all_notes, kept));
