@@ -75,7 +75,7 @@ pub struct SnapshotWriter {
 
 impl Drop for SnapshotWriter {
     fn drop(&mut self) {
-        refs::unpin(self.store.id(), &self.pinned);
+        self.store.pins().unpin(&self.pinned);
     }
 }
 
@@ -164,7 +164,7 @@ impl SnapshotWriter {
         }
         let pending = std::mem::take(&mut self.pending);
         let hashes: Vec<Hash> = pending.iter().map(|c| c.hash).collect();
-        refs::pin(self.store.id(), &hashes);
+        self.store.pins().pin(&hashes);
         self.pinned.extend(hashes);
         let refs = self
             .store
@@ -232,9 +232,10 @@ impl SnapshotWriter {
             std::mem::take(&mut self.plugin),
             self.day,
         );
-        let store_id = self.store.id();
+        let store = self.store.clone();
         let write = move |tx: &WriteTransaction| -> Result<PluginDrift, SnapshotError> {
-            record(tx, store_id, &node, &plugin, day, &meta, &rules).map_err(SnapshotError::from)
+            record(tx, store.pins(), &node, &plugin, day, &meta, &rules)
+                .map_err(SnapshotError::from)
         };
         if durable {
             self.store.write(write).await
@@ -246,7 +247,7 @@ impl SnapshotWriter {
 
 fn record(
     tx: &WriteTransaction,
-    store_id: usize,
+    pins: &crate::store::Pins,
     node: &str,
     plugin: &str,
     day: NaiveDate,
@@ -263,7 +264,7 @@ fn record(
         .map(|v| v.value().to_vec());
     if let Some(old) = old.and_then(|b| decode_meta(&b)) {
         for c in &old.chunks {
-            refs::release_chunk(tx, store_id, &c.hash)?;
+            refs::release_chunk(tx, pins, &c.hash)?;
         }
     }
     snapshots.insert((node, plugin, d), encode_meta(meta)?.as_slice())?;
@@ -458,7 +459,7 @@ pub fn prune_blocking(
     let mut cursor: refs::PruneCursor = None;
     loop {
         let n = store
-            .write_blocking(|tx| refs::prune_some(tx, store.id(), cutoff, BATCH, &mut cursor))?;
+            .write_blocking(|tx| refs::prune_some(tx, store.pins(), cutoff, BATCH, &mut cursor))?;
         pruned += n;
         if cursor.is_none() {
             break;

@@ -6,63 +6,20 @@
 //! `sweep_unreferenced` removes at the next start.
 //!
 //! A scan in progress also relies on chunks it found already stored (unchanged data): those
-//! are *pinned* from before the scan's first transaction that looks for them until its
-//! snapshot commits, and a release that takes a pinned chunk's count to 0 keeps the chunk.
+//! are *pinned* (in `Store::pins`) from before the scan's first transaction that looks for
+//! them until its snapshot commits, and a release that takes a pinned chunk's count to 0
+//! keeps the chunk.
 //! Without that, pruning an old snapshot in the middle of a scan could delete a chunk the
 //! scan is about to list.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use redb::{ReadableTable, TableHandle, WriteTransaction};
 
 use super::chunk::{self, split_refcount, with_refcount, Entries, Hash, StoredValue};
 use super::{decode_meta, ChunkRef};
 use crate::store::tables::{CHUNKS, DRIFT, SNAPSHOTS, VALUES};
-use crate::store::StoreError;
+use crate::store::{Pins, StoreError};
 
 type BlobTable = redb::TableDefinition<'static, &'static [u8; 32], &'static [u8]>;
-
-/// Chunks pinned by scans in progress, per store (`Store::id`), with how many pin each. In
-/// memory on purpose: pins matter only while their scans run in this process; after a crash
-/// there are none, and the sweep at start removes what failed scans left.
-static PINS: Mutex<Option<HashMap<(usize, Hash), u32>>> = Mutex::new(None);
-
-type PinMap = Option<HashMap<(usize, Hash), u32>>;
-
-fn pins() -> std::sync::MutexGuard<'static, PinMap> {
-    crate::sync::lock(&PINS)
-}
-
-/// Pins `hashes` in store `store` (a scan will list them). Call before the transaction
-/// that looks for them.
-pub fn pin(store: usize, hashes: &[Hash]) {
-    let mut guard = pins();
-    let map = guard.get_or_insert_with(HashMap::new);
-    for h in hashes {
-        *map.entry((store, *h)).or_insert(0) += 1;
-    }
-}
-
-/// Undoes [`pin`] once the scan committed (or failed).
-pub fn unpin(store: usize, hashes: &[Hash]) {
-    let mut guard = pins();
-    let Some(map) = guard.as_mut() else { return };
-    for h in hashes {
-        if let Some(n) = map.get_mut(&(store, *h)) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&(store, *h));
-            }
-        }
-    }
-}
-
-fn pinned(store: usize, h: &Hash) -> bool {
-    pins()
-        .as_ref()
-        .is_some_and(|m| m.contains_key(&(store, *h)))
-}
 
 /// Stores a chunk (and its values) unless it already exists; `h` is the chunk's hash.
 pub fn put_chunk(
@@ -130,8 +87,8 @@ pub fn retain_chunk(tx: &WriteTransaction, h: &Hash) -> Result<(), StoreError> {
 
 /// One snapshot fewer lists this chunk; the last one takes it (and its value refs) away,
 /// unless a scan in progress has pinned it.
-pub fn release_chunk(tx: &WriteTransaction, store: usize, h: &Hash) -> Result<(), StoreError> {
-    if let Some(bytes) = adjust(tx, CHUNKS, h, -1, pinned(store, h))? {
+pub fn release_chunk(tx: &WriteTransaction, pins: &Pins, h: &Hash) -> Result<(), StoreError> {
+    if let Some(bytes) = adjust(tx, CHUNKS, h, -1, pins.is_pinned(h))? {
         release_values(tx, &bytes)?;
     }
     Ok(())
@@ -179,7 +136,7 @@ pub type PruneCursor = Option<(String, String, i32)>;
 /// a pruned snapshot's record is read once, as it is removed.
 pub fn prune_some(
     tx: &WriteTransaction,
-    store: usize,
+    pins: &Pins,
     cutoff: i32,
     limit: usize,
     cursor: &mut PruneCursor,
@@ -215,7 +172,7 @@ pub fn prune_some(
         let meta = removed.and_then(|bytes| decode_meta(bytes.value()));
         if let Some(meta) = meta {
             for c in &meta.chunks {
-                release_chunk(tx, store, &c.hash)?;
+                release_chunk(tx, pins, &c.hash)?;
             }
         }
     }

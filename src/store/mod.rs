@@ -95,15 +95,47 @@ db_err_from!(
 pub struct Store {
     db: Arc<Database>,
     path: PathBuf,
+    pins: Arc<Pins>,
     // Held for the daemon's lifetime: a second vigild on the same state dir fails fast.
     _lock: Arc<Flock<File>>,
 }
 
 impl Store {
-    /// Identifies this open database among others in the process (while it is open), for
-    /// in-memory state kept beside it, such as the chunks scans in progress rely on.
-    pub fn id(&self) -> usize {
-        Arc::as_ptr(&self.db) as usize
+    /// Rows that writers in progress rely on (see [`Pins`]), shared by every clone.
+    pub fn pins(&self) -> &Pins {
+        &self.pins
+    }
+}
+
+/// Keys (32-byte content hashes) that writers in progress rely on, with how many pin each.
+/// Code that would delete a row checks here first and keeps a pinned one. In memory on
+/// purpose: pins matter only while their writers run in this process.
+#[derive(Default)]
+pub struct Pins(std::sync::Mutex<std::collections::HashMap<[u8; 32], u32>>);
+
+impl Pins {
+    pub fn pin(&self, keys: &[[u8; 32]]) {
+        let mut map = crate::sync::lock(&self.0);
+        for k in keys {
+            *map.entry(*k).or_insert(0) += 1;
+        }
+    }
+
+    /// Undoes [`Pins::pin`].
+    pub fn unpin(&self, keys: &[[u8; 32]]) {
+        let mut map = crate::sync::lock(&self.0);
+        for k in keys {
+            if let Some(n) = map.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(k);
+                }
+            }
+        }
+    }
+
+    pub fn is_pinned(&self, key: &[u8; 32]) -> bool {
+        crate::sync::lock(&self.0).contains_key(key)
     }
 }
 
@@ -130,6 +162,7 @@ impl Store {
         let store = Store {
             db: Arc::new(db),
             path,
+            pins: Arc::default(),
             _lock: Arc::new(lock),
         };
         store.check_schema()?;
