@@ -40,6 +40,9 @@ struct ListQuery {
     offset: usize,
     limit: Option<usize>,
     format: Option<String>,
+    /// Lists only the open tasks the caller may close: what Close All would close.
+    #[serde(default)]
+    closable: bool,
 }
 
 impl ListQuery {
@@ -60,13 +63,15 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<TaskList>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(10_000);
-    Ok(Json(
-        state
-            .daemon
-            .tasks
-            .list(&q.filter(), &caller, q.offset, limit)
-            .await?,
-    ))
+    let tasks = &state.daemon.tasks;
+    let list = if q.closable {
+        tasks
+            .list_closable(&q.filter(), &caller, q.offset, limit)
+            .await?
+    } else {
+        tasks.list(&q.filter(), &caller, q.offset, limit).await?
+    };
+    Ok(Json(list))
 }
 
 async fn export(

@@ -283,9 +283,23 @@ impl TaskIndex {
 
     /// The matching tasks from `offset` on, at most `limit`, newest first; and how many match.
     pub fn page(&self, f: &Filter, offset: usize, limit: usize) -> (Vec<UserTask>, usize) {
+        self.page_where(f, offset, limit, |_| true)
+    }
+
+    /// [`TaskIndex::page`] of the matching tasks for which `also` holds.
+    pub fn page_where(
+        &self,
+        f: &Filter,
+        offset: usize,
+        limit: usize,
+        also: impl Fn(&UserTask) -> bool,
+    ) -> (Vec<UserTask>, usize) {
         let mut page = Vec::new();
         let mut seen = 0;
         self.each_match(f, |slot| {
+            if !also(&self.tasks[slot]) {
+                return;
+            }
             if seen >= offset && page.len() < limit {
                 page.push(self.tasks[slot].clone());
             }

@@ -67,6 +67,18 @@ fn role_of(caller: &Caller) -> Result<Role, TaskError> {
     caller.role_or_refusal().map_err(TaskError::Forbidden)
 }
 
+/// What Close All looks at for `caller`: the filter (open tasks only), who they are, and
+/// their role, which with [`may_close`] decides which matching tasks they may close.
+fn closable(
+    filter: &TaskFilter,
+    caller: &Caller,
+) -> Result<(Filter, Option<String>, Role), TaskError> {
+    let role = role_of(caller)?;
+    let mut f = Filter::resolve(filter, caller)?;
+    f.status = Some(UserTaskStatus::Open);
+    Ok((f, caller.email.clone(), role))
+}
+
 /// Admins close any task; a Site User the tasks assigned to them.
 fn may_close(task: &UserTask, me: Option<&str>, role: Role) -> bool {
     role == Role::Admin || (me.is_some() && task.assignee.as_deref() == me)
@@ -220,6 +232,24 @@ impl UserTasks {
         let f = Filter::resolve(filter, caller)?;
         let (tasks, total) = self
             .with_index(move |index| index.page(&f, offset, limit))
+            .await?;
+        Ok(TaskList { tasks, total })
+    }
+
+    /// The open tasks matching the filter that the caller may close, as Close All would
+    /// pick them: its preview.
+    pub async fn list_closable(
+        &self,
+        filter: &TaskFilter,
+        caller: &Caller,
+        offset: usize,
+        limit: usize,
+    ) -> Result<TaskList, TaskError> {
+        let (f, me, role) = closable(filter, caller)?;
+        let (tasks, total) = self
+            .with_index(move |index| {
+                index.page_where(&f, offset, limit, |t| may_close(t, me.as_deref(), role))
+            })
             .await?;
         Ok(TaskList { tasks, total })
     }
@@ -394,10 +424,7 @@ impl UserTasks {
         filter: &TaskFilter,
         caller: &Caller,
     ) -> Result<CloseAllResponse, TaskError> {
-        let role = role_of(caller)?;
-        let mut f = Filter::resolve(filter, caller)?;
-        f.status = Some(UserTaskStatus::Open);
-        let me = caller.email.clone();
+        let (f, me, role) = closable(filter, caller)?;
         let ids = {
             let (f, me) = (f.clone(), me.clone());
             self.with_index(move |index| index.ids(&f, |t| may_close(t, me.as_deref(), role)))
