@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod drift;
+pub mod located;
 pub mod logging;
 pub mod outbox;
 pub mod plugin;

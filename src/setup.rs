@@ -1,48 +1,85 @@
-//! The config file and the policies it points at, loaded and validated together: a reload
-//! or `vigild --check-config` accepts both or neither, with every error in one list.
+//! The config in force: the config file and the policies it points at, loaded and
+//! validated together (a reload or `vigild --check-config` accepts both or neither, with
+//! every error in one list), held in one [`SetupCell`] that a reload swaps whole.
+//!
+//! Work takes the [`Setup`] in force when it starts and keeps it to its end, so a reload
+//! never changes the config under a running request or task.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
 
 use crate::config::locate::{self, Seg::Index, Seg::Key};
-use crate::config::{self, Config, ConfigError, ConfigErrors, TaskKind};
+use crate::config::{self, Config};
+use crate::located::{LocatedError, LocatedErrors};
 use crate::policy::{self, Policy};
+use crate::proto::QueueTaskKind;
 
-/// What the daemon runs with.
+/// The config and policies the daemon runs with, and when they were loaded. Cheap to
+/// clone: both halves are shared.
 #[derive(Debug, Clone)]
 pub struct Setup {
-    pub config: Config,
-    pub policies: Vec<Policy>,
+    pub config: Arc<Config>,
+    pub policies: Arc<Vec<Policy>>,
+    pub loaded_at: DateTime<Utc>,
+}
+
+impl Setup {
+    pub fn new(config: Config, policies: Vec<Policy>) -> Setup {
+        Setup {
+            config: Arc::new(config),
+            policies: Arc::new(policies),
+            loaded_at: Utc::now(),
+        }
+    }
+}
+
+/// The [`Setup`] in force, shared by everything that needs it; swapped whole on reload.
+pub struct SetupCell(RwLock<Setup>);
+
+impl SetupCell {
+    pub fn new(setup: Setup) -> SetupCell {
+        SetupCell(RwLock::new(setup))
+    }
+
+    /// The setup in force now. Callers keep it for the whole of one piece of work.
+    pub fn current(&self) -> Setup {
+        crate::sync::read(&self.0).clone()
+    }
+
+    /// The config in force now (see [`SetupCell::current`]).
+    pub fn config(&self) -> Arc<Config> {
+        crate::sync::read(&self.0).config.clone()
+    }
+
+    /// The policies in force now (see [`SetupCell::current`]).
+    pub fn policies(&self) -> Arc<Vec<Policy>> {
+        crate::sync::read(&self.0).policies.clone()
+    }
+
+    /// Puts a new setup in force, in one step.
+    pub fn replace(&self, setup: Setup) {
+        *crate::sync::write(&self.0) = setup;
+    }
 }
 
 /// Loads the config at `path`, then every policy in its `policy_dir`.
-pub fn load(path: &Path) -> Result<Setup, ConfigErrors> {
+pub fn load(path: &Path) -> Result<Setup, LocatedErrors> {
     let config = config::load(path)?;
     let plugins: BTreeSet<String> = config.plugins.iter().map(|p| p.name.clone()).collect();
-    let policies = policy::load_dir(&config.policy_dir, &plugins).map_err(|errors| {
-        ConfigErrors(
-            errors
-                .0
-                .into_iter()
-                .map(|e| ConfigError {
-                    file: e.file,
-                    line: e.line,
-                    column: e.column,
-                    message: e.message,
-                })
-                .collect(),
-        )
-    })?;
+    let policies = policy::load_dir(&config.policy_dir, &plugins)?;
     let mut errors = Vec::new();
     for (i, s) in config.schedules.iter().enumerate() {
-        if s.kind != TaskKind::Audit {
+        if s.kind != QueueTaskKind::Audit {
             continue;
         }
         for (j, name) in s.policies.iter().flatten().enumerate() {
             if !policies.iter().any(|p| &p.name == name) {
                 let at = [Key("schedule"), Index(i), Key("policies"), Index(j)];
                 let (line, column) = locate::in_file(path, &at);
-                errors.push(ConfigError {
+                errors.push(LocatedError {
                     file: path.to_owned(),
                     line,
                     column,
@@ -56,9 +93,9 @@ pub fn load(path: &Path) -> Result<Setup, ConfigErrors> {
         }
     }
     if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
+        return Err(LocatedErrors(errors));
     }
-    Ok(Setup { config, policies })
+    Ok(Setup::new(config, policies))
 }
 
 #[cfg(test)]

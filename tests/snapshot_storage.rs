@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use vigil::drift::DiffRules;
-use vigil::proto::{TaskId, TaskKind};
+use vigil::proto::{QueueTaskId, QueueTaskKind};
 use vigil::snapshot::{self, SnapshotWriter};
 use vigil::store::Store;
 use vigil_plugin::Item;
@@ -36,8 +36,8 @@ async fn write_day(
     for item in items(n, changed) {
         w.push(item).await.unwrap();
     }
-    let scan = TaskId {
-        kind: TaskKind::Scan,
+    let scan = QueueTaskId {
+        kind: QueueTaskKind::Scan,
         number: 1,
     };
     let drift = w
@@ -150,8 +150,8 @@ async fn write_items(store: &Store, node: &str, d: NaiveDate, items: impl Iterat
     for item in items {
         w.push(item).await.unwrap();
     }
-    let scan = TaskId {
-        kind: TaskKind::Scan,
+    let scan = QueueTaskId {
+        kind: QueueTaskKind::Scan,
         number: 1,
     };
     w.commit(scan, Vec::new(), Vec::new(), DiffRules::default())
@@ -197,8 +197,8 @@ async fn pruning_during_a_scan_does_not_take_the_chunks_it_reuses() {
     }
     // While it streams, retention prunes day 0, the only snapshot that lists X's chunks.
     assert_eq!(snapshot::prune_blocking(&store, day(40), 30).unwrap(), 1);
-    let scan = TaskId {
-        kind: TaskKind::Scan,
+    let scan = QueueTaskId {
+        kind: QueueTaskKind::Scan,
         number: 2,
     };
     let drift = w
@@ -224,8 +224,8 @@ async fn pruning_during_a_scan_does_not_take_the_chunks_it_reuses() {
 async fn volatile_attributes_are_not_drift() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();
-    let scan = TaskId {
-        kind: TaskKind::Scan,
+    let scan = QueueTaskId {
+        kind: QueueTaskKind::Scan,
         number: 1,
     };
     let write = |d: u32, pid: i64, volatile: Vec<String>| {

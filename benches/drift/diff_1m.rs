@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use vigil::drift::DiffRules;
-use vigil::proto::{TaskId, TaskKind};
+use vigil::proto::{QueueTaskId, QueueTaskKind};
 use vigil::snapshot::{self, SnapshotWriter};
 use vigil::store::Store;
 use vigil_plugin::Item;
@@ -38,8 +38,8 @@ async fn day(store: &Store, d: NaiveDate, changed: Option<usize>) -> (f64, f64, 
     }
     let streamed = start.elapsed().as_secs_f64();
     let commit = Instant::now();
-    let id = TaskId {
-        kind: TaskKind::Scan,
+    let id = QueueTaskId {
+        kind: QueueTaskKind::Scan,
         number: 1,
     };
     let drift = w

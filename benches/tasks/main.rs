@@ -20,8 +20,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::Value as Json;
-use vigil::config::{Config, TaskKind};
-use vigil::proto::{AttributeChange, Change, ChangeKind, PluginDrift, TaskId, Value};
+use vigil::config::{Config, QueueTaskKind};
+use vigil::proto::{AttributeChange, Change, ChangeKind, PluginDrift, QueueTaskId, Value};
 use vigil::store::{Store, StoreError};
 use vigil::tasks::finding::{self, FailedCheck, Finding};
 use vigil::tasks::{persist, UserTasks};
@@ -143,9 +143,9 @@ fn config_text() -> String {
     c
 }
 
-fn scan(n: u64) -> TaskId {
-    TaskId {
-        kind: TaskKind::Scan,
+fn scan(n: u64) -> QueueTaskId {
+    QueueTaskId {
+        kind: QueueTaskKind::Scan,
         number: n,
     }
 }

@@ -1,7 +1,7 @@
 //! CSV export of user tasks: one row per event (task columns repeated), a task without
 //! events as one row with empty event columns. RFC 4180 quoting by the `csv` crate.
 
-use crate::proto::ExportedTask;
+use crate::proto::ExportedUserTask;
 
 const HEADER: [&str; 17] = [
     "task_id",
@@ -23,7 +23,7 @@ const HEADER: [&str; 17] = [
     "event_details",
 ];
 
-pub fn tasks(tasks: &[ExportedTask]) -> Result<Vec<u8>, csv::Error> {
+pub fn tasks(tasks: &[ExportedUserTask]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(HEADER)?;
     for t in tasks {

@@ -113,20 +113,20 @@ impl From<crate::queue::QueueError> for ApiError {
     }
 }
 
-impl From<crate::tasks::TaskError> for ApiError {
-    fn from(e: crate::tasks::TaskError) -> Self {
-        use crate::tasks::TaskError;
+impl From<crate::tasks::UserTaskError> for ApiError {
+    fn from(e: crate::tasks::UserTaskError) -> Self {
+        use crate::tasks::UserTaskError;
         match e {
-            TaskError::NotFound(_) => {
+            UserTaskError::NotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
-            TaskError::Forbidden(m) => ApiError::forbidden(m),
-            TaskError::BadRequest(m) => ApiError::bad_request(m),
-            TaskError::Conflict { .. } => {
+            UserTaskError::Forbidden(m) => ApiError::forbidden(m),
+            UserTaskError::BadRequest(m) => ApiError::bad_request(m),
+            UserTaskError::Conflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
-            TaskError::Store(s) => s.into(),
-            TaskError::Internal(_) => {
+            UserTaskError::Store(s) => s.into(),
+            UserTaskError::Internal(_) => {
                 tracing::error!("{e}");
                 ApiError::internal(format!("{e}; see the vigild log"))
             }

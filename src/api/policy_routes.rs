@@ -70,7 +70,7 @@ async fn info(state: &AppState, policy: &Policy, detail: bool) -> Result<PolicyI
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<PolicyInfo>>, ApiError> {
-    let policies = state.daemon.cell().policies();
+    let policies = state.daemon.setup().policies;
     let mut out = Vec::with_capacity(policies.len());
     for p in policies.iter() {
         out.push(info(&state, p, false).await?);
@@ -82,7 +82,7 @@ async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<PolicyInfo>, ApiError> {
-    let policies = state.daemon.cell().policies();
+    let policies = state.daemon.setup().policies;
     let policy = policies.iter().find(|p| p.name == name).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -9,8 +9,8 @@ use super::caller::Caller;
 use super::error::{ApiError, ApiJson, ApiQuery};
 use super::AppState;
 use crate::proto::{
-    ActiveStatus, CancelRequest, CancelResponse, EnqueueRequest, EnqueueResponse, FinalStatus,
-    LogPage, QueueTask, TaskKind,
+    CancelRequest, CancelResponse, EnqueueRequest, EnqueueResponse, FinalStatus, LogPage,
+    QueueTask, QueueTaskKind, QueueTaskStatus,
 };
 use crate::queue::{LogFilter, QueueFilter};
 
@@ -24,9 +24,9 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    status: Option<ActiveStatus>,
+    status: Option<QueueTaskStatus>,
     node: Option<String>,
-    kind: Option<TaskKind>,
+    kind: Option<QueueTaskKind>,
 }
 
 async fn list(
@@ -85,8 +85,8 @@ async fn log(
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Json<LogPage>, ApiError> {
     let kind = match which.as_str() {
-        "scans" => TaskKind::Scan,
-        "audits" => TaskKind::Audit,
+        "scans" => QueueTaskKind::Scan,
+        "audits" => QueueTaskKind::Audit,
         other => {
             return Err(ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

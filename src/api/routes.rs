@@ -53,7 +53,7 @@ async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) 
 
 async fn status(State(state): State<AppState>, caller: Caller) -> Json<Status> {
     let daemon = &state.daemon;
-    let loaded = daemon.loaded();
+    let loaded = daemon.setup();
     let (open, mine) = daemon.tasks.open_counts(caller.email.as_deref());
     Json(Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),

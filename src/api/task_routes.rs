@@ -11,8 +11,8 @@ use super::caller::Caller;
 use super::error::{ApiError, ApiJson, ApiQuery};
 use super::AppState;
 use crate::proto::{
-    AssignRequest, CloseAllResponse, TaskDetail, TaskFilter, TaskList, TaskReport, UserTask,
-    UserTaskKind,
+    AssignRequest, CloseAllResponse, UserTask, UserTaskDetail, UserTaskFilter, UserTaskKind,
+    UserTaskList, UserTaskReport,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -46,8 +46,8 @@ struct ListQuery {
 }
 
 impl ListQuery {
-    fn filter(&self) -> TaskFilter {
-        TaskFilter {
+    fn filter(&self) -> UserTaskFilter {
+        UserTaskFilter {
             status: self.status.clone(),
             assignee: self.assignee.clone(),
             q: self.q.clone(),
@@ -61,7 +61,7 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<TaskList>, ApiError> {
+) -> Result<Json<UserTaskList>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(10_000);
     let tasks = &state.daemon.tasks;
     let list = if q.closable {
@@ -105,7 +105,7 @@ async fn detail(
     State(state): State<AppState>,
     Path(id): Path<u64>,
     ApiQuery(q): ApiQuery<DetailQuery>,
-) -> Result<Json<TaskDetail>, ApiError> {
+) -> Result<Json<UserTaskDetail>, ApiError> {
     let limit = q.events_limit.unwrap_or(100).min(10_000);
     Ok(Json(
         state
@@ -119,7 +119,7 @@ async fn detail(
 async fn report(
     State(state): State<AppState>,
     Path(id): Path<u64>,
-) -> Result<Json<TaskReport>, ApiError> {
+) -> Result<Json<UserTaskReport>, ApiError> {
     Ok(Json(
         state.daemon.tasks.report(id, state.daemon.config()).await?,
     ))
@@ -157,7 +157,7 @@ async fn reopen(
 async fn close_all(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(filter): ApiJson<TaskFilter>,
+    ApiJson(filter): ApiJson<UserTaskFilter>,
 ) -> Result<Json<CloseAllResponse>, ApiError> {
     Ok(Json(state.daemon.tasks.close_all(&filter, &caller).await?))
 }

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     }
     match args.command {
         Some(Command::Worker { args }) => vigil::plugin::worker::main(args),
-        Some(Command::Compact { config }) => vigil::daemon::compact(&config),
+        Some(Command::Compact { config }) => vigil::daemon::tools::compact(&config),
         Some(Command::Plugin(PluginCommand::Run {
             library,
             root,
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         }
         None => {
             if let Some(path) = args.check_config {
-                return vigil::config::check::run(&path);
+                return vigil::daemon::tools::check_config(&path);
             }
             vigil::logging::init();
             vigil::daemon::main(args.config)

@@ -172,15 +172,15 @@ pub fn plugins(out: &mut String, drift: &[PluginDrift], indent: &str, paint: Pai
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{TaskId, TaskKind};
+    use crate::proto::{QueueTaskId, QueueTaskKind};
 
     fn drift(changes: Vec<Change>, baseline: Option<&str>) -> PluginDrift {
         PluginDrift {
             node: "web-0".into(),
             plugin: "packages".into(),
             day: "2026-04-02".parse().unwrap(),
-            scan: TaskId {
-                kind: TaskKind::Scan,
+            scan: QueueTaskId {
+                kind: QueueTaskKind::Scan,
                 number: 7,
             },
             baseline_day: baseline.map(|b| b.parse().unwrap()),

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use super::text::{self, parse_final_status};
 use super::{print_json, table, with_query, CmdResult};
 use crate::client::Client;
-use crate::proto::{FinalStatus, LogPage, LogRow, TaskKind};
+use crate::proto::{FinalStatus, LogPage, LogRow, QueueTaskKind};
 
 /// Failure messages are cut to this many characters in the table (`--json` has them whole).
 const MESSAGE_WIDTH: usize = 60;
@@ -42,16 +42,16 @@ enum LogKind {
 }
 
 impl LogKind {
-    fn kind(self) -> TaskKind {
+    fn kind(self) -> QueueTaskKind {
         match self {
-            LogKind::Scans => TaskKind::Scan,
-            LogKind::Audits => TaskKind::Audit,
+            LogKind::Scans => QueueTaskKind::Scan,
+            LogKind::Audits => QueueTaskKind::Audit,
         }
     }
 }
 
 /// `/v1/logs/scans` or `/v1/logs/audits`.
-pub fn log_path(kind: TaskKind) -> String {
+pub fn log_path(kind: QueueTaskKind) -> String {
     format!("/v1/logs/{}s", text::kind_word(kind))
 }
 

@@ -133,15 +133,15 @@ fn summary(plugins: &[PluginDrift], changes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{TaskId, TaskKind};
+    use crate::proto::{QueueTaskId, QueueTaskKind};
 
     fn plugin(name: &str, baseline: Option<&str>) -> PluginDrift {
         PluginDrift {
             node: "web-0".into(),
             plugin: name.into(),
             day: "2026-04-02".parse().unwrap(),
-            scan: TaskId {
-                kind: TaskKind::Scan,
+            scan: QueueTaskId {
+                kind: QueueTaskKind::Scan,
                 number: 3,
             },
             baseline_day: baseline.map(|b| b.parse().unwrap()),

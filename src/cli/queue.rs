@@ -6,7 +6,7 @@ use super::text::{self, parse_active_status, parse_kind};
 use super::{print_json, table, with_query, CliError, CmdResult};
 use crate::client::Client;
 use crate::proto::{
-    ActiveStatus, CancelOutcome, CancelRequest, CancelResponse, QueueTask, TaskKind,
+    CancelOutcome, CancelRequest, CancelResponse, QueueTask, QueueTaskKind, QueueTaskStatus,
 };
 
 #[derive(Args)]
@@ -17,7 +17,7 @@ pub struct QueueArgs {
 
     /// Only tasks in this state: Queued or Running.
     #[arg(long, value_name = "STATUS", value_parser = parse_active_status)]
-    status: Option<ActiveStatus>,
+    status: Option<QueueTaskStatus>,
 
     /// Only tasks for this node.
     #[arg(long, value_name = "NODE")]
@@ -25,7 +25,7 @@ pub struct QueueArgs {
 
     /// Only scans or only audits.
     #[arg(long, value_name = "KIND", value_parser = parse_kind)]
-    kind: Option<TaskKind>,
+    kind: Option<QueueTaskKind>,
 }
 
 #[derive(Subcommand)]

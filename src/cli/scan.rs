@@ -13,8 +13,8 @@ use super::text;
 use super::{print_json, with_query, CliError, CmdResult};
 use crate::client::Client;
 use crate::proto::{
-    ActiveStatus, EnqueueRequest, EnqueueResponse, FinalStatus, LogPage, LogRow, QueueTask, Scope,
-    TaskId, TaskKind,
+    EnqueueRequest, EnqueueResponse, FinalStatus, LogPage, LogRow, QueueTask, QueueTaskId,
+    QueueTaskKind, QueueTaskStatus, Scope,
 };
 
 /// How often `--wait` asks the daemon how the tasks are doing.
@@ -60,7 +60,7 @@ pub struct AuditArgs {
 
 pub async fn scan(client: &Client, args: ScanArgs, json: bool) -> CmdResult {
     let req = EnqueueRequest {
-        kind: TaskKind::Scan,
+        kind: QueueTaskKind::Scan,
         scope: args.scope,
         plugins: non_empty(args.plugins),
         policies: None,
@@ -70,7 +70,7 @@ pub async fn scan(client: &Client, args: ScanArgs, json: bool) -> CmdResult {
 
 pub async fn audit(client: &Client, args: AuditArgs, json: bool) -> CmdResult {
     let req = EnqueueRequest {
-        kind: TaskKind::Audit,
+        kind: QueueTaskKind::Audit,
         scope: args.scope,
         plugins: None,
         policies: non_empty(args.policies),
@@ -118,7 +118,7 @@ async fn start(client: &Client, req: EnqueueRequest, wait: bool, json: bool) -> 
         print_json(&rows);
     } else {
         println!("{}", summary(kind, &rows));
-        if kind == TaskKind::Audit {
+        if kind == QueueTaskKind::Audit {
             print!("{}", super::policies::compliance_summary(&rows));
         }
     }
@@ -141,7 +141,7 @@ async fn start(client: &Client, req: EnqueueRequest, wait: bool, json: bool) -> 
 
 /// A task `--wait` is still following.
 struct Pending {
-    id: TaskId,
+    id: QueueTaskId,
     /// Its node, once seen in the queue: narrows the log look-up.
     target: Option<String>,
     running: bool,
@@ -152,8 +152,8 @@ struct Pending {
 /// Polls until every task has a log row; returns the rows in the order of `ids`.
 async fn follow(
     client: &Client,
-    kind: TaskKind,
-    ids: &[TaskId],
+    kind: QueueTaskKind,
+    ids: &[QueueTaskId],
     progress: &Progress,
 ) -> Result<Vec<LogRow>, CliError> {
     let mut pending: Vec<Pending> = ids
@@ -165,15 +165,15 @@ async fn follow(
             misses: 0,
         })
         .collect();
-    let mut ended: BTreeMap<TaskId, LogRow> = BTreeMap::new();
+    let mut ended: BTreeMap<QueueTaskId, LogRow> = BTreeMap::new();
     loop {
         let queue_path = with_query("/v1/queue", &[("kind", Some(text::kind_word(kind).into()))]);
         let queue: Vec<QueueTask> = client.get(&queue_path).await?;
-        let in_queue = |id: TaskId| queue.iter().find(|t| t.id == id);
+        let in_queue = |id: QueueTaskId| queue.iter().find(|t| t.id == id);
         for p in &mut pending {
             if let Some(t) = in_queue(p.id) {
                 p.target = Some(t.target.clone());
-                p.running = t.status == ActiveStatus::Running;
+                p.running = t.status == QueueTaskStatus::Running;
                 p.misses = 0;
             }
         }
@@ -212,10 +212,10 @@ async fn follow(
 /// simply not returned: the next poll looks again.
 async fn find_log_rows(
     client: &Client,
-    kind: TaskKind,
+    kind: QueueTaskKind,
     gone: &[&Pending],
 ) -> Result<Vec<LogRow>, CliError> {
-    let mut by_node: BTreeMap<Option<&str>, Vec<TaskId>> = BTreeMap::new();
+    let mut by_node: BTreeMap<Option<&str>, Vec<QueueTaskId>> = BTreeMap::new();
     for p in gone {
         by_node.entry(p.target.as_deref()).or_default().push(p.id);
     }
@@ -283,7 +283,8 @@ impl Progress {
 
     fn running(&self, pending: &[Pending]) {
         if let Progress::Bar(bar) = self {
-            let running: Vec<TaskId> = pending.iter().filter(|p| p.running).map(|p| p.id).collect();
+            let running: Vec<QueueTaskId> =
+                pending.iter().filter(|p| p.running).map(|p| p.id).collect();
             bar.set_message(if running.is_empty() {
                 "waiting for a free slot".to_owned()
             } else {
@@ -313,7 +314,7 @@ fn ended_line(row: &LogRow) -> String {
 }
 
 /// `3 scans: 2 Finished, 1 Failed`.
-fn summary(kind: TaskKind, rows: &[LogRow]) -> String {
+fn summary(kind: QueueTaskKind, rows: &[LogRow]) -> String {
     let parts: Vec<String> = [
         FinalStatus::Finished,
         FinalStatus::Cancelled,
@@ -329,7 +330,7 @@ fn summary(kind: TaskKind, rows: &[LogRow]) -> String {
 }
 
 /// `1 scan`, `3 audits`.
-fn count(n: usize, kind: TaskKind) -> String {
+fn count(n: usize, kind: QueueTaskKind) -> String {
     let word = text::kind_word(kind);
     if n == 1 {
         format!("1 {word}")
@@ -338,9 +339,9 @@ fn count(n: usize, kind: TaskKind) -> String {
     }
 }
 
-fn join(ids: &[TaskId]) -> String {
+fn join(ids: &[QueueTaskId]) -> String {
     ids.iter()
-        .map(TaskId::to_string)
+        .map(QueueTaskId::to_string)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -384,9 +385,12 @@ mod tests {
             row("Finished", 1, &[]),
         ];
         assert_eq!(
-            summary(TaskKind::Scan, &rows),
+            summary(QueueTaskKind::Scan, &rows),
             "3 scans: 2 Finished, 1 Failed"
         );
-        assert_eq!(summary(TaskKind::Audit, &rows[..1]), "1 audit: 1 Finished");
+        assert_eq!(
+            summary(QueueTaskKind::Audit, &rows[..1]),
+            "1 audit: 1 Finished"
+        );
     }
 }

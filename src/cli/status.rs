@@ -57,7 +57,7 @@ pub async fn reload(client: &Client, json: bool) -> CmdResult {
     Ok(())
 }
 
-fn queue_line(q: Option<&crate::proto::QueueStatus>) -> String {
+fn queue_line(q: Option<&crate::proto::QueueFigures>) -> String {
     let Some(q) = q else {
         return "not yet available".into();
     };

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Local, Utc};
 
-use crate::proto::{ActiveStatus, FinalStatus, TaskKind};
+use crate::proto::{FinalStatus, QueueTaskKind, QueueTaskStatus};
 
 /// `2025-03-01 14:05:09` in the local time zone of the machine running `vigil`.
 pub fn local_time(t: DateTime<Utc>) -> String {
@@ -34,10 +34,10 @@ pub fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-pub fn active_status_word(s: ActiveStatus) -> &'static str {
+pub fn active_status_word(s: QueueTaskStatus) -> &'static str {
     match s {
-        ActiveStatus::Queued => "Queued",
-        ActiveStatus::Running => "Running",
+        QueueTaskStatus::Queued => "Queued",
+        QueueTaskStatus::Running => "Running",
     }
 }
 
@@ -50,10 +50,10 @@ pub fn final_status_word(s: FinalStatus) -> &'static str {
 }
 
 /// `--status` of `vigil queue`: `queued` or `running`, any case.
-pub fn parse_active_status(s: &str) -> Result<ActiveStatus, String> {
+pub fn parse_active_status(s: &str) -> Result<QueueTaskStatus, String> {
     match s.to_ascii_lowercase().as_str() {
-        "queued" => Ok(ActiveStatus::Queued),
-        "running" => Ok(ActiveStatus::Running),
+        "queued" => Ok(QueueTaskStatus::Queued),
+        "running" => Ok(QueueTaskStatus::Running),
         _ => Err(format!("expected Queued or Running, not {s:?}")),
     }
 }
@@ -69,19 +69,19 @@ pub fn parse_final_status(s: &str) -> Result<FinalStatus, String> {
 }
 
 /// `--kind`: `scan` or `audit`, any case.
-pub fn parse_kind(s: &str) -> Result<TaskKind, String> {
+pub fn parse_kind(s: &str) -> Result<QueueTaskKind, String> {
     match s.to_ascii_lowercase().as_str() {
-        "scan" => Ok(TaskKind::Scan),
-        "audit" => Ok(TaskKind::Audit),
+        "scan" => Ok(QueueTaskKind::Scan),
+        "audit" => Ok(QueueTaskKind::Audit),
         _ => Err(format!("expected scan or audit, not {s:?}")),
     }
 }
 
 /// The API's spelling of a kind in query strings and log paths.
-pub fn kind_word(k: TaskKind) -> &'static str {
+pub fn kind_word(k: QueueTaskKind) -> &'static str {
     match k {
-        TaskKind::Scan => "scan",
-        TaskKind::Audit => "audit",
+        QueueTaskKind::Scan => "scan",
+        QueueTaskKind::Audit => "audit",
     }
 }
 
@@ -114,9 +114,9 @@ mod tests {
 
     #[test]
     fn status_options_ignore_case() {
-        assert_eq!(parse_active_status("running"), Ok(ActiveStatus::Running));
+        assert_eq!(parse_active_status("running"), Ok(QueueTaskStatus::Running));
         assert_eq!(parse_final_status("FAILED"), Ok(FinalStatus::Failed));
-        assert_eq!(parse_kind("Audit"), Ok(TaskKind::Audit));
+        assert_eq!(parse_kind("Audit"), Ok(QueueTaskKind::Audit));
         assert!(parse_kind("both").is_err());
     }
 }

@@ -3,149 +3,30 @@
 //! Each top-level section (and each `[[user]]`, `[[node]]`, ... entry) is deserialized on its
 //! own, so one typo does not hide the next: an administrator sees all problems in one run.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::locate::{line_col, span_of, Seg};
+use super::report::Reporter;
 use super::{validate, Config, DaemonConfig, EmailConfig};
-
-/// One problem in a config file, pointing at the text that caused it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// 1-based; 0 when the problem is not tied to a place (e.g. the file is unreadable).
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.column,
-                self.message
-            )
-        }
-    }
-}
-
-/// Every problem found in a config file, in file order.
-#[derive(Debug, Clone, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Collects errors against one document.
-pub(super) struct Reporter<'a> {
-    file: &'a Path,
-    text: &'a str,
-    doc: Option<&'a Spanned<DeTable<'a>>>,
-    errors: Vec<(usize, ConfigError)>,
-    /// For each `[[section]]`: the document index of every entry that deserialized, so that
-    /// validation (which sees only those) points at the right `[[...]]` when an earlier
-    /// entry was rejected.
-    entries: HashMap<String, Vec<usize>>,
-    /// Sections with an entry that did not deserialize: references to them may be dangling
-    /// only because of that entry, which is reported already.
-    incomplete: HashSet<String>,
-}
-
-impl<'a> Reporter<'a> {
-    fn new(file: &'a Path, text: &'a str) -> Self {
-        Reporter {
-            file,
-            text,
-            doc: None,
-            errors: Vec::new(),
-            entries: HashMap::new(),
-            incomplete: HashSet::new(),
-        }
-    }
-
-    /// Whether every `[[section]]` entry deserialized, so a name missing from it is really
-    /// missing (and not just in an entry that was rejected).
-    pub(super) fn complete(&self, section: &str) -> bool {
-        !self.incomplete.contains(section)
-    }
-
-    fn at_span(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
-        let (offset, (line, column)) = match span {
-            Some(s) => (s.start, line_col(self.text, s.start)),
-            None => (0, (0, 0)),
-        };
-        self.errors.push((
-            offset,
-            ConfigError {
-                file: self.file.to_owned(),
-                line,
-                column,
-                message: message.into(),
-            },
-        ));
-    }
-
-    /// Reports a problem at the value found under `path`.
-    pub(super) fn at(&mut self, path: &[Seg<'_>], message: impl Into<String>) {
-        let mut path = path.to_vec();
-        if let [Seg::Key(section), Seg::Index(i), ..] = path[..] {
-            if let Some(&at) = self.entries.get(section).and_then(|e| e.get(i)) {
-                path[1] = Seg::Index(at);
-            }
-        }
-        let span = self.doc.map(|d| span_of(d, &path));
-        self.at_span(span, message);
-    }
-
-    fn finish(mut self) -> Result<(), ConfigErrors> {
-        if self.errors.is_empty() {
-            return Ok(());
-        }
-        self.errors.sort_by_key(|(offset, _)| *offset);
-        Err(ConfigErrors(
-            self.errors.into_iter().map(|(_, e)| e).collect(),
-        ))
-    }
-}
+use crate::located::{LocatedError, LocatedErrors};
 
 /// Loads, resolves and validates a config file.
-pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+pub fn load(path: &Path) -> Result<Config, LocatedErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_owned(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the config file: {e}"),
-        }])
+        LocatedErrors::one(LocatedError::in_file(
+            path,
+            format!("cannot read the config file: {e}"),
+        ))
     })?;
     let base = absolute_dir_of(path);
     parse(path, &text, &base)
 }
 
 /// Parses config text; `base` is the directory relative paths are resolved against.
-pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Config, ConfigErrors> {
+pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Config, LocatedErrors> {
     let mut report = Reporter::new(path, text);
     let (doc, syntax_errors) = DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {
@@ -278,7 +159,7 @@ fn resolve_paths(config: &mut Config, base: &Path) {
 mod tests {
     use super::*;
 
-    fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
+    fn parse_str(text: &str) -> Result<Config, LocatedErrors> {
         parse(Path::new("test.toml"), text, Path::new("/base"))
     }
 

@@ -6,6 +6,8 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use crate::located::line_col;
+
 /// One step of a path into the document.
 #[derive(Debug, Clone, Copy)]
 pub enum Seg<'a> {
@@ -50,16 +52,6 @@ pub fn in_file(file: &std::path::Path, path: &[Seg<'_>]) -> (usize, usize) {
         Ok(doc) => line_col(&text, span_of(&doc, path).start),
         Err(_) => (0, 0),
     }
-}
-
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
 }
 
 #[cfg(test)]

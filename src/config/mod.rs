@@ -4,9 +4,9 @@
 //! file:line:column; `validate` checks cross-references. A loaded `Config` is immutable and
 //! shared by `Arc`; a reload swaps in a new one (see `daemon::reload`).
 
-pub mod check;
 mod load;
 pub mod locate;
+mod report;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use load::{load, ConfigError, ConfigErrors};
+pub use load::{load, parse};
 pub use validate::looks_like_email;
+
+pub use crate::proto::{QueueTaskKind, Role, Scope};
 
 /// Where `vigild` looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/vigil/config.toml";
@@ -176,24 +178,6 @@ pub enum TlsMode {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Site User: views everything, acts on what is assigned to them.
-    User,
-    /// Site Administrator: may do everything.
-    Admin,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Admin => "admin",
-            Role::User => "user",
-        })
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
@@ -254,20 +238,11 @@ impl PluginConfig {
     }
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskKind {
-    Scan,
-    Audit,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     pub name: String,
-    pub kind: TaskKind,
+    pub kind: QueueTaskKind,
     /// Six fields: sec min hour day month weekday.
     pub cron: String,
     #[serde(default = "defaults::scope")]
@@ -278,52 +253,6 @@ pub struct ScheduleConfig {
     /// Default: all policies.
     #[serde(default)]
     pub policies: Option<Vec<String>>,
-}
-
-/// What a request covers: every node, one group's nodes, or one node.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Scope {
-    All,
-    Group(String),
-    Node(String),
-}
-
-impl TryFrom<String> for Scope {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<Scope> for String {
-    fn from(s: Scope) -> String {
-        s.to_string()
-    }
-}
-
-impl std::str::FromStr for Scope {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("invalid scope {s:?}: expected \"all\", \"group:NAME\" or \"node:NAME\"");
-        match s.split_once(':') {
-            None if s == "all" => Ok(Scope::All),
-            Some(("group", name)) if !name.is_empty() => Ok(Scope::Group(name.to_owned())),
-            Some(("node", name)) if !name.is_empty() => Ok(Scope::Node(name.to_owned())),
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scope::All => f.write_str("all"),
-            Scope::Group(g) => write!(f, "group:{g}"),
-            Scope::Node(n) => write!(f, "node:{n}"),
-        }
-    }
 }
 
 impl Config {
@@ -438,16 +367,6 @@ mod defaults {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scope_parses_and_prints() {
-        for s in ["all", "group:web", "node:web-1"] {
-            assert_eq!(s.parse::<Scope>().unwrap().to_string(), s);
-        }
-        for bad in ["", "group:", "host:x", "everything"] {
-            assert!(bad.parse::<Scope>().is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn smtp_debug_hides_password_file_path() {

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use croner::parser::{CronParser, Seconds};
 
-use super::load::Reporter;
 use super::locate::Seg::{self, Index as I, Key as K};
-use super::{Config, Scope, TaskKind};
+use super::report::Reporter;
+use super::{Config, QueueTaskKind, Scope};
 
 pub(super) fn validate(config: &mut Config, r: &mut Reporter<'_>) {
     daemon(config, r);
@@ -279,7 +279,7 @@ fn schedules(c: &Config, r: &mut Reporter<'_>) {
             _ => {}
         }
         match s.kind {
-            TaskKind::Scan => {
+            QueueTaskKind::Scan => {
                 if s.policies.is_some() {
                     r.at(
                         &at("policies"),
@@ -298,7 +298,7 @@ fn schedules(c: &Config, r: &mut Reporter<'_>) {
                     }
                 }
             }
-            TaskKind::Audit => {
+            QueueTaskKind::Audit => {
                 if s.plugins.is_some() {
                     r.at(
                         &at("plugins"),

@@ -4,6 +4,7 @@
 pub mod socket;
 pub mod state;
 mod systemd;
+pub mod tools;
 mod watch;
 
 use std::path::PathBuf;
@@ -22,45 +23,15 @@ use crate::outbox::Outbox;
 use crate::plugin::supervisor::WorkerCommand;
 use crate::queue::Queue;
 use crate::schedule::Scheduler;
-use crate::setup;
+use crate::setup::{self, SetupCell};
 use crate::snapshot;
 use crate::store::Store;
 use crate::tasks::UserTasks;
-use state::{ConfigCell, Daemon};
+use state::Daemon;
 
 /// Quiet time after the last change to the config file before it is re-read, so that an
 /// editor's write-rename-chmod sequence causes one reload, not three.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
-
-/// `vigild compact`: shrinks the database of the config's state dir (vigild must be stopped).
-pub fn compact(config_path: &std::path::Path) -> ExitCode {
-    let config = match crate::config::load(config_path) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("vigild: the config was not accepted:\n{errors}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let dir = &config.daemon.state_dir;
-    match Store::compact(dir) {
-        Ok((before, after)) => {
-            println!(
-                "{}: compacted from {} to {} bytes",
-                dir.join(crate::store::DB_FILE).display(),
-                before,
-                after
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!(
-                "vigild: cannot compact the database in {}: {e}",
-                dir.display()
-            );
-            ExitCode::FAILURE
-        }
-    }
-}
 
 /// Runs the daemon to completion on its own runtime. Entry point of `vigild`.
 pub fn main(config_path: PathBuf) -> ExitCode {
@@ -137,7 +108,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     );
     let policy_dir = config.policy_dir.clone();
     let limits = Limits::of(&config.daemon);
-    let cell = Arc::new(ConfigCell::new(setup));
+    let cell = Arc::new(SetupCell::new(setup));
     let worker = WorkerCommand::current_exe()
         .context("cannot find the vigild executable for plugin workers")?;
     let sweep_store = store.clone();
@@ -242,11 +213,11 @@ async fn reload(daemon: &Daemon, trigger: &str) {
 }
 
 /// Prunes old snapshots at start and every hour after, off the executor.
-async fn prune_loop(store: Store, cell: Arc<ConfigCell>) {
+async fn prune_loop(store: Store, cell: Arc<SetupCell>) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
-        let config = cell.get();
+        let config = cell.config();
         let today = snapshot::today(config.daemon.tz());
         let keep = config.daemon.retention_days;
         let store = store.clone();

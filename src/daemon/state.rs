@@ -2,66 +2,26 @@
 //! the current config snapshot, reload bookkeeping and the store.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{self, Config, ConfigErrors};
+use crate::config::Config;
+use crate::located::{LocatedError, LocatedErrors};
 use crate::outbox::Outbox;
-use crate::policy::Policy;
 use crate::proto::Reloaded;
 use crate::queue::Queue;
 use crate::schedule::Scheduler;
-use crate::setup::{self, Setup};
+use crate::setup::{self, Setup, SetupCell};
 use crate::store::Store;
 use crate::tasks::UserTasks;
-
-/// The config and policies in force and when they were loaded.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    pub config: Arc<Config>,
-    pub policies: Arc<Vec<Policy>>,
-    pub loaded_at: DateTime<Utc>,
-}
-
-/// The config in force, shared by everything that needs it; swapped whole on reload.
-pub struct ConfigCell(RwLock<Loaded>);
-
-impl ConfigCell {
-    pub fn new(setup: Setup) -> Self {
-        ConfigCell(RwLock::new(Loaded {
-            config: Arc::new(setup.config),
-            policies: Arc::new(setup.policies),
-            loaded_at: Utc::now(),
-        }))
-    }
-
-    /// The policies in force now (same rules as [`ConfigCell::get`]).
-    pub fn policies(&self) -> Arc<Vec<Policy>> {
-        self.loaded().policies
-    }
-
-    /// The config snapshot in force now. Callers keep the `Arc` for the whole of one piece
-    /// of work, so a reload never changes the config under a running request or task.
-    pub fn get(&self) -> Arc<Config> {
-        self.loaded().config
-    }
-
-    pub fn loaded(&self) -> Loaded {
-        crate::sync::read(&self.0).clone()
-    }
-
-    fn set(&self, loaded: Loaded) {
-        *crate::sync::write(&self.0) = loaded;
-    }
-}
 
 /// What a [`Daemon`] is built from, created in this order by `daemon::run`: outbox, user
 /// tasks (which mail through the outbox), queue (whose tasks' findings become user tasks).
 pub struct Parts {
     pub config_path: PathBuf,
-    pub cell: Arc<ConfigCell>,
+    pub cell: Arc<SetupCell>,
     pub store: Store,
     pub queue: Queue,
     pub outbox: Outbox,
@@ -77,7 +37,7 @@ pub struct Daemon {
     pub tasks: UserTasks,
     pub started_at: DateTime<Utc>,
     started: Instant,
-    cell: Arc<ConfigCell>,
+    cell: Arc<SetupCell>,
     last_reload_error: Mutex<Option<String>>,
     // One reload at a time, whoever asked (SIGHUP, file watcher, API).
     reload_lock: tokio::sync::Mutex<()>,
@@ -114,18 +74,14 @@ impl Daemon {
         let _ = self.scheduler.set(scheduler);
     }
 
-    /// The config snapshot in force now (see [`ConfigCell::get`]).
+    /// The config in force now (see [`SetupCell::current`]).
     pub fn config(&self) -> Arc<Config> {
-        self.cell.get()
+        self.cell.config()
     }
 
-    pub fn loaded(&self) -> Loaded {
-        self.cell.loaded()
-    }
-
-    /// The shared config cell (config and policies in force).
-    pub fn cell(&self) -> &ConfigCell {
-        &self.cell
+    /// The config and policies in force now.
+    pub fn setup(&self) -> Setup {
+        self.cell.current()
     }
 
     pub fn uptime_secs(&self) -> u64 {
@@ -138,18 +94,16 @@ impl Daemon {
 
     /// Re-reads and validates the config file. A good config is swapped in whole; a bad one
     /// is logged, kept as `last_reload_error`, and the old config stays in force.
-    pub async fn reload(&self, trigger: &str) -> Result<Reloaded, ConfigErrors> {
+    pub async fn reload(&self, trigger: &str) -> Result<Reloaded, LocatedErrors> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let path = self.config_path.clone();
         let result = tokio::task::spawn_blocking(move || setup::load(&path))
             .await
             .unwrap_or_else(|e| {
-                Err(ConfigErrors(vec![config::ConfigError {
-                    file: self.config_path.clone(),
-                    line: 0,
-                    column: 0,
-                    message: format!("reload task failed: {e}"),
-                }]))
+                Err(LocatedErrors::one(LocatedError::in_file(
+                    &self.config_path,
+                    format!("reload task failed: {e}"),
+                )))
             });
         match result {
             Ok(new) => {
@@ -160,12 +114,8 @@ impl Daemon {
                     summary_line(&new.config),
                     new.policies.len()
                 );
-                let loaded_at = Utc::now();
-                self.cell.set(Loaded {
-                    config: Arc::new(new.config),
-                    policies: Arc::new(new.policies),
-                    loaded_at,
-                });
+                let loaded_at = new.loaded_at;
+                self.cell.replace(new);
                 // New slots or schedules: let the queue and the scheduler look again.
                 self.queue.poke();
                 if let Some(scheduler) = self.scheduler.get() {

@@ -20,11 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use content::{assignment, AssignmentMail};
 
-use crate::daemon::state::ConfigCell;
 use crate::proto::{
     OutboxEntry, OutboxRetryResponse, OutboxRetrySkip, OutboxState, OutboxStatus,
     OutboxTestResponse,
 };
+use crate::setup::SetupCell;
 use crate::store::tables::{META, OUTBOX};
 use crate::store::{Store, StoreError};
 use crate::sync::lock;
@@ -232,7 +232,7 @@ pub struct Outbox {
 
 struct Shared {
     store: Store,
-    config: Arc<ConfigCell>,
+    config: Arc<SetupCell>,
     /// Wakes the sender: a mail was enqueued or requeued.
     wake: Notify,
     /// Set with a wake when an administrator asks for delivery now (retry, test mail):
@@ -244,7 +244,7 @@ struct Shared {
 }
 
 impl Outbox {
-    pub fn new(store: Store, config: Arc<ConfigCell>) -> Outbox {
+    pub fn new(store: Store, config: Arc<SetupCell>) -> Outbox {
         Outbox {
             shared: Arc::new(Shared {
                 store,

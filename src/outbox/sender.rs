@@ -54,7 +54,7 @@ pub(super) async fn run(outbox: Outbox) {
         if shared.shutdown.is_cancelled() {
             return;
         }
-        let config = shared.config.get();
+        let config = shared.config.config();
         let settings = format!("{:?}", config.email.smtp);
         if shared.retry_now.swap(false, Ordering::SeqCst) {
             pause = None;

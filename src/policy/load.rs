@@ -6,7 +6,6 @@
 //! plugin) point at the text that caused them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -22,43 +21,13 @@ use super::expect::{AttrExpect, Cond, ContentExpect, Expectation};
 use super::version::DebVersion;
 use super::{Check, Expect, KeyGlob, Policy, Quantifier, Selector};
 use crate::config::Scope;
-
-/// One problem in a policy file, pointing at the text that caused it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct PolicyError {
-    pub file: PathBuf,
-    /// 1-based; 0 when the problem is not tied to a place (e.g. the file is unreadable).
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = self.file.display();
-        match self.line {
-            0 => write!(f, "{file}: {}", self.message),
-            line => write!(f, "{file}:{line}:{}: {}", self.column, self.message),
-        }
-    }
-}
-
-/// Every problem found, one per line, in file order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct PolicyErrors(pub Vec<PolicyError>);
-
-impl fmt::Display for PolicyErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines: Vec<String> = self.0.iter().map(|e| e.to_string()).collect();
-        f.write_str(&lines.join("\n"))
-    }
-}
+use crate::located::{line_col, LocatedError, LocatedErrors};
 
 /// Loads every `*.toml` file in `dir` (not hidden ones, not subdirectories), one policy per
 /// file, sorted by policy name. A missing directory means no policies. Errors from all
 /// files are reported together, including a policy name used by two files.
-pub fn load_dir(dir: &Path, plugins: &BTreeSet<String>) -> Result<Vec<Policy>, PolicyErrors> {
-    let unreadable = |file: &Path, what: String| PolicyError {
+pub fn load_dir(dir: &Path, plugins: &BTreeSet<String>) -> Result<Vec<Policy>, LocatedErrors> {
+    let unreadable = |file: &Path, what: String| LocatedError {
         file: file.to_owned(),
         line: 0,
         column: 0,
@@ -69,7 +38,7 @@ pub fn load_dir(dir: &Path, plugins: &BTreeSet<String>) -> Result<Vec<Policy>, P
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => {
             let msg = format!("cannot read the policy directory: {e}");
-            return Err(PolicyErrors(vec![unreadable(dir, msg)]));
+            return Err(LocatedErrors(vec![unreadable(dir, msg)]));
         }
     };
     let mut files: Vec<PathBuf> = entries
@@ -101,7 +70,7 @@ pub fn load_dir(dir: &Path, plugins: &BTreeSet<String>) -> Result<Vec<Policy>, P
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for (p, (line, column)) in &policies {
         if let Some(first) = seen.get(&p.name) {
-            errors.push(PolicyError {
+            errors.push(LocatedError {
                 file: p.file.clone(),
                 line: *line,
                 column: *column,
@@ -116,7 +85,7 @@ pub fn load_dir(dir: &Path, plugins: &BTreeSet<String>) -> Result<Vec<Policy>, P
         }
     }
     if !errors.is_empty() {
-        return Err(PolicyErrors(errors));
+        return Err(LocatedErrors(errors));
     }
     let mut policies: Vec<Policy> = policies.into_iter().map(|(p, _)| p).collect();
     policies.sort_by(|a, b| a.name.cmp(&b.name));
@@ -125,7 +94,7 @@ pub fn load_dir(dir: &Path, plugins: &BTreeSet<String>) -> Result<Vec<Policy>, P
 
 /// Parses one policy file's text. `plugins` are the configured plugin names: a check naming
 /// any other plugin is an error.
-pub fn parse(file: &Path, text: &str, plugins: &BTreeSet<String>) -> Result<Policy, PolicyErrors> {
+pub fn parse(file: &Path, text: &str, plugins: &BTreeSet<String>) -> Result<Policy, LocatedErrors> {
     parse_located(file, text, plugins).map(|(p, _)| p)
 }
 
@@ -134,7 +103,7 @@ fn parse_located(
     file: &Path,
     text: &str,
     plugins: &BTreeSet<String>,
-) -> Result<(Policy, (usize, usize)), PolicyErrors> {
+) -> Result<(Policy, (usize, usize)), LocatedErrors> {
     let mut r = Reporter {
         file,
         text,
@@ -533,7 +502,7 @@ fn check_name(name: &str) -> Result<(), String> {
 struct Reporter<'a> {
     file: &'a Path,
     text: &'a str,
-    errors: Vec<(usize, PolicyError)>,
+    errors: Vec<(usize, LocatedError)>,
 }
 
 impl Reporter<'_> {
@@ -545,7 +514,7 @@ impl Reporter<'_> {
         let file = self.file.to_owned();
         self.errors.push((
             offset,
-            PolicyError {
+            LocatedError {
                 file,
                 line,
                 column,
@@ -570,17 +539,8 @@ impl Reporter<'_> {
         }
     }
 
-    fn finish(mut self) -> PolicyErrors {
+    fn finish(mut self) -> LocatedErrors {
         self.errors.sort_by_key(|(offset, _)| *offset);
-        PolicyErrors(self.errors.into_iter().map(|(_, e)| e).collect())
+        LocatedErrors(self.errors.into_iter().map(|(_, e)| e).collect())
     }
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
 }

@@ -36,7 +36,7 @@ use serde::Deserialize;
 use crate::config::Scope;
 
 pub use eval::{CheckResult, Evaluator, Outcome};
-pub use load::{load_dir, parse, PolicyError, PolicyErrors};
+pub use load::{load_dir, parse};
 pub use version::DebVersion;
 
 /// One policy file: a named set of checks.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub use vigil_plugin::Value;
 
-use super::{FinalStatus, TaskId};
+use super::{FinalStatus, QueueTaskId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,7 +44,7 @@ pub struct PluginDrift {
     pub plugin: String,
     pub day: chrono::NaiveDate,
     /// The scan that produced this day's snapshot.
-    pub scan: TaskId,
+    pub scan: QueueTaskId,
     /// The day compared with; `null` on a node's first scan (no drift is reported then).
     pub baseline_day: Option<chrono::NaiveDate>,
     pub items: u64,
@@ -66,7 +66,7 @@ pub struct NodeDrift {
 /// A node's last scan, for `GET /v1/nodes`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LastScan {
-    pub id: TaskId,
+    pub id: QueueTaskId,
     pub finished_at: DateTime<Utc>,
     pub status: FinalStatus,
     pub items_scanned: u64,

@@ -7,6 +7,8 @@ mod policies;
 mod queue;
 mod tasks;
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +18,23 @@ pub use policies::*;
 pub use queue::*;
 pub use tasks::*;
 
-pub use crate::config::Role;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Site User: views everything, acts on what is assigned to them.
+    User,
+    /// Site Administrator: may do everything.
+    Admin,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        })
+    }
+}
 
 /// Every error the API returns: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,7 +76,7 @@ pub struct Status {
     pub caller: Identity,
     pub nodes: usize,
     pub slots: u32,
-    pub queue: Option<QueueStatus>,
+    pub queue: Option<QueueFigures>,
     /// Outbox figures; `null` if they could not be read.
     pub outbox: Option<OutboxStatus>,
     /// Open user tasks of the organisation.

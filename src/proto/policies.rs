@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Scope, TaskId};
+use super::{QueueTaskId, Scope};
 
 /// The outcome of one policy check on one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +26,7 @@ pub struct CheckRecord {
     #[serde(default)]
     pub node: String,
     #[serde(default)]
-    pub audit: Option<TaskId>,
+    pub audit: Option<QueueTaskId>,
     #[serde(default)]
     pub at: Option<DateTime<Utc>>,
     /// The plugin whose items the check reads.

@@ -1,29 +1,83 @@
 //! Wire types of the queue: task ids, active tasks, requests, cancel, the Scan and Audit logs.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use crate::config::{Scope, TaskKind};
-
 use super::CheckRecord;
 
-/// `Scan #12` / `Audit #3`: numbered per kind, never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId {
-    pub kind: TaskKind,
-    pub number: u64,
+/// What a queue task does: scan a node, or audit it against policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueTaskKind {
+    Scan,
+    Audit,
 }
 
-impl std::fmt::Display for TaskId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.kind {
-            TaskKind::Scan => write!(f, "Scan #{}", self.number),
-            TaskKind::Audit => write!(f, "Audit #{}", self.number),
+/// What a request covers: every node, one group's nodes, or one node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Scope {
+    All,
+    Group(String),
+    Node(String),
+}
+
+impl TryFrom<String> for Scope {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Scope> for String {
+    fn from(s: Scope) -> String {
+        s.to_string()
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("invalid scope {s:?}: expected \"all\", \"group:NAME\" or \"node:NAME\"");
+        match s.split_once(':') {
+            None if s == "all" => Ok(Scope::All),
+            Some(("group", name)) if !name.is_empty() => Ok(Scope::Group(name.to_owned())),
+            Some(("node", name)) if !name.is_empty() => Ok(Scope::Node(name.to_owned())),
+            _ => Err(bad()),
         }
     }
 }
 
-impl std::str::FromStr for TaskId {
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::All => f.write_str("all"),
+            Scope::Group(g) => write!(f, "group:{g}"),
+            Scope::Node(n) => write!(f, "node:{n}"),
+        }
+    }
+}
+
+/// `Scan #12` / `Audit #3`: numbered per kind, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueTaskId {
+    pub kind: QueueTaskKind,
+    pub number: u64,
+}
+
+impl std::fmt::Display for QueueTaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            QueueTaskKind::Scan => write!(f, "Scan #{}", self.number),
+            QueueTaskKind::Audit => write!(f, "Audit #{}", self.number),
+        }
+    }
+}
+
+impl std::str::FromStr for QueueTaskId {
     type Err = String;
     /// Accepts `Scan #12`, `scan#12`, `scan-12`, `scan 12`, `S12` (and the same for audits).
     fn from_str(s: &str) -> Result<Self, String> {
@@ -34,22 +88,22 @@ impl std::str::FromStr for TaskId {
         let (word, num) = t.split_at(split);
         let word = word.trim_end_matches(|c: char| c == '#' || c == '-' || c.is_whitespace());
         let kind = match word.to_ascii_lowercase().as_str() {
-            "scan" | "s" => TaskKind::Scan,
-            "audit" | "a" => TaskKind::Audit,
+            "scan" | "s" => QueueTaskKind::Scan,
+            "audit" | "a" => QueueTaskKind::Audit,
             _ => return Err(bad()),
         };
         let number = num.parse().map_err(|_| bad())?;
-        Ok(TaskId { kind, number })
+        Ok(QueueTaskId { kind, number })
     }
 }
 
-impl Serialize for TaskId {
+impl Serialize for QueueTaskId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
 }
 
-impl<'de> Deserialize<'de> for TaskId {
+impl<'de> Deserialize<'de> for QueueTaskId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
@@ -62,7 +116,7 @@ pub const SCHEDULE_INITIATOR: &str = "Schedule";
 /// An active queue task (`GET /v1/queue`). Also its stored form in the queue table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueTask {
-    pub id: TaskId,
+    pub id: QueueTaskId,
     /// Device/Resource: the node's name.
     pub target: String,
     pub scope: Scope,
@@ -75,13 +129,13 @@ pub struct QueueTask {
     pub policies: Option<Vec<String>>,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
-    pub status: ActiveStatus,
+    pub status: QueueTaskStatus,
     /// 1 for the first run; incremented when a run is interrupted by a daemon stop.
     pub attempt: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ActiveStatus {
+pub enum QueueTaskStatus {
     Queued,
     Running,
 }
@@ -107,7 +161,7 @@ pub struct PluginRun {
 /// A terminal task: one row of the Scan log or the Audit log. Also its stored form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogRow {
-    pub id: TaskId,
+    pub id: QueueTaskId,
     pub target: String,
     pub scope: Scope,
     pub initiator: String,
@@ -144,7 +198,7 @@ pub struct LogRow {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
-    pub kind: TaskKind,
+    pub kind: QueueTaskKind,
     #[serde(default = "scope_all")]
     pub scope: Scope,
     #[serde(default)]
@@ -159,7 +213,7 @@ fn scope_all() -> Scope {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnqueueResponse {
-    pub ids: Vec<TaskId>,
+    pub ids: Vec<QueueTaskId>,
 }
 
 /// `POST /v1/queue/cancel`.
@@ -193,7 +247,7 @@ pub enum CancelOutcome {
 
 /// Queue figures in `GET /v1/status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct QueueStatus {
+pub struct QueueFigures {
     pub queued: usize,
     pub running: usize,
     pub slots: u32,
@@ -210,4 +264,19 @@ pub struct LogPage {
     pub rows: Vec<LogRow>,
     /// Rows matching the filter, all pages together.
     pub total: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_parses_and_prints() {
+        for s in ["all", "group:web", "node:web-1"] {
+            assert_eq!(s.parse::<Scope>().unwrap().to_string(), s);
+        }
+        for bad in ["", "group:", "host:x", "everything"] {
+            assert!(bad.parse::<Scope>().is_err(), "{bad}");
+        }
+    }
 }

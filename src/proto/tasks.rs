@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{PluginDrift, TaskId};
+use super::{PluginDrift, QueueTaskId};
 
 /// What produced a user task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -61,11 +61,11 @@ pub struct UserTask {
 
 /// One occurrence of a task's finding on a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskEvent {
+pub struct UserTaskEvent {
     pub node: String,
     pub time: DateTime<Utc>,
     /// `Scan #N` / `Audit #N`.
-    pub source: TaskId,
+    pub source: QueueTaskId,
     /// The calendar day of the finding (drift: the snapshot day).
     pub day: chrono::NaiveDate,
     /// One line: what was found on this node.
@@ -74,7 +74,7 @@ pub struct TaskEvent {
 
 /// `GET /v1/tasks`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TaskList {
+pub struct UserTaskList {
     pub tasks: Vec<UserTask>,
     /// Tasks matching the filter, all pages together.
     pub total: usize,
@@ -82,17 +82,17 @@ pub struct TaskList {
 
 /// `GET /v1/tasks/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TaskDetail {
+pub struct UserTaskDetail {
     pub task: UserTask,
     /// Every node with its number of events.
-    pub nodes: Vec<NodeCount>,
+    pub nodes: Vec<UserTaskNode>,
     /// Events, newest first, paged.
-    pub events: Vec<TaskEvent>,
+    pub events: Vec<UserTaskEvent>,
     pub events_total: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeCount {
+pub struct UserTaskNode {
     pub node: String,
     pub events: u64,
     /// The audit that found this node's finding fixed (policy tasks); `null` while it fails.
@@ -101,16 +101,16 @@ pub struct NodeCount {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TaskReport {
+pub struct UserTaskReport {
     pub task: UserTask,
-    pub nodes: Vec<NodeReport>,
+    pub nodes: Vec<UserTaskNodeReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeReport {
+pub struct UserTaskNodeReport {
     pub node: String,
     pub day: chrono::NaiveDate,
-    pub source: TaskId,
+    pub source: QueueTaskId,
     /// Drift tasks: the node's changes (previous → current, content diffs).
     pub drift: Vec<PluginDrift>,
     /// Scan-failure and policy tasks: the message on this node.
@@ -131,7 +131,7 @@ pub struct AssignRequest {
 /// Filters of `GET /v1/tasks`, `POST /v1/tasks/close` and export.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TaskFilter {
+pub struct UserTaskFilter {
     /// `open` (default), `closed` or `all`.
     #[serde(default)]
     pub status: Option<String>,
@@ -155,8 +155,8 @@ pub struct CloseAllResponse {
 
 /// A task with its events, as exported.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExportedTask {
+pub struct ExportedUserTask {
     #[serde(flatten)]
     pub task: UserTask,
-    pub event_list: Vec<TaskEvent>,
+    pub event_list: Vec<UserTaskEvent>,
 }

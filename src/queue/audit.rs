@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::runner::{Env, Failure, Stop, TaskResult, MAX_NOTES_PER_PLUGIN};
+use super::runner::{Env, Failure, QueueTaskResult, Stop, MAX_NOTES_PER_PLUGIN};
 use crate::plugin::supervisor::{self, ScanEvent, ScanOutcome, ScanSpec};
 use crate::policy::{Check, Evaluator, Outcome, Policy, Selector};
 use crate::proto::{CheckOutcome, CheckRecord, FinalStatus, PluginRun, QueueTask};
@@ -19,11 +19,14 @@ pub async fn audit(
     stop: &Stop,
     deadline: Instant,
     timeout: Duration,
-) -> TaskResult {
+) -> QueueTaskResult {
     let config = env.config;
-    let mut result = TaskResult::empty(FinalStatus::Finished);
+    let mut result = QueueTaskResult::empty(FinalStatus::Finished);
     let Some(node) = config.node(&task.target) else {
-        return TaskResult::failed(format!("node {:?} is no longer in the config", task.target));
+        return QueueTaskResult::failed(format!(
+            "node {:?} is no longer in the config",
+            task.target
+        ));
     };
     let policies: Vec<&Policy> = match &task.policies {
         Some(names) => {

@@ -29,7 +29,7 @@ impl Queue {
                 outcome,
                 message,
             };
-            let id: TaskId = match raw.parse() {
+            let id: QueueTaskId = match raw.parse() {
                 Ok(id) => id,
                 Err(e) => {
                     results.push(result(CancelOutcome::Invalid, e));
@@ -37,7 +37,7 @@ impl Queue {
                 }
             };
             match inner.by_id.get(&id).copied() {
-                Some(seq) if inner.tasks[&seq].status == ActiveStatus::Queued => {
+                Some(seq) if inner.tasks[&seq].status == QueueTaskStatus::Queued => {
                     queued_now.insert(seq);
                     results.push(result(CancelOutcome::Cancelled, format!("{id} cancelled")));
                 }
@@ -52,7 +52,7 @@ impl Queue {
                     ));
                 }
                 None => {
-                    let issued = if id.kind == TaskKind::Scan {
+                    let issued = if id.kind == QueueTaskKind::Scan {
                         counters.0
                     } else {
                         counters.1

@@ -7,7 +7,7 @@ use super::*;
 impl Queue {
     /// Records a task's end: removes it from the queue and appends its log row, in one
     /// commit that also starts the next Queued task(s) in the slot it frees.
-    pub(super) async fn complete(&self, seq: u64, result: TaskResult) {
+    pub(super) async fn complete(&self, seq: u64, result: QueueTaskResult) {
         // Group commit: every task that ended while an earlier end was being committed is
         // committed together by whoever gets the lock next, so a fleet of short scans costs
         // one durable commit per batch rather than one per scan. A task's end is still
@@ -18,7 +18,7 @@ impl Queue {
         if batch.is_empty() {
             return; // committed with an earlier batch
         }
-        let loaded = self.shared.config.loaded();
+        let loaded = self.shared.config.current();
         let config = loaded.config.clone();
         let today = crate::snapshot::today(config.daemon.tz());
         let mut ends = Vec::new();
@@ -48,7 +48,7 @@ impl Queue {
     /// Commits the ends of tasks in one transaction: per task its log row, the findings'
     /// user tasks and events, their mails; then the Running state of the tasks that take the
     /// freed slots, which are launched once that is durable.
-    async fn commit_ends(&self, inner: &mut Inner, ends: Vec<TaskEnd>, loaded: &Loaded) {
+    async fn commit_ends(&self, inner: &mut Inner, ends: Vec<TaskEnd>, loaded: &Setup) {
         let config = loaded.config.clone();
         let next = pick_ready(inner, config.daemon.slots, ends.len());
         let seqs: Vec<u64> = ends.iter().map(|(seq, ..)| *seq).collect();

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::proto::{ActiveStatus, QueueTask, TaskId};
+use crate::proto::{QueueTask, QueueTaskId, QueueTaskStatus};
 
 #[derive(Default)]
 pub(super) struct Inner {
@@ -22,14 +22,14 @@ pub(super) struct Inner {
     pub fifo: VecDeque<u64>,
     /// Running tasks and the token that cancels each.
     pub running: HashMap<u64, CancellationToken>,
-    pub by_id: HashMap<TaskId, u64>,
+    pub by_id: HashMap<QueueTaskId, u64>,
     pub dropped_scheduled: u64,
     pub stopping: bool,
 }
 
 impl Inner {
     pub fn insert(&mut self, seq: u64, task: QueueTask) {
-        if task.status == ActiveStatus::Queued {
+        if task.status == QueueTaskStatus::Queued {
             self.fifo.push_back(seq);
         }
         self.by_id.insert(task.id, seq);
@@ -38,7 +38,7 @@ impl Inner {
 
     pub fn remove(&mut self, seq: u64) -> Option<QueueTask> {
         let task = self.take(seq)?;
-        if task.status == ActiveStatus::Queued {
+        if task.status == QueueTaskStatus::Queued {
             self.fifo.retain(|s| *s != seq);
         }
         Some(task)

@@ -27,19 +27,19 @@ use tokio_util::task::TaskTracker;
 
 pub use persist::LogFilter;
 
-use crate::config::{ScheduleConfig, TaskKind};
-use crate::daemon::state::{ConfigCell, Loaded};
+use crate::config::{QueueTaskKind, ScheduleConfig};
 use crate::plugin::supervisor::WorkerCommand;
 use crate::proto::{
-    ActiveStatus, CancelOutcome, CancelResult, EnqueueRequest, LogPage, LogRow, QueueStatus,
-    QueueTask, TaskId, SCHEDULE_INITIATOR,
+    CancelOutcome, CancelResult, EnqueueRequest, LogPage, LogRow, QueueFigures, QueueTask,
+    QueueTaskId, QueueTaskStatus, SCHEDULE_INITIATOR,
 };
+use crate::setup::{Setup, SetupCell};
 use crate::store::{Store, StoreError};
 use crate::tasks::UserTasks;
 use inner::{Figures, Inner};
 use outcome::{cancelled_result, findings_of, interrupted_result, log_row, passing_of};
 use request::check_request;
-use runner::{Stop, TaskResult};
+use runner::{QueueTaskResult, Stop};
 
 /// A scheduled run on its way into the store.
 struct ScheduleRun {
@@ -74,9 +74,9 @@ pub enum QueueError {
 /// Which active tasks to list.
 #[derive(Debug, Clone, Default)]
 pub struct QueueFilter {
-    pub status: Option<ActiveStatus>,
+    pub status: Option<QueueTaskStatus>,
     pub node: Option<String>,
-    pub kind: Option<TaskKind>,
+    pub kind: Option<QueueTaskKind>,
 }
 
 /// Handle to the queue; cheap to clone.
@@ -87,7 +87,7 @@ pub struct Queue {
 
 struct Shared {
     store: Store,
-    config: Arc<ConfigCell>,
+    config: Arc<SetupCell>,
     worker: WorkerCommand,
     /// Findings of ending tasks become user tasks.
     tasks: UserTasks,
@@ -96,7 +96,7 @@ struct Shared {
     /// The queue's figures as of the last release of `inner` (see `inner.rs`).
     figures: std::sync::Mutex<Figures>,
     /// Tasks that ended and wait for their end to be committed (see `complete`).
-    ended_tasks: std::sync::Mutex<Vec<(u64, TaskResult)>>,
+    ended_tasks: std::sync::Mutex<Vec<(u64, QueueTaskResult)>>,
     /// Wakes the dispatcher: something was queued, or a slot freed up.
     wake: Notify,
     /// Signals every waiter that some task reached its end.
@@ -111,7 +111,7 @@ impl Queue {
     /// queued again with their attempt count raised; after [`MAX_ATTEMPTS`] they fail.
     pub async fn open(
         store: Store,
-        config: Arc<ConfigCell>,
+        config: Arc<SetupCell>,
         worker: WorkerCommand,
         tasks: UserTasks,
     ) -> Result<Queue, StoreError> {
@@ -123,7 +123,7 @@ impl Queue {
                 }
                 let mut kept = Vec::new();
                 for (seq, mut task) in persist::load_tasks(tx)? {
-                    if task.status == ActiveStatus::Running {
+                    if task.status == QueueTaskStatus::Running {
                         if task.attempt >= MAX_ATTEMPTS {
                             // The row keeps the last attempt's number and start time.
                             let row = log_row(&task, interrupted_result(&task), Utc::now());
@@ -133,7 +133,7 @@ impl Queue {
                             continue;
                         }
                         task.attempt += 1;
-                        task.status = ActiveStatus::Queued;
+                        task.status = QueueTaskStatus::Queued;
                         task.started_at = None;
                         persist::put_task(tx, seq, &task)?;
                         tracing::info!(id = %task.id, attempt = task.attempt, "requeued a task interrupted by a daemon stop");
@@ -195,7 +195,7 @@ impl Queue {
     /// Starts as many of the oldest Queued tasks as there are free slots, committing their
     /// Running state in one transaction before any of them starts.
     async fn start_ready(&self) -> Result<(), StoreError> {
-        let loaded = self.shared.config.loaded();
+        let loaded = self.shared.config.current();
         let mut inner = self.shared.lock().await;
         let ready = pick_ready(&inner, loaded.config.daemon.slots, 0);
         if ready.is_empty() {
@@ -216,7 +216,7 @@ impl Queue {
     }
 
     /// Runs tasks whose Running state is committed.
-    fn launch(&self, inner: &mut Inner, started: Vec<(u64, QueueTask)>, loaded: &Loaded) {
+    fn launch(&self, inner: &mut Inner, started: Vec<(u64, QueueTask)>, loaded: &Setup) {
         for (seq, task) in started {
             if inner.fifo.front() == Some(&seq) {
                 inner.fifo.pop_front();
@@ -252,8 +252,8 @@ impl Queue {
         &self,
         req: EnqueueRequest,
         initiator: String,
-    ) -> Result<Vec<TaskId>, QueueError> {
-        let loaded = self.shared.config.loaded();
+    ) -> Result<Vec<QueueTaskId>, QueueError> {
+        let loaded = self.shared.config.current();
         let config = loaded.config;
         let nodes = check_request(&config, &loaded.policies, &req)?;
         let mut inner = self.shared.lock().await;
@@ -270,7 +270,7 @@ impl Queue {
             });
         }
         let template = QueueTask {
-            id: TaskId {
+            id: QueueTaskId {
                 kind: req.kind,
                 number: 0,
             },
@@ -282,7 +282,7 @@ impl Queue {
             policies: req.policies.clone(),
             queued_at: Utc::now(),
             started_at: None,
-            status: ActiveStatus::Queued,
+            status: QueueTaskStatus::Queued,
             attempt: 1,
         };
         let created = self
@@ -310,7 +310,7 @@ impl Queue {
         schedule: &ScheduleConfig,
         due: DateTime<Utc>,
     ) -> Result<bool, QueueError> {
-        let config = self.shared.config.get();
+        let config = self.shared.config.config();
         let mut inner = self.shared.lock().await;
         if inner.stopping {
             return Err(QueueError::Stopping);
@@ -336,7 +336,7 @@ impl Queue {
         let dropped = nodes.len().saturating_sub(room);
         nodes.truncate(room);
         let template = QueueTask {
-            id: TaskId {
+            id: QueueTaskId {
                 kind: schedule.kind,
                 number: 0,
             },
@@ -348,7 +348,7 @@ impl Queue {
             policies: schedule.policies.clone(),
             queued_at: Utc::now(),
             started_at: None,
-            status: ActiveStatus::Queued,
+            status: QueueTaskStatus::Queued,
             attempt: 1,
         };
         let run = ScheduleRun {
@@ -428,10 +428,10 @@ impl Queue {
 
     /// The queue's figures for `/v1/status`. Never waits for the queue's lock, which a
     /// commit of task ends may hold for a while: the figures are those of the last change.
-    pub async fn status(&self) -> QueueStatus {
-        let config = self.shared.config.get();
+    pub async fn status(&self) -> QueueFigures {
+        let config = self.shared.config.config();
         let f = *crate::sync::lock(&self.shared.figures);
-        QueueStatus {
+        QueueFigures {
             queued: f.queued,
             running: f.running,
             slots: config.daemon.slots,
@@ -443,7 +443,7 @@ impl Queue {
         }
     }
 
-    pub async fn log(&self, kind: TaskKind, filter: LogFilter) -> Result<LogPage, StoreError> {
+    pub async fn log(&self, kind: QueueTaskKind, filter: LogFilter) -> Result<LogPage, StoreError> {
         self.shared
             .store
             .read(move |tx| persist::read_log(tx, kind, &filter))
@@ -511,7 +511,7 @@ fn pick_ready(inner: &Inner, slots: u32, ending: usize) -> Vec<(u64, QueueTask)>
         .take(free)
         .map(|seq| {
             let mut t = inner.tasks[seq].clone();
-            t.status = ActiveStatus::Running;
+            t.status = QueueTaskStatus::Running;
             t.started_at = Some(now);
             (*seq, t)
         })

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::runner::TaskResult;
+use super::runner::QueueTaskResult;
 use crate::proto::{CheckOutcome, FinalStatus, LogRow, QueueTask};
 use crate::tasks::{finding, Finding};
 
@@ -11,7 +11,7 @@ use crate::tasks::{finding, Finding};
 /// each plugin that failed. Cancelled tasks find nothing.
 pub(super) fn findings_of(
     task: &QueueTask,
-    result: &TaskResult,
+    result: &QueueTaskResult,
     today: chrono::NaiveDate,
     policies: &[crate::policy::Policy],
 ) -> Vec<Finding> {
@@ -56,7 +56,7 @@ pub(super) fn findings_of(
 }
 
 /// The (fingerprint, node) of every policy check an audit found passing.
-pub(super) fn passing_of(task: &QueueTask, result: &TaskResult) -> Vec<(String, String)> {
+pub(super) fn passing_of(task: &QueueTask, result: &QueueTaskResult) -> Vec<(String, String)> {
     result
         .checks
         .iter()
@@ -70,18 +70,22 @@ pub(super) fn passing_of(task: &QueueTask, result: &TaskResult) -> Vec<(String, 
         .collect()
 }
 
-pub(super) fn cancelled_result() -> TaskResult {
-    TaskResult::with_message(FinalStatus::Cancelled, "cancelled while queued".into())
+pub(super) fn cancelled_result() -> QueueTaskResult {
+    QueueTaskResult::with_message(FinalStatus::Cancelled, "cancelled while queued".into())
 }
 
-pub(super) fn interrupted_result(task: &QueueTask) -> TaskResult {
-    TaskResult::failed(format!(
+pub(super) fn interrupted_result(task: &QueueTask) -> QueueTaskResult {
+    QueueTaskResult::failed(format!(
         "interrupted {} times by daemon stops or crashes; not retried again",
         task.attempt
     ))
 }
 
-pub(super) fn log_row(task: &QueueTask, result: TaskResult, finished_at: DateTime<Utc>) -> LogRow {
+pub(super) fn log_row(
+    task: &QueueTask,
+    result: QueueTaskResult,
+    finished_at: DateTime<Utc>,
+) -> LogRow {
     let errors = if result.status == FinalStatus::Failed {
         result.messages.len().max(1) as u32
     } else {

@@ -6,7 +6,7 @@ use redb::{
     ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 
-use crate::proto::{CheckRecord, FinalStatus, LastScan, LogPage, LogRow, QueueTask, TaskKind};
+use crate::proto::{CheckRecord, FinalStatus, LastScan, LogPage, LogRow, QueueTask, QueueTaskKind};
 use crate::store::tables::{
     AUDIT_LOG, LOG_BY_NODE, LOG_BY_STATUS, LOG_COUNTS, META, NODE_LAST_SCAN, POLICY_RESULTS, QUEUE,
     SCAN_LOG, SCHEDULE_FIRED,
@@ -39,10 +39,10 @@ pub fn counter(tx: &ReadTransaction, name: &str) -> Result<u64, StoreError> {
     Ok(tx.open_table(META)?.get(name)?.map_or(0, |v| v.value()))
 }
 
-pub fn next_task_number(tx: &WriteTransaction, kind: TaskKind) -> Result<u64, StoreError> {
+pub fn next_task_number(tx: &WriteTransaction, kind: QueueTaskKind) -> Result<u64, StoreError> {
     next(
         tx,
-        if kind == TaskKind::Scan {
+        if kind == QueueTaskKind::Scan {
             NEXT_SCAN
         } else {
             NEXT_AUDIT
@@ -93,10 +93,10 @@ const STATUSES: [FinalStatus; 3] = [
 ];
 
 /// The log table of a kind, and its name in the log indexes.
-fn log_table(kind: TaskKind) -> (TableDefinition<'static, u64, &'static [u8]>, &'static str) {
+fn log_table(kind: QueueTaskKind) -> (TableDefinition<'static, u64, &'static [u8]>, &'static str) {
     match kind {
-        TaskKind::Scan => (SCAN_LOG, "scans"),
-        TaskKind::Audit => (AUDIT_LOG, "audits"),
+        QueueTaskKind::Scan => (SCAN_LOG, "scans"),
+        QueueTaskKind::Audit => (AUDIT_LOG, "audits"),
     }
 }
 
@@ -120,7 +120,7 @@ pub fn append_log(tx: &WriteTransaction, row: &LogRow) -> Result<(), StoreError>
     tx.open_table(def)?.insert(seq, bytes.as_slice())?;
     index_log_row(tx, log, seq, &row.target, row.status)?;
     add(tx, &indexed_counter(log), 1)?;
-    if row.id.kind == TaskKind::Scan {
+    if row.id.kind == QueueTaskKind::Scan {
         let last = LastScan {
             id: row.id,
             finished_at: row.finished_at,
@@ -160,7 +160,7 @@ fn index_log_row(
 /// indexes were complete.
 pub fn ensure_log_index(tx: &WriteTransaction) -> Result<u64, StoreError> {
     let mut complete = true;
-    for kind in [TaskKind::Scan, TaskKind::Audit] {
+    for kind in [QueueTaskKind::Scan, QueueTaskKind::Audit] {
         let (def, log) = log_table(kind);
         let rows = tx.open_table(def)?.len()?;
         let indexed = tx
@@ -176,7 +176,7 @@ pub fn ensure_log_index(tx: &WriteTransaction) -> Result<u64, StoreError> {
     tx.open_table(LOG_BY_STATUS)?.retain(|_, _| false)?;
     tx.open_table(LOG_COUNTS)?.retain(|_, _| false)?;
     let mut total = 0;
-    for kind in [TaskKind::Scan, TaskKind::Audit] {
+    for kind in [QueueTaskKind::Scan, QueueTaskKind::Audit] {
         let (def, log) = log_table(kind);
         let table = tx.open_table(def)?;
         let mut rows = 0;
@@ -253,7 +253,7 @@ pub struct LogFilter {
 /// word, no rows) until the page is full.
 pub fn read_log(
     tx: &ReadTransaction,
-    kind: TaskKind,
+    kind: QueueTaskKind,
     filter: &LogFilter,
 ) -> Result<LogPage, StoreError> {
     let (def, log) = log_table(kind);
@@ -362,13 +362,13 @@ pub fn schedule_seen(tx: &WriteTransaction, name: &str, now_unix: i64) -> Result
 mod tests {
     use super::*;
     use crate::config::Scope;
-    use crate::proto::TaskId;
+    use crate::proto::QueueTaskId;
     use crate::store::Store;
 
-    fn row(kind: TaskKind, number: u64, node: &str, status: FinalStatus) -> LogRow {
+    fn row(kind: QueueTaskKind, number: u64, node: &str, status: FinalStatus) -> LogRow {
         let now = chrono::Utc::now();
         LogRow {
-            id: TaskId { kind, number },
+            id: QueueTaskId { kind, number },
             target: node.to_owned(),
             scope: Scope::All,
             initiator: "uid 0".into(),
@@ -392,7 +392,7 @@ mod tests {
     }
 
     /// What `read_log` must return: every row decoded, filtered and paged.
-    fn reference(rows: &[LogRow], kind: TaskKind, f: &LogFilter) -> (Vec<String>, usize) {
+    fn reference(rows: &[LogRow], kind: QueueTaskKind, f: &LogFilter) -> (Vec<String>, usize) {
         let matching: Vec<&LogRow> = rows
             .iter()
             .rev()
@@ -419,7 +419,7 @@ mod tests {
     }
 
     fn check_pages_in(tx: &ReadTransaction, rows: &[LogRow]) {
-        for kind in [TaskKind::Scan, TaskKind::Audit] {
+        for kind in [QueueTaskKind::Scan, QueueTaskKind::Audit] {
             for node in [None, Some("n0"), Some("n2"), Some("gone")] {
                 for status in [None, Some(FinalStatus::Failed), Some(FinalStatus::Finished)] {
                     for (offset, limit) in [(0, 50), (0, 3), (4, 3), (39, 5), (100, 5), (0, 0)] {
@@ -454,9 +454,9 @@ mod tests {
         let rows: Vec<LogRow> = (0..60u64)
             .map(|i| {
                 let kind = if i % 4 == 3 {
-                    TaskKind::Audit
+                    QueueTaskKind::Audit
                 } else {
-                    TaskKind::Scan
+                    QueueTaskKind::Scan
                 };
                 let status = statuses[(i % 7 % 3) as usize];
                 row(kind, i + 1, &format!("n{}", i % 3), status)

@@ -2,7 +2,7 @@
 //! anything is queued: a request that names what does not exist is refused whole.
 
 use super::QueueError;
-use crate::config::{Config, Scope, TaskKind};
+use crate::config::{Config, QueueTaskKind, Scope};
 use crate::proto::EnqueueRequest;
 
 /// Checks an ad-hoc request against the config; returns the nodes it covers.
@@ -22,7 +22,7 @@ pub(super) fn check_request(
         _ => {}
     }
     match req.kind {
-        TaskKind::Scan => {
+        QueueTaskKind::Scan => {
             if req.policies.is_some() {
                 return bad("a scan takes `plugins`, not `policies`".into());
             }
@@ -40,7 +40,7 @@ pub(super) fn check_request(
                 );
             }
         }
-        TaskKind::Audit => {
+        QueueTaskKind::Audit => {
             if req.plugins.is_some() {
                 return bad("an audit takes `policies`, not `plugins`".into());
             }

@@ -15,7 +15,7 @@ use crate::plugin::supervisor::{
     self, PluginFailure, ScanEvent, ScanOutcome, ScanSpec, WorkerCommand,
 };
 use crate::policy::Policy;
-use crate::proto::{CheckRecord, FinalStatus, PluginDrift, PluginRun, QueueTask, TaskKind};
+use crate::proto::{CheckRecord, FinalStatus, PluginDrift, PluginRun, QueueTask, QueueTaskKind};
 use crate::snapshot::{self, SnapshotWriter};
 use crate::store::Store;
 
@@ -26,7 +26,7 @@ const MAX_STORED_NOTES: usize = 200;
 
 /// How a task ended.
 #[derive(Debug)]
-pub struct TaskResult {
+pub struct QueueTaskResult {
     pub status: FinalStatus,
     /// Errors (Failed) or why the task stopped (Cancelled); nothing else.
     pub messages: Vec<String>,
@@ -42,7 +42,7 @@ pub struct TaskResult {
     pub interrupted: bool,
 }
 
-impl TaskResult {
+impl QueueTaskResult {
     pub fn changes(&self) -> u64 {
         self.drifts.iter().map(|d| d.changes.len() as u64).sum()
     }
@@ -53,10 +53,10 @@ impl TaskResult {
     }
 }
 
-impl TaskResult {
+impl QueueTaskResult {
     /// A result with nothing in it yet.
     pub fn empty(status: FinalStatus) -> Self {
-        TaskResult {
+        QueueTaskResult {
             status,
             messages: Vec::new(),
             summary: None,
@@ -139,19 +139,19 @@ pub struct Env<'a> {
     pub worker: &'a WorkerCommand,
 }
 
-pub async fn run(task: &QueueTask, env: &Env<'_>, stop: &Stop) -> TaskResult {
+pub async fn run(task: &QueueTask, env: &Env<'_>, stop: &Stop) -> QueueTaskResult {
     let config = env.config;
     let timeout = config.daemon.task_timeout;
     let deadline = Instant::now() + timeout;
     let Some(node) = config.node(&task.target) else {
-        return TaskResult::failed(format!(
+        return QueueTaskResult::failed(format!(
             "node {:?} is no longer in the config; the task cannot run",
             task.target
         ));
     };
     match task.id.kind {
-        TaskKind::Scan => scan(task, env, &node.root, stop, deadline, timeout).await,
-        TaskKind::Audit => super::audit::audit(task, env, stop, deadline, timeout).await,
+        QueueTaskKind::Scan => scan(task, env, &node.root, stop, deadline, timeout).await,
+        QueueTaskKind::Audit => super::audit::audit(task, env, stop, deadline, timeout).await,
     }
 }
 
@@ -162,7 +162,7 @@ async fn scan(
     stop: &Stop,
     deadline: Instant,
     timeout: Duration,
-) -> TaskResult {
+) -> QueueTaskResult {
     let config = env.config;
     // The whole task belongs to the day it started, even if it runs past midnight.
     let day = snapshot::today(config.daemon.tz());
@@ -170,7 +170,7 @@ async fn scan(
         Some(list) => list.clone(),
         None => config.plugins.iter().map(|p| p.name.clone()).collect(),
     };
-    let mut result = TaskResult::empty(FinalStatus::Finished);
+    let mut result = QueueTaskResult::empty(FinalStatus::Finished);
     for name in names {
         let mut run = PluginRun {
             plugin: name.clone(),

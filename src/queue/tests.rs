@@ -3,7 +3,7 @@
 use super::*;
 use crate::config::Config;
 use crate::outbox::Outbox;
-use crate::setup::Setup;
+use crate::setup::{Setup, SetupCell};
 
 /// A queue on a fresh store whose dispatcher never starts: tasks stay Queued.
 async fn idle_queue(dir: &std::path::Path) -> (Queue, Arc<Config>) {
@@ -16,10 +16,7 @@ async fn idle_queue(dir: &std::path::Path) -> (Queue, Arc<Config>) {
     .unwrap();
     let config = crate::config::load(&path).unwrap();
     let store = Store::open(&config.daemon.state_dir).unwrap();
-    let cell = Arc::new(ConfigCell::new(Setup {
-        config,
-        policies: Vec::new(),
-    }));
+    let cell = Arc::new(SetupCell::new(Setup::new(config, Vec::new())));
     let tasks = UserTasks::open(store.clone(), Outbox::new(store.clone(), cell.clone()))
         .await
         .unwrap();
@@ -27,7 +24,7 @@ async fn idle_queue(dir: &std::path::Path) -> (Queue, Arc<Config>) {
     let queue = Queue::open(store, cell.clone(), worker, tasks)
         .await
         .unwrap();
-    (queue, cell.get())
+    (queue, cell.config())
 }
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -83,7 +80,7 @@ async fn status_does_not_wait_for_the_queue_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let (queue, _) = idle_queue(tmp.path()).await;
     let request = EnqueueRequest {
-        kind: TaskKind::Scan,
+        kind: QueueTaskKind::Scan,
         scope: crate::config::Scope::All,
         plugins: None,
         policies: None,

@@ -20,7 +20,7 @@ pub use day::{day_number, from_day_number, today, TODAY_FILE_ENV};
 pub use refs::{chunk_from as chunk_from_table, value_from as value_from_table};
 
 use crate::drift::{self, DiffRules};
-use crate::proto::{PluginDrift, TaskId};
+use crate::proto::{PluginDrift, QueueTaskId};
 use crate::store::tables::{DRIFT, SNAPSHOTS};
 use crate::store::{Store, StoreError};
 use chunk::{ChunkBuilder, Hash, StoredValue, MAX_CHUNK_ENTRIES};
@@ -48,7 +48,7 @@ pub struct ChunkRef {
 /// A stored snapshot: its chunk list and what the scan could not see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotMeta {
-    pub scan: TaskId,
+    pub scan: QueueTaskId,
     pub taken_at: DateTime<Utc>,
     pub items: u64,
     pub notes: Vec<String>,
@@ -184,7 +184,7 @@ impl SnapshotWriter {
     /// snapshot of an earlier day) and records that too, in one durable commit.
     pub async fn commit(
         self,
-        scan: TaskId,
+        scan: QueueTaskId,
         notes: Vec<String>,
         volatile: Vec<String>,
         rules: DiffRules,
@@ -199,7 +199,7 @@ impl SnapshotWriter {
     /// together with the task's end, and the task, still Running in the store, runs again.
     pub async fn commit_with_task(
         self,
-        scan: TaskId,
+        scan: QueueTaskId,
         notes: Vec<String>,
         volatile: Vec<String>,
         rules: DiffRules,
@@ -210,7 +210,7 @@ impl SnapshotWriter {
 
     async fn store_snapshot(
         mut self,
-        scan: TaskId,
+        scan: QueueTaskId,
         notes: Vec<String>,
         volatile: Vec<String>,
         rules: DiffRules,

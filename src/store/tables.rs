@@ -60,7 +60,7 @@ pub const NODE_LAST_SCAN: TableDefinition<&str, &[u8]> = TableDefinition::new("n
 /// User tasks: id → `proto::UserTask` JSON.
 pub const USER_TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("user_tasks");
 
-/// User task events: (task id, event number) → `proto::TaskEvent` JSON.
+/// User task events: (task id, event number) → `proto::UserTaskEvent` JSON.
 pub const TASK_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("task_events");
 
 /// Events per node of a task: (task id, node) → events.

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use regex::Regex;
 
 use crate::drift;
-use crate::proto::{ChangeKind, PluginDrift, TaskId, UserTaskKind, Value};
+use crate::proto::{ChangeKind, PluginDrift, QueueTaskId, UserTaskKind, Value};
 
 /// Longest title; longer ones end in an ellipsis.
 const MAX_TITLE: usize = 120;
@@ -22,7 +22,7 @@ pub struct Finding {
     /// Equal fingerprints group into one task. Namespaced by kind.
     pub fingerprint: String,
     pub node: String,
-    pub source: TaskId,
+    pub source: QueueTaskId,
     pub day: NaiveDate,
     /// Title and description of a task opened for this finding.
     pub title: String,
@@ -39,7 +39,7 @@ pub fn drift_fingerprint(drifts: &[PluginDrift]) -> Option<String> {
 /// The drift finding of one scan on one node, if anything changed.
 pub fn from_drift(
     node: &str,
-    source: TaskId,
+    source: QueueTaskId,
     day: NaiveDate,
     drifts: &[PluginDrift],
 ) -> Option<Finding> {
@@ -81,7 +81,7 @@ pub fn from_drift(
 /// numbers are the same finding.
 pub fn from_scan_failure(
     node: &str,
-    source: TaskId,
+    source: QueueTaskId,
     day: NaiveDate,
     plugin: &str,
     message: &str,
@@ -214,8 +214,8 @@ mod tests {
 
     #[test]
     fn scan_failures_on_different_nodes_share_a_fingerprint() {
-        let id = TaskId {
-            kind: crate::config::TaskKind::Scan,
+        let id = QueueTaskId {
+            kind: crate::config::QueueTaskKind::Scan,
             number: 1,
         };
         let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
@@ -253,7 +253,12 @@ pub fn policy_fingerprint(policy: &str, check: &str) -> String {
 }
 
 /// A policy check failing on a node.
-pub fn from_policy(node: &str, source: TaskId, day: NaiveDate, c: &FailedCheck<'_>) -> Finding {
+pub fn from_policy(
+    node: &str,
+    source: QueueTaskId,
+    day: NaiveDate,
+    c: &FailedCheck<'_>,
+) -> Finding {
     let what = if c.check_description.is_empty() {
         c.check
     } else {

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use memchr::memmem;
 
-use super::TaskError;
+use super::UserTaskError;
 use crate::api::Caller;
-use crate::proto::{TaskFilter, UserTask, UserTaskKind, UserTaskStatus};
+use crate::proto::{UserTask, UserTaskFilter, UserTaskKind, UserTaskStatus};
 
 /// Oldest last event first, the lower id first among equal times; lists walk it backwards.
 type Key = (DateTime<Utc>, u64);
@@ -434,13 +434,13 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn resolve(f: &TaskFilter, caller: &Caller) -> Result<Filter, TaskError> {
+    pub fn resolve(f: &UserTaskFilter, caller: &Caller) -> Result<Filter, UserTaskError> {
         let status = match f.status.as_deref() {
             None | Some("open") => Some(UserTaskStatus::Open),
             Some("closed") => Some(UserTaskStatus::Closed),
             Some("all") => None,
             Some(other) => {
-                return Err(TaskError::BadRequest(format!(
+                return Err(UserTaskError::BadRequest(format!(
                     "status {other:?}: use open, closed or all"
                 )))
             }
@@ -449,7 +449,7 @@ impl Filter {
             None => None,
             Some("none") => Some(None),
             Some("me") => Some(Some(caller.email.clone().ok_or_else(|| {
-                TaskError::BadRequest(
+                UserTaskError::BadRequest(
                     "`me` needs a caller with an email: this uid is not a configured user".into(),
                 )
             })?)),

@@ -23,8 +23,8 @@ pub use persist::Ingested;
 use crate::api::Caller;
 use crate::config::{Config, Role};
 use crate::proto::{
-    CloseAllResponse, ExportedTask, NodeReport, TaskDetail, TaskFilter, TaskList, TaskReport,
-    UserTask, UserTaskKind, UserTaskStatus,
+    CloseAllResponse, ExportedUserTask, UserTask, UserTaskDetail, UserTaskFilter, UserTaskKind,
+    UserTaskList, UserTaskNodeReport, UserTaskReport, UserTaskStatus,
 };
 use crate::snapshot;
 use crate::store::{Store, StoreError};
@@ -34,7 +34,7 @@ pub use mail::MailWaker;
 /// Why a user-task request was refused or failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TaskError {
+pub enum UserTaskError {
     #[error("there is no task #{0}")]
     NotFound(u64),
     /// The caller's role does not allow it; nothing was changed.
@@ -63,16 +63,16 @@ pub struct UserTasks {
 }
 
 /// The caller's role; callers that are not configured users may not touch tasks.
-fn role_of(caller: &Caller) -> Result<Role, TaskError> {
-    caller.role_or_refusal().map_err(TaskError::Forbidden)
+fn role_of(caller: &Caller) -> Result<Role, UserTaskError> {
+    caller.role_or_refusal().map_err(UserTaskError::Forbidden)
 }
 
 /// What Close All looks at for `caller`: the filter (open tasks only), who they are, and
 /// their role, which with [`may_close`] decides which matching tasks they may close.
 fn closable(
-    filter: &TaskFilter,
+    filter: &UserTaskFilter,
     caller: &Caller,
-) -> Result<(Filter, Option<String>, Role), TaskError> {
+) -> Result<(Filter, Option<String>, Role), UserTaskError> {
     let role = role_of(caller)?;
     let mut f = Filter::resolve(filter, caller)?;
     f.status = Some(UserTaskStatus::Open);
@@ -90,19 +90,19 @@ fn check_assign(
     assignee: &str,
     me: Option<&str>,
     role: Role,
-) -> Result<(), TaskError> {
+) -> Result<(), UserTaskError> {
     if role == Role::Admin {
         return Ok(());
     }
     if let Some(current) = &task.assignee {
-        return Err(TaskError::Forbidden(format!(
+        return Err(UserTaskError::Forbidden(format!(
             "task #{} is assigned to {current}; a Site User may only take an unassigned task \
              for themselves: ask an administrator to reassign it",
             task.id
         )));
     }
     if me != Some(assignee) {
-        return Err(TaskError::Forbidden(format!(
+        return Err(UserTaskError::Forbidden(format!(
             "a Site User may only take an unassigned task for themselves ({}), not assign it \
              to {assignee}; ask an administrator",
             me.unwrap_or("no email configured")
@@ -140,7 +140,7 @@ impl UserTasks {
 
     /// Runs `f` on the index on the blocking pool (a filter over every task is too long a
     /// computation for the async executor), at most one per core at once.
-    async fn with_index<T, F>(&self, f: F) -> Result<T, TaskError>
+    async fn with_index<T, F>(&self, f: F) -> Result<T, UserTaskError>
     where
         F: FnOnce(&TaskIndex) -> T + Send + 'static,
         T: Send + 'static,
@@ -150,14 +150,14 @@ impl UserTasks {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| TaskError::Internal(e.to_string()))?;
+            .map_err(|e| UserTaskError::Internal(e.to_string()))?;
         let index = self.index.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             f(&crate::sync::read(&index))
         })
         .await
-        .map_err(|e| TaskError::Internal(e.to_string()))
+        .map_err(|e| UserTaskError::Internal(e.to_string()))
     }
 
     /// Ingests findings inside the caller's transaction: tasks, events and assignment mails
@@ -224,34 +224,34 @@ impl UserTasks {
     /// Tasks matching the filter, sorted by last event (newest first), paged.
     pub async fn list(
         &self,
-        filter: &TaskFilter,
+        filter: &UserTaskFilter,
         caller: &Caller,
         offset: usize,
         limit: usize,
-    ) -> Result<TaskList, TaskError> {
+    ) -> Result<UserTaskList, UserTaskError> {
         let f = Filter::resolve(filter, caller)?;
         let (tasks, total) = self
             .with_index(move |index| index.page(&f, offset, limit))
             .await?;
-        Ok(TaskList { tasks, total })
+        Ok(UserTaskList { tasks, total })
     }
 
     /// The open tasks matching the filter that the caller may close, as Close All would
     /// pick them: its preview.
     pub async fn list_closable(
         &self,
-        filter: &TaskFilter,
+        filter: &UserTaskFilter,
         caller: &Caller,
         offset: usize,
         limit: usize,
-    ) -> Result<TaskList, TaskError> {
+    ) -> Result<UserTaskList, UserTaskError> {
         let (f, me, role) = closable(filter, caller)?;
         let (tasks, total) = self
             .with_index(move |index| {
                 index.page_where(&f, offset, limit, |t| may_close(t, me.as_deref(), role))
             })
             .await?;
-        Ok(TaskList { tasks, total })
+        Ok(UserTaskList { tasks, total })
     }
 
     /// (organisation's open tasks, the caller's open tasks).
@@ -264,8 +264,8 @@ impl UserTasks {
         id: u64,
         offset: usize,
         limit: usize,
-    ) -> Result<TaskDetail, TaskError> {
-        let task = self.get(id).ok_or(TaskError::NotFound(id))?;
+    ) -> Result<UserTaskDetail, UserTaskError> {
+        let task = self.get(id).ok_or(UserTaskError::NotFound(id))?;
         let (nodes, events) = self
             .store
             .read(move |tx| -> Result<_, StoreError> {
@@ -276,7 +276,7 @@ impl UserTasks {
             })
             .await?;
         let events_total = task.events;
-        Ok(TaskDetail {
+        Ok(UserTaskDetail {
             task,
             nodes,
             events,
@@ -286,8 +286,12 @@ impl UserTasks {
 
     /// Per node: the drift it found (drift tasks) or its message (other kinds), from the
     /// node's newest event.
-    pub async fn report(&self, id: u64, config: Arc<Config>) -> Result<TaskReport, TaskError> {
-        let task = self.get(id).ok_or(TaskError::NotFound(id))?;
+    pub async fn report(
+        &self,
+        id: u64,
+        config: Arc<Config>,
+    ) -> Result<UserTaskReport, UserTaskError> {
+        let task = self.get(id).ok_or(UserTaskError::NotFound(id))?;
         let kind = task.kind;
         let fingerprint = task.fingerprint.clone();
         let nodes = self
@@ -319,7 +323,7 @@ impl UserTasks {
                             e.node, e.day
                         )
                     });
-                    out.push(NodeReport {
+                    out.push(UserTaskNodeReport {
                         node: e.node,
                         day: e.day,
                         source: e.source,
@@ -332,7 +336,7 @@ impl UserTasks {
                 Ok(out)
             })
             .await?;
-        Ok(TaskReport { task, nodes })
+        Ok(UserTaskReport { task, nodes })
     }
 
     /// Assigns a task (admins: any; a Site User: an unassigned task, to themselves) and
@@ -343,10 +347,10 @@ impl UserTasks {
         id: u64,
         assignee: String,
         caller: &Caller,
-    ) -> Result<UserTask, TaskError> {
+    ) -> Result<UserTask, UserTaskError> {
         let role = role_of(caller)?;
         if !crate::config::looks_like_email(&assignee) {
-            return Err(TaskError::BadRequest(format!(
+            return Err(UserTaskError::BadRequest(format!(
                 "{assignee:?} is not an email address"
             )));
         }
@@ -354,8 +358,8 @@ impl UserTasks {
         let me = caller.email.clone();
         let task = self
             .store
-            .write(move |tx| -> Result<UserTask, TaskError> {
-                let mut task = persist::get(tx, id)?.ok_or(TaskError::NotFound(id))?;
+            .write(move |tx| -> Result<UserTask, UserTaskError> {
+                let mut task = persist::get(tx, id)?.ok_or(UserTaskError::NotFound(id))?;
                 check_assign(&task, &assignee, me.as_deref(), role)?;
                 task.assignee = Some(assignee);
                 persist::put(tx, &mut task)?;
@@ -377,19 +381,21 @@ impl UserTasks {
         id: u64,
         open: bool,
         caller: &Caller,
-    ) -> Result<UserTask, TaskError> {
+    ) -> Result<UserTask, UserTaskError> {
         let role = role_of(caller)?;
         if open && role != Role::Admin {
-            return Err(TaskError::Forbidden(caller.needs_admin("reopening a task")));
+            return Err(UserTaskError::Forbidden(
+                caller.needs_admin("reopening a task"),
+            ));
         }
         let by = caller.name();
         let me = caller.email.clone();
         let task = self
             .store
-            .write(move |tx| -> Result<UserTask, TaskError> {
-                let mut task = persist::get(tx, id)?.ok_or(TaskError::NotFound(id))?;
+            .write(move |tx| -> Result<UserTask, UserTaskError> {
+                let mut task = persist::get(tx, id)?.ok_or(UserTaskError::NotFound(id))?;
                 if !may_close(&task, me.as_deref(), role) {
-                    return Err(TaskError::Forbidden(format!(
+                    return Err(UserTaskError::Forbidden(format!(
                         "task #{id} is not assigned to you; a Site User may only close tasks \
                          assigned to them"
                     )));
@@ -404,7 +410,7 @@ impl UserTasks {
                 }
                 if open {
                     if let Some(other) = persist::open_with_fingerprint(tx, &task.fingerprint)? {
-                        return Err(TaskError::Conflict { other });
+                        return Err(UserTaskError::Conflict { other });
                     }
                 }
                 persist::set_open(tx, &mut task, open, &by)?;
@@ -421,9 +427,9 @@ impl UserTasks {
     /// the filter and the caller's rights.
     pub async fn close_all(
         &self,
-        filter: &TaskFilter,
+        filter: &UserTaskFilter,
         caller: &Caller,
-    ) -> Result<CloseAllResponse, TaskError> {
+    ) -> Result<CloseAllResponse, UserTaskError> {
         let (f, me, role) = closable(filter, caller)?;
         let ids = {
             let (f, me) = (f.clone(), me.clone());
@@ -450,19 +456,19 @@ impl UserTasks {
     /// Tasks matching the filter with all their events, oldest task first.
     pub async fn export(
         &self,
-        filter: &TaskFilter,
+        filter: &UserTaskFilter,
         caller: &Caller,
-    ) -> Result<Vec<ExportedTask>, TaskError> {
+    ) -> Result<Vec<ExportedUserTask>, UserTaskError> {
         let mut tasks = self.list(filter, caller, 0, usize::MAX).await?.tasks;
         tasks.sort_by_key(|t| t.id);
         let out = self
             .store
-            .read(move |tx| -> Result<Vec<ExportedTask>, StoreError> {
+            .read(move |tx| -> Result<Vec<ExportedUserTask>, StoreError> {
                 let mut out = Vec::with_capacity(tasks.len());
                 for task in tasks {
                     let mut event_list = persist::events(tx, task.id, 0, usize::MAX)?;
                     event_list.reverse();
-                    out.push(ExportedTask { task, event_list });
+                    out.push(ExportedUserTask { task, event_list });
                 }
                 Ok(out)
             })

@@ -8,7 +8,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use super::finding::Finding;
 use super::index::TaskIndex;
 use crate::config::Config;
-use crate::proto::{NodeCount, TaskEvent, UserTask, UserTaskStatus};
+use crate::proto::{UserTask, UserTaskEvent, UserTaskNode, UserTaskStatus};
 use crate::snapshot::day_number;
 use crate::store::tables::{
     LAST_FINGERPRINTS, META, OPEN_FINGERPRINTS, TASK_EVENTS, TASK_EVENT_DAYS, TASK_NODES,
@@ -110,7 +110,7 @@ pub fn ingest(
             continue;
         }
         let seq = task.events + 1;
-        let event = TaskEvent {
+        let event = UserTaskEvent {
             node: f.node.clone(),
             time: now,
             source: f.source,
@@ -373,7 +373,7 @@ pub fn load_into(tx: &ReadTransaction, index: &mut TaskIndex) -> Result<(), Stor
 }
 
 /// A task's nodes with their event counts.
-pub fn node_counts(tx: &ReadTransaction, id: u64) -> Result<Vec<NodeCount>, StoreError> {
+pub fn node_counts(tx: &ReadTransaction, id: u64) -> Result<Vec<UserTaskNode>, StoreError> {
     let table = tx.open_table(TASK_NODES)?;
     let resolved = tx.open_table(TASK_NODE_RESOLVED)?;
     let mut out = Vec::new();
@@ -383,7 +383,7 @@ pub fn node_counts(tx: &ReadTransaction, id: u64) -> Result<Vec<NodeCount>, Stor
         if tid != id {
             break;
         }
-        out.push(NodeCount {
+        out.push(UserTaskNode {
             node: node.to_owned(),
             events: v.value(),
             resolved_by: resolved.get((id, node))?.map(|r| r.value().to_owned()),
@@ -398,7 +398,7 @@ pub fn events(
     id: u64,
     offset: usize,
     limit: usize,
-) -> Result<Vec<TaskEvent>, StoreError> {
+) -> Result<Vec<UserTaskEvent>, StoreError> {
     let table = tx.open_table(TASK_EVENTS)?;
     let mut out = Vec::new();
     for entry in table

@@ -2,11 +2,10 @@
 //! checked on the stored task, and the index a restart loads.
 
 use super::*;
-use crate::config::TaskKind;
-use crate::daemon::state::ConfigCell;
+use crate::config::QueueTaskKind;
 use crate::outbox::Outbox;
-use crate::proto::TaskId;
-use crate::setup::Setup;
+use crate::proto::QueueTaskId;
+use crate::setup::{Setup, SetupCell};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -27,10 +26,7 @@ async fn fixture() -> Fixture {
     .unwrap();
     let config = crate::config::load(&path).unwrap();
     let store = Store::open(&dir.path().join("state")).unwrap();
-    let cell = Arc::new(ConfigCell::new(Setup {
-        config: config.clone(),
-        policies: Vec::new(),
-    }));
+    let cell = Arc::new(SetupCell::new(Setup::new(config.clone(), Vec::new())));
     let outbox = Outbox::new(store.clone(), cell);
     let tasks = UserTasks::open(store.clone(), outbox.clone())
         .await
@@ -60,8 +56,8 @@ impl Fixture {
     fn failure(&self, node: &str, number: u64, plugin: &str, message: &str) -> Ingested {
         let f = finding::from_scan_failure(
             node,
-            TaskId {
-                kind: TaskKind::Scan,
+            QueueTaskId {
+                kind: QueueTaskKind::Scan,
                 number,
             },
             chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
@@ -132,9 +128,9 @@ async fn a_restart_loads_every_task_with_its_own_nodes() {
         .await
         .unwrap();
     for (node, want) in [("n1", vec![1, 2]), ("n2", vec![1, 3]), ("n3", vec![4])] {
-        let filter = TaskFilter {
+        let filter = UserTaskFilter {
             node: Some(node.to_owned()),
-            ..TaskFilter::default()
+            ..UserTaskFilter::default()
         };
         let mut ids: Vec<u64> = fresh
             .list(&filter, &admin(), 0, 100)
@@ -191,7 +187,7 @@ async fn rights_are_checked_on_the_task_as_stored_not_as_indexed() {
         .assign(id, "bob@example.com".into(), &bob)
         .await
         .unwrap_err();
-    assert!(matches!(err, TaskError::Forbidden(_)), "{err}");
+    assert!(matches!(err, UserTaskError::Forbidden(_)), "{err}");
     assert_eq!(fx.stored(id).await, before, "the refusal wrote nothing");
     assert_eq!(fx.mails().await, 0, "and mailed nobody");
 
@@ -201,10 +197,10 @@ async fn rights_are_checked_on_the_task_as_stored_not_as_indexed() {
     fx.assign_in_store(id, "alice@example.com");
     let before = fx.stored(id).await;
     let err = fx.tasks.set_open(id, false, &bob).await.unwrap_err();
-    assert!(matches!(err, TaskError::Forbidden(_)), "{err}");
+    assert!(matches!(err, UserTaskError::Forbidden(_)), "{err}");
     let resp = fx
         .tasks
-        .close_all(&TaskFilter::default(), &bob)
+        .close_all(&UserTaskFilter::default(), &bob)
         .await
         .unwrap();
     assert_eq!(resp.count, 0, "Close All checks each task as stored too");
@@ -215,7 +211,7 @@ async fn rights_are_checked_on_the_task_as_stored_not_as_indexed() {
     let closed = fx.tasks.set_open(id, false, &alice).await.unwrap();
     assert_eq!(closed.status, UserTaskStatus::Closed);
     let err = fx.tasks.set_open(id, true, &alice).await.unwrap_err();
-    assert!(matches!(err, TaskError::Forbidden(_)), "{err}");
+    assert!(matches!(err, UserTaskError::Forbidden(_)), "{err}");
     assert_eq!(fx.stored(id).await, closed);
     let reopened = fx.tasks.set_open(id, true, &admin()).await.unwrap();
     assert_eq!(reopened.status, UserTaskStatus::Open);

@@ -91,7 +91,7 @@ pub(super) async fn close_all(
     let mut query = filter.query(StatusArg::Open);
     query.push(("closable", Some("true".to_owned())));
     query.push(("limit", Some(CLOSE_ALL_PREVIEW.to_string())));
-    let preview: TaskList = client.get(&with_query("/v1/tasks", &query)).await?;
+    let preview: UserTaskList = client.get(&with_query("/v1/tasks", &query)).await?;
     let n = preview.total;
     if n == 0 {
         if json {

@@ -14,8 +14,8 @@ use super::{print_json, table, text, with_query, CliError, CmdResult};
 use crate::client::{Client, ClientError};
 use crate::config::Role;
 use crate::proto::{
-    AssignRequest, CloseAllResponse, NodeReport, Status, TaskDetail, TaskFilter, TaskList,
-    TaskReport, UserTask, UserTaskKind, UserTaskStatus,
+    AssignRequest, CloseAllResponse, Status, UserTask, UserTaskDetail, UserTaskFilter,
+    UserTaskKind, UserTaskList, UserTaskNodeReport, UserTaskReport, UserTaskStatus,
 };
 
 /// Titles are cut to this many characters in the table (`--json` and `show` have them whole).
@@ -206,8 +206,8 @@ impl FilterArgs {
     }
 
     /// The body of `POST /v1/tasks/close` (which only ever closes open tasks).
-    fn body(&self) -> TaskFilter {
-        TaskFilter {
+    fn body(&self) -> UserTaskFilter {
+        UserTaskFilter {
             status: None,
             assignee: self.assignee(),
             q: self.filter.clone(),
@@ -237,7 +237,7 @@ pub async fn run(client: &Client, args: TasksArgs, json: bool) -> CmdResult {
 async fn list(client: &Client, args: &ListArgs, json: bool) -> CmdResult {
     let mut query = args.filter.query(args.status);
     query.push(("limit", Some(args.limit.to_string())));
-    let list: TaskList = client.get(&with_query("/v1/tasks", &query)).await?;
+    let list: UserTaskList = client.get(&with_query("/v1/tasks", &query)).await?;
     if json {
         print_json(&list);
         return Ok(());

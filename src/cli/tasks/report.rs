@@ -6,13 +6,13 @@ use std::fmt::Write as _;
 use super::*;
 
 pub(super) async fn show(client: &Client, id: u64, json: bool) -> CmdResult {
-    let detail: TaskDetail = client
+    let detail: UserTaskDetail = client
         .get(&with_query(
             &format!("/v1/tasks/{id}"),
             &[("events_limit", Some(SHOW_EVENTS.to_string()))],
         ))
         .await?;
-    let report: TaskReport = client.get(&format!("/v1/tasks/{id}/report")).await?;
+    let report: UserTaskReport = client.get(&format!("/v1/tasks/{id}/report")).await?;
     if json {
         // The task as `GET /v1/tasks/{id}` gives it, with the report's nodes as `report`.
         let mut value = serde_json::to_value(&detail)
@@ -32,7 +32,7 @@ pub(super) async fn show(client: &Client, id: u64, json: bool) -> CmdResult {
     Ok(())
 }
 
-fn render_detail(detail: &TaskDetail, report: &TaskReport, paint: Paint) -> String {
+fn render_detail(detail: &UserTaskDetail, report: &UserTaskReport, paint: Paint) -> String {
     let t = &detail.task;
     let mut out = String::new();
     let _ = writeln!(
@@ -149,7 +149,7 @@ pub(super) async fn changes(
     node: Option<String>,
     json: bool,
 ) -> CmdResult {
-    let mut report: TaskReport = client.get(&format!("/v1/tasks/{id}/report")).await?;
+    let mut report: UserTaskReport = client.get(&format!("/v1/tasks/{id}/report")).await?;
     if let Some(node) = &node {
         report.nodes.retain(|n| &n.node == node);
         if report.nodes.is_empty() {
@@ -177,11 +177,11 @@ pub(super) async fn changes(
 
 /// The report per node; nodes whose report reads the same (a patch applied to 100 nodes)
 /// are shown once under one heading.
-pub fn render_report(nodes: &[NodeReport], paint: Paint) -> String {
+pub fn render_report(nodes: &[UserTaskNodeReport], paint: Paint) -> String {
     if nodes.is_empty() {
         return "  no node has an event for this task\n".to_owned();
     }
-    let mut groups: Vec<(String, Vec<&NodeReport>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<&UserTaskNodeReport>)> = Vec::new();
     for n in nodes {
         let body = node_body(n, paint);
         let key = format!("{}\n{body}", n.day);
@@ -219,7 +219,7 @@ pub fn render_report(nodes: &[NodeReport], paint: Paint) -> String {
 }
 
 /// One node's report, indented under its heading: the drift, or the message.
-fn node_body(n: &NodeReport, paint: Paint) -> String {
+fn node_body(n: &UserTaskNodeReport, paint: Paint) -> String {
     let mut out = String::new();
     if let Some(note) = &n.note {
         let _ = writeln!(out, "  note: {}", clean(note));

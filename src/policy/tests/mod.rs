@@ -9,7 +9,8 @@ use std::path::Path;
 
 use vigil_plugin::Item;
 
-use super::{parse, CheckResult, Evaluator, Outcome, Policy, PolicyErrors};
+use super::{parse, CheckResult, Evaluator, Outcome, Policy};
+use crate::located::LocatedErrors;
 
 pub(super) fn plugins() -> BTreeSet<String> {
     ["files", "packages", "accounts", "sysctl", "services"]
@@ -18,7 +19,7 @@ pub(super) fn plugins() -> BTreeSet<String> {
         .collect()
 }
 
-pub(super) fn load(text: &str) -> Result<Policy, PolicyErrors> {
+pub(super) fn load(text: &str) -> Result<Policy, LocatedErrors> {
     parse(Path::new("p.toml"), text, &plugins())
 }
 

@@ -1,0 +1,65 @@
+//! Daemon-side tools an administrator runs by hand: `vigild --check-config PATH` (validate
+//! a config file and its policies, print every problem) and `vigild compact`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::store::Store;
+
+/// Prints every error (file:line:column: message) and returns 1, or a one-line summary and 0.
+pub fn check_config(path: &Path) -> ExitCode {
+    match crate::setup::load(path) {
+        Ok(setup) => {
+            let mut counts: Vec<String> = setup
+                .config
+                .summary()
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect();
+            counts.push(format!("{} policies", setup.policies.len()));
+            println!("{}: OK ({})", path.display(), counts.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: {} error(s); the config was not accepted",
+                path.display(),
+                errors.0.len()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vigild compact`: shrinks the database of the config's state dir (vigild must be stopped).
+pub fn compact(config_path: &std::path::Path) -> ExitCode {
+    let config = match crate::config::load(config_path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("vigild: the config was not accepted:\n{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = &config.daemon.state_dir;
+    match Store::compact(dir) {
+        Ok((before, after)) => {
+            println!(
+                "{}: compacted from {} to {} bytes",
+                dir.join(crate::store::DB_FILE).display(),
+                before,
+                after
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "vigild: cannot compact the database in {}: {e}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
