@@ -4,6 +4,7 @@
 //! ARCHITECTURE.md for the module map and the invariants between modules.
 
 pub mod api;
+pub mod caller;
 pub mod cli;
 pub mod client;
 pub mod config;

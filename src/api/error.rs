@@ -47,6 +47,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::caller::Refused> for ApiError {
+    fn from(e: crate::caller::Refused) -> Self {
+        ApiError::forbidden(e.0)
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!("store error while serving a request: {e}");

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-pub use caller::{Caller, PeerUid};
+pub use caller::PeerUid;
 pub use error::ApiError;
 
 use crate::daemon::state::Daemon;

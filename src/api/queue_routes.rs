@@ -5,9 +5,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::caller::Caller;
 use super::error::{ApiError, ApiJson, ApiQuery};
 use super::AppState;
+use crate::caller::Caller;
 use crate::proto::{
     CancelRequest, CancelResponse, EnqueueRequest, EnqueueResponse, FinalStatus, LogPage,
     QueueTask, QueueTaskKind, QueueTaskStatus,

@@ -9,9 +9,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::timeout::TimeoutLayer;
 
-use super::caller::Caller;
 use super::error::{envelope_bare_errors, ApiError, ApiJson};
 use super::{AppState, Limits};
+use crate::caller::Caller;
 use crate::proto::{ReloadRequest, Reloaded, Status};
 
 pub fn router(state: AppState, limits: &Limits) -> Router {
@@ -41,6 +41,7 @@ async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) 
     let is_status = request.method() == Method::GET && request.uri().path() == "/v1/status";
     if !is_status {
         if let Err(e) = caller.require_user() {
+            let e = ApiError::from(e);
             // Read (and drop) the body first, bounded like any body: a reply sent before
             // the client finished sending makes its send fail with EPIPE instead of
             // showing it the 403.

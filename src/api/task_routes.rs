@@ -7,9 +7,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::caller::Caller;
 use super::error::{ApiError, ApiJson, ApiQuery};
 use super::AppState;
+use crate::caller::Caller;
 use crate::proto::{
     AssignRequest, CloseAllResponse, UserTask, UserTaskDetail, UserTaskFilter, UserTaskKind,
     UserTaskList, UserTaskReport,

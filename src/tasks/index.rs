@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use memchr::memmem;
 
 use super::UserTaskError;
-use crate::api::Caller;
+use crate::caller::Caller;
 use crate::proto::{UserTask, UserTaskFilter, UserTaskKind, UserTaskStatus};
 
 /// Oldest last event first, the lower id first among equal times; lists walk it backwards.

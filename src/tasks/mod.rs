@@ -12,6 +12,7 @@ pub mod finding;
 mod index;
 mod mail;
 pub mod persist;
+mod rights;
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -20,8 +21,8 @@ pub use finding::Finding;
 use index::{Filter, TaskIndex};
 pub use persist::Ingested;
 
-use crate::api::Caller;
-use crate::config::{Config, Role};
+use crate::caller::Caller;
+use crate::config::Config;
 use crate::proto::{
     CloseAllResponse, ExportedUserTask, UserTask, UserTaskDetail, UserTaskFilter, UserTaskKind,
     UserTaskList, UserTaskNodeReport, UserTaskReport, UserTaskStatus,
@@ -30,6 +31,7 @@ use crate::snapshot;
 use crate::store::{Store, StoreError};
 
 pub use mail::MailWaker;
+use rights::{check_assign, check_close, check_reopen, closable, may_close, role_of};
 
 /// Why a user-task request was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,55 +62,6 @@ pub struct UserTasks {
     /// the cores, making every one of them (and everything else) slower.
     scans: Arc<tokio::sync::Semaphore>,
     mail: MailWaker,
-}
-
-/// The caller's role; callers that are not configured users may not touch tasks.
-fn role_of(caller: &Caller) -> Result<Role, UserTaskError> {
-    caller.role_or_refusal().map_err(UserTaskError::Forbidden)
-}
-
-/// What Close All looks at for `caller`: the filter (open tasks only), who they are, and
-/// their role, which with [`may_close`] decides which matching tasks they may close.
-fn closable(
-    filter: &UserTaskFilter,
-    caller: &Caller,
-) -> Result<(Filter, Option<String>, Role), UserTaskError> {
-    let role = role_of(caller)?;
-    let mut f = Filter::resolve(filter, caller)?;
-    f.status = Some(UserTaskStatus::Open);
-    Ok((f, caller.email.clone(), role))
-}
-
-/// Admins close any task; a Site User the tasks assigned to them.
-fn may_close(task: &UserTask, me: Option<&str>, role: Role) -> bool {
-    role == Role::Admin || (me.is_some() && task.assignee.as_deref() == me)
-}
-
-/// Admins assign any task to anyone; a Site User takes an unassigned task for themselves.
-fn check_assign(
-    task: &UserTask,
-    assignee: &str,
-    me: Option<&str>,
-    role: Role,
-) -> Result<(), UserTaskError> {
-    if role == Role::Admin {
-        return Ok(());
-    }
-    if let Some(current) = &task.assignee {
-        return Err(UserTaskError::Forbidden(format!(
-            "task #{} is assigned to {current}; a Site User may only take an unassigned task \
-             for themselves: ask an administrator to reassign it",
-            task.id
-        )));
-    }
-    if me != Some(assignee) {
-        return Err(UserTaskError::Forbidden(format!(
-            "a Site User may only take an unassigned task for themselves ({}), not assign it \
-             to {assignee}; ask an administrator",
-            me.unwrap_or("no email configured")
-        )));
-    }
-    Ok(())
 }
 
 impl UserTasks {
@@ -383,10 +336,8 @@ impl UserTasks {
         caller: &Caller,
     ) -> Result<UserTask, UserTaskError> {
         let role = role_of(caller)?;
-        if open && role != Role::Admin {
-            return Err(UserTaskError::Forbidden(
-                caller.needs_admin("reopening a task"),
-            ));
+        if open {
+            check_reopen(caller, role)?;
         }
         let by = caller.name();
         let me = caller.email.clone();
@@ -394,12 +345,7 @@ impl UserTasks {
             .store
             .write(move |tx| -> Result<UserTask, UserTaskError> {
                 let mut task = persist::get(tx, id)?.ok_or(UserTaskError::NotFound(id))?;
-                if !may_close(&task, me.as_deref(), role) {
-                    return Err(UserTaskError::Forbidden(format!(
-                        "task #{id} is not assigned to you; a Site User may only close tasks \
-                         assigned to them"
-                    )));
-                }
+                check_close(&task, me.as_deref(), role)?;
                 let want = if open {
                     UserTaskStatus::Open
                 } else {

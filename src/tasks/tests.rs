@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::QueueTaskKind;
 use crate::outbox::Outbox;
-use crate::proto::QueueTaskId;
+use crate::proto::{QueueTaskId, Role};
 use crate::setup::{Setup, SetupCell};
 
 struct Fixture {
