@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::net::UnixStream;
 
-use crate::proto::ErrorBody;
+use crate::proto::endpoints::{query_string, Endpoint, Method, NoBody, NoQuery};
+use crate::proto::{ErrorBody, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -21,7 +20,7 @@ pub enum ClientError {
     #[error("{message}")]
     Api {
         status: StatusCode,
-        code: String,
+        code: ErrorCode,
         message: String,
     },
     #[error("unexpected answer from vigild: {0}")]
@@ -43,35 +42,49 @@ impl Client {
         &self.socket
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.request(Method::GET, path, None).await
-    }
-
-    pub async fn post<B: Serialize, T: DeserializeOwned>(
+    /// Calls endpoint `E`: its path filled with `param`, `query` as its query string and
+    /// `body` as JSON (for a POST); the reply decoded.
+    pub async fn call<E: Endpoint>(
         &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, ClientError> {
-        let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.request(Method::POST, path, Some(body)).await
+        param: &E::Param,
+        query: &E::Query,
+        body: &E::Body,
+    ) -> Result<E::Reply, ClientError> {
+        let bytes = self.send_to::<E>(param, query, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("invalid JSON: {e}")))
     }
 
-    /// A GET whose answer is not JSON (CSV export): the body as text.
-    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        let bytes = self.send(Method::GET, path, None).await?;
+    /// Calls endpoint `E` and returns the reply's body as text, undecoded (CSV export).
+    pub async fn call_text<E: Endpoint>(
+        &self,
+        param: &E::Param,
+        query: &E::Query,
+        body: &E::Body,
+    ) -> Result<String, ClientError> {
+        let bytes = self.send_to::<E>(param, query, body).await?;
         String::from_utf8(bytes.to_vec())
             .map_err(|e| ClientError::Protocol(format!("the answer is not UTF-8: {e}")))
     }
 
-    async fn request<T: DeserializeOwned>(
+    async fn send_to<E: Endpoint>(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<T, ClientError> {
-        let bytes = self.send(method, path, body).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Protocol(format!("invalid JSON: {e}")))
+        param: &E::Param,
+        query: &E::Query,
+        body: &E::Body,
+    ) -> Result<Bytes, ClientError> {
+        let uri = format!(
+            "{}{}",
+            E::path(param),
+            query_string(query).map_err(ClientError::Protocol)?
+        );
+        let body = match E::METHOD {
+            Method::Get => None,
+            Method::Post => {
+                Some(serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?)
+            }
+        };
+        self.send(E::METHOD, &uri, body).await
     }
 
     /// Sends one request; the body of a success, or the daemon's error envelope as an error.
@@ -94,6 +107,10 @@ impl Client {
         tokio::spawn(async move {
             let _ = conn.await;
         });
+        let method = match method {
+            Method::Get => hyper::Method::GET,
+            Method::Post => hyper::Method::POST,
+        };
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -126,5 +143,33 @@ impl Client {
             });
         }
         Ok(bytes)
+    }
+}
+
+impl Client {
+    /// GET an endpoint that takes no query.
+    pub async fn get<E: Endpoint<Query = NoQuery, Body = NoBody>>(
+        &self,
+        param: &E::Param,
+    ) -> Result<E::Reply, ClientError> {
+        self.call::<E>(param, &NoQuery {}, &NoBody {}).await
+    }
+
+    /// GET an endpoint with a query.
+    pub async fn query<E: Endpoint<Body = NoBody>>(
+        &self,
+        param: &E::Param,
+        query: &E::Query,
+    ) -> Result<E::Reply, ClientError> {
+        self.call::<E>(param, query, &NoBody {}).await
+    }
+
+    /// POST a body to an endpoint that takes no query.
+    pub async fn post<E: Endpoint<Query = NoQuery>>(
+        &self,
+        param: &E::Param,
+        body: &E::Body,
+    ) -> Result<E::Reply, ClientError> {
+        self.call::<E>(param, &NoQuery {}, body).await
     }
 }

@@ -4,6 +4,7 @@
 //! ARCHITECTURE.md for the module map and the invariants between modules.
 
 pub mod api;
+pub mod audits;
 pub mod caller;
 pub mod cli;
 pub mod client;
@@ -12,6 +13,7 @@ pub mod daemon;
 pub mod drift;
 pub mod located;
 pub mod logging;
+pub mod nodes;
 pub mod outbox;
 pub mod plugin;
 pub mod policy;

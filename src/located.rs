@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn columns_count_characters_and_offsets_inside_a_character_are_safe() {
-        assert_eq!(line_col("é = 1", 3), (1, 2));
+        assert_eq!(line_col("é = 1", 3), (1, 3));
         assert_eq!(line_col("é", 1), (1, 1));
     }
 }

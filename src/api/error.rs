@@ -1,23 +1,26 @@
 //! API errors and the `{"error": {"code", "message"}}` envelope, including for errors that
 //! axum and tower produce themselves (bad JSON, unknown route, body too large, timeouts).
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 
-use crate::proto::{ErrorBody, ErrorDetail};
+use crate::proto::{ErrorBody, ErrorCode, ErrorDetail};
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with the status its code stands for.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::with_status(status, code, message)
+    }
+    pub fn with_status(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -25,13 +28,16 @@ impl ApiError {
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(ErrorCode::Forbidden, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
     }
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(ErrorCode::Internal, message)
     }
 }
 
@@ -39,7 +45,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code,
                 message: self.message,
             },
         };
@@ -60,60 +66,13 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-/// A JSON request body whose errors use the envelope. An empty body means `T::default()`,
-/// so `curl -X POST` works for endpoints whose body is all optional.
-pub struct ApiJson<T>(pub T);
-
-impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            let status = r.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "payload_too_large"
-            } else {
-                "bad_request"
-            };
-            ApiError::new(status, code, r.body_text())
-        })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(ApiJson(T::default()));
-        }
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
-    }
-}
-
-/// Query parameters whose errors use the envelope.
-pub struct ApiQuery<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| ApiQuery(q.0))
-            .map_err(|r| ApiError::bad_request(r.body_text()))
-    }
-}
-
 impl From<crate::queue::QueueError> for ApiError {
     fn from(e: crate::queue::QueueError) -> Self {
         use crate::queue::QueueError;
         match e {
-            QueueError::Full { .. } => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", e.to_string())
-            }
+            QueueError::Full { .. } => ApiError::new(ErrorCode::QueueFull, e.to_string()),
             QueueError::BadRequest(m) => ApiError::bad_request(m),
-            QueueError::Stopping => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string())
-            }
+            QueueError::Stopping => ApiError::new(ErrorCode::Stopping, e.to_string()),
             QueueError::Store(s) => s.into(),
         }
     }
@@ -123,14 +82,10 @@ impl From<crate::tasks::UserTaskError> for ApiError {
     fn from(e: crate::tasks::UserTaskError) -> Self {
         use crate::tasks::UserTaskError;
         match e {
-            UserTaskError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
+            UserTaskError::NotFound(_) => ApiError::not_found(e.to_string()),
             UserTaskError::Forbidden(m) => ApiError::forbidden(m),
             UserTaskError::BadRequest(m) => ApiError::bad_request(m),
-            UserTaskError::Conflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
+            UserTaskError::Conflict { .. } => ApiError::new(ErrorCode::Conflict, e.to_string()),
             UserTaskError::Store(s) => s.into(),
             UserTaskError::Internal(_) => {
                 tracing::error!("{e}");
@@ -153,26 +108,27 @@ pub async fn envelope_bare_errors(response: Response) -> Response {
     }
     let (code, message) = match status {
         StatusCode::NOT_FOUND => (
-            "not_found",
+            ErrorCode::NotFound,
             "no such endpoint; see `vigil --help` or the API table in the README",
         ),
         StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this endpoint does not take that HTTP method",
         ),
-        StatusCode::REQUEST_TIMEOUT => {
-            ("timeout", "the request took too long to arrive or to serve")
-        }
+        StatusCode::REQUEST_TIMEOUT => (
+            ErrorCode::Timeout,
+            "the request took too long to arrive or to serve",
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "the request body is larger than the daemon accepts",
         ),
         _ => (
-            "error",
+            ErrorCode::Error,
             status.canonical_reason().unwrap_or("request failed"),
         ),
     };
-    let mut out = ApiError::new(status, code, message).into_response();
+    let mut out = ApiError::with_status(status, code, message).into_response();
     if let Some(allow) = response.headers().get(header::ALLOW) {
         out.headers_mut().insert(header::ALLOW, allow.clone());
     }

@@ -4,6 +4,7 @@
 
 mod caller;
 mod csv;
+mod endpoint;
 mod error;
 mod node_routes;
 mod outbox_routes;

@@ -1,33 +1,41 @@
-//! The routes of the control API and their handlers. Handlers reply only after their effect
-//! has happened (committed to the store, or applied to the daemon).
+//! The router: every endpoint of the table with its handler, and the layers around them
+//! (users only beyond status, body limit, request timeout, the error envelope). Handlers
+//! reply only after their effect has happened (committed to the store, or applied).
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 
-use super::error::{envelope_bare_errors, ApiError, ApiJson};
+use super::endpoint::{Req, Routes};
+use super::error::{envelope_bare_errors, ApiError};
 use super::{AppState, Limits};
 use crate::caller::Caller;
-use crate::proto::{ReloadRequest, Reloaded, Status};
+use crate::proto::endpoints::{GetStatus, Reload};
+use crate::proto::{ErrorCode, Reloaded, Status};
+
+/// Every endpoint with its handler.
+pub fn routes() -> Routes {
+    let routes = Routes::new()
+        .json::<GetStatus, _, _>(status)
+        .json::<Reload, _, _>(reload);
+    let routes = super::queue_routes::add(routes);
+    let routes = super::node_routes::add(routes);
+    let routes = super::task_routes::add(routes);
+    let routes = super::policy_routes::add(routes);
+    super::outbox_routes::add(routes)
+}
 
 pub fn router(state: AppState, limits: &Limits) -> Router {
-    Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/reload", post(reload))
-        .merge(super::outbox_routes::routes())
-        .merge(super::queue_routes::routes())
-        .merge(super::node_routes::routes())
-        .merge(super::task_routes::routes())
-        .merge(super::policy_routes::routes())
+    routes()
+        .into_router()
         .layer(middleware::from_fn_with_state(
             state.clone(),
             only_users_beyond_status,
         ))
-        .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
@@ -41,32 +49,31 @@ async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) 
     let is_status = request.method() == Method::GET && request.uri().path() == "/v1/status";
     if !is_status {
         if let Err(e) = caller.require_user() {
-            let e = ApiError::from(e);
             // Read (and drop) the body first, bounded like any body: a reply sent before
             // the client finished sending makes its send fail with EPIPE instead of
             // showing it the 403.
             let _ = axum::body::to_bytes(request.into_body(), super::MAX_BODY).await;
-            return e.into_response();
+            return ApiError::from(e).into_response();
         }
     }
     next.run(request).await
 }
 
-async fn status(State(state): State<AppState>, caller: Caller) -> Json<Status> {
-    let daemon = &state.daemon;
-    let loaded = daemon.setup();
+async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
+    let (daemon, caller) = (&req.state.daemon, &req.caller);
+    let setup = daemon.setup();
     let (open, mine) = daemon.tasks.open_counts(caller.email.as_deref());
-    Json(Status {
+    Ok(Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         pid: std::process::id(),
         started_at: daemon.started_at,
         uptime_secs: daemon.uptime_secs(),
         config_path: daemon.config_path.display().to_string(),
-        config_loaded_at: loaded.loaded_at,
+        config_loaded_at: setup.loaded_at,
         last_reload_error: daemon.last_reload_error(),
         caller: caller.identity(),
-        nodes: loaded.config.nodes.len(),
-        slots: loaded.config.daemon.slots,
+        nodes: setup.config.nodes.len(),
+        slots: setup.config.daemon.slots,
         queue: Some(daemon.queue.status().await),
         outbox: match daemon.outbox.status().await {
             Ok(o) => Some(o),
@@ -80,21 +87,42 @@ async fn status(State(state): State<AppState>, caller: Caller) -> Json<Status> {
     })
 }
 
-async fn reload(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiJson(_): ApiJson<ReloadRequest>,
-) -> Result<Json<Reloaded>, ApiError> {
-    caller.require_admin("reloading the config")?;
-    let who = caller
-        .email
-        .unwrap_or_else(|| format!("uid {}", caller.uid));
-    match state.daemon.reload(&format!("API request by {who}")).await {
-        Ok(r) => Ok(Json(r)),
+async fn reload(req: Req<Reload>) -> Result<Reloaded, ApiError> {
+    req.caller.require_admin("reloading the config")?;
+    let who = req.caller.name();
+    match req
+        .state
+        .daemon
+        .reload(&format!("API request by {who}"))
+        .await
+    {
+        Ok(r) => Ok(r),
         Err(errors) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_config",
+            ErrorCode::InvalidConfig,
             format!("the new config was rejected and the previous one stays in force:\n{errors}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::proto::endpoints::ALL;
+
+    /// The router serves exactly the endpoint table: every route is in the table and every
+    /// endpoint of the table has a route.
+    #[test]
+    fn the_router_serves_exactly_the_endpoint_table() {
+        let routes = super::routes();
+        let registered: Vec<_> = routes.registered().to_vec();
+        let served: BTreeSet<_> = registered.iter().copied().collect();
+        assert_eq!(
+            served.len(),
+            registered.len(),
+            "a route is registered twice"
+        );
+        let table: BTreeSet<_> = ALL.iter().copied().collect();
+        assert_eq!(served, table);
     }
 }

@@ -3,9 +3,10 @@
 use clap::{Args, ValueEnum};
 
 use super::text::{self, parse_final_status};
-use super::{print_json, table, with_query, CmdResult};
+use super::{print_json, table, CmdResult};
 use crate::client::Client;
-use crate::proto::{FinalStatus, LogPage, LogRow, QueueTaskKind};
+use crate::proto::endpoints::GetLog;
+use crate::proto::{log_name, FinalStatus, LogPage, LogQuery, LogRow, QueueTaskKind};
 
 /// Failure messages are cut to this many characters in the table (`--json` has them whole).
 const MESSAGE_WIDTH: usize = 60;
@@ -50,26 +51,17 @@ impl LogKind {
     }
 }
 
-/// `/v1/logs/scans` or `/v1/logs/audits`.
-pub fn log_path(kind: QueueTaskKind) -> String {
-    format!("/v1/logs/{}s", text::kind_word(kind))
-}
-
 pub async fn run(client: &Client, args: LogArgs, json: bool) -> CmdResult {
     let kind = args.log.kind();
-    let path = with_query(
-        &log_path(kind),
-        &[
-            ("node", args.node.clone()),
-            (
-                "status",
-                args.status.map(|s| text::final_status_word(s).to_owned()),
-            ),
-            ("offset", Some(args.offset.to_string())),
-            ("limit", Some(args.limit.to_string())),
-        ],
-    );
-    let page: LogPage = client.get(&path).await?;
+    let query = LogQuery {
+        node: args.node.clone(),
+        status: args.status,
+        offset: args.offset,
+        limit: Some(args.limit),
+    };
+    let page: LogPage = client
+        .query::<GetLog>(&log_name(kind).to_owned(), &query)
+        .await?;
     if json {
         print_json(&page);
         return Ok(());

@@ -7,9 +7,10 @@ use chrono::NaiveDate;
 use clap::Args;
 
 use super::drift_view::{self, clean, Paint};
-use super::{print_json, table, text, with_query, CmdResult};
+use super::{print_json, table, text, CmdResult};
 use crate::client::Client;
-use crate::proto::{NodeDrift, NodeInfo, PluginDrift};
+use crate::proto::endpoints::{GetNodeDrift, ListNodes};
+use crate::proto::{DriftQuery, NodeDrift, NodeInfo, PluginDrift};
 
 #[derive(Args)]
 pub struct DriftArgs {
@@ -27,7 +28,7 @@ pub struct DriftArgs {
 }
 
 pub async fn nodes(client: &Client, json: bool) -> CmdResult {
-    let nodes: Vec<NodeInfo> = client.get("/v1/nodes").await?;
+    let nodes: Vec<NodeInfo> = client.get::<ListNodes>(&()).await?;
     if json {
         print_json(&nodes);
         return Ok(());
@@ -73,14 +74,11 @@ fn node_row(n: &NodeInfo) -> Vec<String> {
 }
 
 pub async fn drift(client: &Client, args: DriftArgs, json: bool) -> CmdResult {
-    let path = with_query(
-        &format!("/v1/nodes/{}/drift", super::encode(&args.node)),
-        &[
-            ("date", args.date.map(|d| d.to_string())),
-            ("plugin", args.plugin.clone()),
-        ],
-    );
-    let drift: NodeDrift = client.get(&path).await?;
+    let query = DriftQuery {
+        date: args.date,
+        plugin: args.plugin.clone(),
+    };
+    let drift: NodeDrift = client.query::<GetNodeDrift>(&args.node, &query).await?;
     if json {
         print_json(&drift);
         return Ok(());
@@ -133,6 +131,7 @@ fn summary(plugins: &[PluginDrift], changes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::endpoints::Endpoint;
     use crate::proto::{QueueTaskId, QueueTaskKind};
 
     fn plugin(name: &str, baseline: Option<&str>) -> PluginDrift {
@@ -175,7 +174,10 @@ mod tests {
 
     #[test]
     fn node_names_are_encoded_in_paths() {
-        assert_eq!(crate::cli::encode("web-0"), "web-0");
-        assert_eq!(crate::cli::encode("a/b c"), "a%2Fb%20c");
+        assert_eq!(GetNodeDrift::path(&"web-0".into()), "/v1/nodes/web-0/drift");
+        assert_eq!(
+            GetNodeDrift::path(&"a/b c".into()),
+            "/v1/nodes/a%2Fb%20c/drift"
+        );
     }
 }

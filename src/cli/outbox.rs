@@ -5,8 +5,9 @@ use clap::Subcommand;
 
 use super::{print_json, table, CliError, CmdResult};
 use crate::client::Client;
+use crate::proto::endpoints::{ListOutbox, RetryOutbox, TestOutbox};
 use crate::proto::{
-    OutboxEntry, OutboxRetryRequest, OutboxRetryResponse, OutboxState, OutboxStatus,
+    OutboxEntry, OutboxQuery, OutboxRetryRequest, OutboxRetryResponse, OutboxState, OutboxStatus,
     OutboxTestRequest, OutboxTestResponse,
 };
 
@@ -37,7 +38,9 @@ pub async fn run(client: &Client, json: bool, command: Option<OutboxCommand>) ->
 }
 
 async fn list(client: &Client, json: bool) -> CmdResult {
-    let mails: Vec<OutboxEntry> = client.get("/v1/outbox").await?;
+    let mails: Vec<OutboxEntry> = client
+        .query::<ListOutbox>(&(), &OutboxQuery::default())
+        .await?;
     if json {
         print_json(&mails);
         return Ok(());
@@ -82,7 +85,7 @@ async fn list(client: &Client, json: bool) -> CmdResult {
 
 async fn retry(client: &Client, json: bool, ids: Vec<u64>, all: bool) -> CmdResult {
     let r: OutboxRetryResponse = client
-        .post("/v1/outbox/retry", &OutboxRetryRequest { ids, all })
+        .post::<RetryOutbox>(&(), &OutboxRetryRequest { ids, all })
         .await?;
     if json {
         print_json(&r);
@@ -107,7 +110,7 @@ async fn retry(client: &Client, json: bool, ids: Vec<u64>, all: bool) -> CmdResu
 
 async fn test(client: &Client, json: bool, to: String) -> CmdResult {
     let r: OutboxTestResponse = client
-        .post("/v1/outbox/test", &OutboxTestRequest { to: to.clone() })
+        .post::<TestOutbox>(&(), &OutboxTestRequest { to: to.clone() })
         .await?;
     if json {
         print_json(&r);

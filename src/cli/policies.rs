@@ -5,6 +5,7 @@ use clap::Subcommand;
 
 use super::{print_json, table, text, CmdResult};
 use crate::client::Client;
+use crate::proto::endpoints::{GetPolicy, ListPolicies};
 use crate::proto::{CheckOutcome, LogRow, PolicyInfo, Scope};
 
 /// Evidence is cut to this many characters in tables (`--json` has it whole).
@@ -27,7 +28,7 @@ pub async fn run(client: &Client, command: Option<PoliciesCommand>, json: bool) 
 }
 
 async fn list(client: &Client, json: bool) -> CmdResult {
-    let policies: Vec<PolicyInfo> = client.get("/v1/policies").await?;
+    let policies: Vec<PolicyInfo> = client.get::<ListPolicies>(&()).await?;
     if json {
         print_json(&policies);
         return Ok(());
@@ -68,8 +69,7 @@ async fn list(client: &Client, json: bool) -> CmdResult {
 }
 
 async fn show(client: &Client, name: &str, json: bool) -> CmdResult {
-    let path = format!("/v1/policies/{}", super::encode(name));
-    let p: PolicyInfo = client.get(&path).await?;
+    let p: PolicyInfo = client.get::<GetPolicy>(&name.to_owned()).await?;
     if json {
         print_json(&p);
         return Ok(());

@@ -3,10 +3,12 @@
 use clap::{Args, Subcommand};
 
 use super::text::{self, parse_active_status, parse_kind};
-use super::{print_json, table, with_query, CliError, CmdResult};
+use super::{print_json, table, CliError, CmdResult};
 use crate::client::Client;
+use crate::proto::endpoints::{CancelQueueTasks, ListQueue};
 use crate::proto::{
-    CancelOutcome, CancelRequest, CancelResponse, QueueTask, QueueTaskKind, QueueTaskStatus,
+    CancelOutcome, CancelRequest, CancelResponse, QueueQuery, QueueTask, QueueTaskKind,
+    QueueTaskStatus,
 };
 
 #[derive(Args)]
@@ -46,18 +48,12 @@ pub async fn run(client: &Client, args: QueueArgs, json: bool) -> CmdResult {
 }
 
 async fn list(client: &Client, args: &QueueArgs, json: bool) -> CmdResult {
-    let path = with_query(
-        "/v1/queue",
-        &[
-            (
-                "status",
-                args.status.map(|s| text::active_status_word(s).to_owned()),
-            ),
-            ("node", args.node.clone()),
-            ("kind", args.kind.map(|k| text::kind_word(k).to_owned())),
-        ],
-    );
-    let tasks: Vec<QueueTask> = client.get(&path).await?;
+    let query = QueueQuery {
+        status: args.status,
+        node: args.node.clone(),
+        kind: args.kind,
+    };
+    let tasks: Vec<QueueTask> = client.query::<ListQueue>(&(), &query).await?;
     if json {
         print_json(&tasks);
         return Ok(());
@@ -99,7 +95,7 @@ fn row(t: &QueueTask) -> Vec<String> {
 async fn cancel(client: &Client, ids: Vec<String>, json: bool) -> CmdResult {
     let asked = ids.len();
     let resp: CancelResponse = client
-        .post("/v1/queue/cancel", &CancelRequest { ids })
+        .post::<CancelQueueTasks>(&(), &CancelRequest { ids })
         .await?;
     if json {
         print_json(&resp);

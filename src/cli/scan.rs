@@ -8,13 +8,13 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::log::log_path;
 use super::text;
-use super::{print_json, with_query, CliError, CmdResult};
+use super::{print_json, CliError, CmdResult};
 use crate::client::Client;
+use crate::proto::endpoints::{Enqueue, GetLog, ListQueue};
 use crate::proto::{
-    EnqueueRequest, EnqueueResponse, FinalStatus, LogPage, LogRow, QueueTask, QueueTaskId,
-    QueueTaskKind, QueueTaskStatus, Scope,
+    log_name, EnqueueRequest, EnqueueResponse, FinalStatus, LogPage, LogQuery, LogRow, QueueQuery,
+    QueueTask, QueueTaskId, QueueTaskKind, QueueTaskStatus, Scope,
 };
 
 /// How often `--wait` asks the daemon how the tasks are doing.
@@ -84,7 +84,7 @@ fn non_empty(v: Vec<String>) -> Option<Vec<String>> {
 
 async fn start(client: &Client, req: EnqueueRequest, wait: bool, json: bool) -> CmdResult {
     let kind = req.kind;
-    let resp: EnqueueResponse = client.post("/v1/queue", &req).await?;
+    let resp: EnqueueResponse = client.post::<Enqueue>(&(), &req).await?;
     if !wait {
         if json {
             print_json(&resp);
@@ -167,8 +167,11 @@ async fn follow(
         .collect();
     let mut ended: BTreeMap<QueueTaskId, LogRow> = BTreeMap::new();
     loop {
-        let queue_path = with_query("/v1/queue", &[("kind", Some(text::kind_word(kind).into()))]);
-        let queue: Vec<QueueTask> = client.get(&queue_path).await?;
+        let only_kind = QueueQuery {
+            kind: Some(kind),
+            ..QueueQuery::default()
+        };
+        let queue: Vec<QueueTask> = client.query::<ListQueue>(&(), &only_kind).await?;
         let in_queue = |id: QueueTaskId| queue.iter().find(|t| t.id == id);
         for p in &mut pending {
             if let Some(t) = in_queue(p.id) {
@@ -223,15 +226,15 @@ async fn find_log_rows(
     for (node, mut wanted) in by_node {
         let mut offset = 0;
         while !wanted.is_empty() {
-            let path = with_query(
-                &log_path(kind),
-                &[
-                    ("node", node.map(str::to_owned)),
-                    ("offset", Some(offset.to_string())),
-                    ("limit", Some(LOG_PAGE.to_string())),
-                ],
-            );
-            let page: LogPage = client.get(&path).await?;
+            let query = LogQuery {
+                node: node.map(str::to_owned),
+                offset,
+                limit: Some(LOG_PAGE),
+                ..LogQuery::default()
+            };
+            let page: LogPage = client
+                .query::<GetLog>(&log_name(kind).to_owned(), &query)
+                .await?;
             let fetched = page.rows.len();
             for row in page.rows {
                 if let Some(i) = wanted.iter().position(|&id| id == row.id) {

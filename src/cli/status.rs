@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 
 use super::{print_json, table, CmdResult};
 use crate::client::Client;
-use crate::proto::{Reloaded, Status};
+use crate::proto::endpoints::{GetStatus, Reload};
+use crate::proto::{ReloadRequest, Reloaded, Status};
 
 pub async fn status(client: &Client, json: bool) -> CmdResult {
-    let s: Status = client.get("/v1/status").await?;
+    let s: Status = client.get::<GetStatus>(&()).await?;
     if json {
         print_json(&s);
         return Ok(());
@@ -48,7 +49,7 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
 }
 
 pub async fn reload(client: &Client, json: bool) -> CmdResult {
-    let r: Reloaded = client.post("/v1/reload", &serde_json::json!({})).await?;
+    let r: Reloaded = client.post::<Reload>(&(), &ReloadRequest {}).await?;
     if json {
         print_json(&r);
     } else {

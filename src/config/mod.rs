@@ -4,6 +4,7 @@
 //! file:line:column; `validate` checks cross-references. A loaded `Config` is immutable and
 //! shared by `Arc`; a reload swaps in a new one (see `daemon::reload`).
 
+pub mod email;
 mod load;
 pub mod locate;
 mod report;
@@ -17,7 +18,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{load, parse};
-pub use validate::looks_like_email;
 
 pub use crate::proto::{QueueTaskKind, Role, Scope};
 

@@ -88,11 +88,8 @@ fn daemon(c: &Config, r: &mut Reporter<'_>) {
 
 fn email(c: &Config, r: &mut Reporter<'_>) {
     let e = &c.email;
-    if let Err(why) = e.from.parse::<lettre::message::Mailbox>() {
-        r.at(
-            &[K("email"), K("from")],
-            format!("email.from {:?} is not a valid address ({why})", e.from),
-        );
+    if let Err(why) = super::email::check_mailbox(&e.from) {
+        r.at(&[K("email"), K("from")], format!("email.from {why}"));
     }
     let Some(smtp) = &e.smtp else { return };
     let at = |k| [K("email"), K("smtp"), K(k)];
@@ -119,11 +116,8 @@ fn users(c: &mut Config, r: &mut Reporter<'_>) {
     let mut emails: HashMap<String, usize> = HashMap::new();
     let mut uids: HashMap<u32, usize> = HashMap::new();
     for (i, u) in c.users.iter_mut().enumerate() {
-        if !looks_like_email(&u.email) {
-            r.at(
-                &[K("user"), I(i), K("email")],
-                format!("{:?} is not an email address", u.email),
-            );
+        if let Err(why) = super::email::check_address(&u.email) {
+            r.at(&[K("user"), I(i), K("email")], why);
         }
         if let Some(first) = emails.insert(u.email.to_lowercase(), i) {
             r.at(
@@ -187,10 +181,10 @@ fn groups(c: &Config, r: &mut Reporter<'_>) {
             );
         }
         for (j, owner) in g.owners.iter().enumerate() {
-            if !looks_like_email(owner) {
+            if let Err(why) = super::email::check_address(owner) {
                 r.at(
                     &[K("group"), I(i), K("owners"), I(j)],
-                    format!("owner {owner:?} is not an email address"),
+                    format!("owner {why}"),
                 );
             }
         }
@@ -322,18 +316,6 @@ fn check_name(name: &str, path: &[Seg<'_>], r: &mut Reporter<'_>) {
             path,
             format!("invalid name {name:?}: use 1-128 letters, digits, '-', '_' or '.'"),
         );
-    }
-}
-
-/// A plausible email address: `local@domain`, no spaces or control characters.
-pub fn looks_like_email(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
     }
 }
 

@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+use crate::audits::Audits;
 use crate::config::Config;
 use crate::located::{LocatedError, LocatedErrors};
+use crate::nodes::Nodes;
 use crate::outbox::Outbox;
 use crate::proto::Reloaded;
 use crate::queue::Queue;
@@ -35,6 +37,10 @@ pub struct Daemon {
     /// Mail to send; modules that cause mail enqueue into it and wake it.
     pub outbox: Outbox,
     pub tasks: UserTasks,
+    /// Node views: last scans, drift, items.
+    pub nodes: Nodes,
+    /// Policy views: the latest audit results.
+    pub audits: Audits,
     pub started_at: DateTime<Utc>,
     started: Instant,
     cell: Arc<SetupCell>,
@@ -58,6 +64,8 @@ impl Daemon {
             config_path,
             outbox,
             tasks,
+            nodes: Nodes::new(store.clone(), cell.clone()),
+            audits: Audits::new(store.clone(), cell.clone()),
             store,
             queue,
             started_at: Utc::now(),

@@ -54,17 +54,10 @@ impl header::Header for AutoSubmitted {
 /// Builds the message for `mail`, From `from`. The same row always builds the same headers
 /// (Message-ID and Date come from the row), so a re-sent mail is recognisable as a duplicate.
 pub fn build_message(from: &str, mail: &StoredMail) -> Result<Message, SendError> {
-    let from: Mailbox = from.parse().map_err(|e| {
-        SendError::Unavailable(format!(
-            "email.from {from:?} is not a valid address ({e}); fix it in the config"
-        ))
-    })?;
-    let to: Mailbox = mail.to.parse().map_err(|e| {
-        SendError::Permanent(format!(
-            "recipient {:?} is not a valid address ({e})",
-            mail.to
-        ))
-    })?;
+    let from: Mailbox = crate::config::email::check_mailbox(from)
+        .map_err(|why| SendError::Unavailable(format!("email.from {why}; fix it in the config")))?;
+    let to: Mailbox = crate::config::email::check_mailbox(&mail.to)
+        .map_err(|why| SendError::Permanent(format!("recipient {why}")))?;
     let builder = Message::builder()
         .from(from)
         .to(to)

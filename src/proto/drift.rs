@@ -63,6 +63,36 @@ pub struct NodeDrift {
     pub changes: usize,
 }
 
+/// Query of `GET /v1/nodes/{name}/drift`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftQuery {
+    /// `YYYY-MM-DD`; default: the newest day with a recorded scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<chrono::NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+}
+
+/// Query of `GET /v1/nodes/{name}/items`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemQuery {
+    pub plugin: String,
+    pub key: String,
+}
+
+/// `GET /v1/nodes/{name}/items`: an item's value in the newest snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemValue {
+    pub node: String,
+    pub plugin: String,
+    pub key: String,
+    pub day: chrono::NaiveDate,
+    pub attributes: std::collections::BTreeMap<String, Value>,
+    pub content: Option<String>,
+}
+
 /// A node's last scan, for `GET /v1/nodes`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LastScan {

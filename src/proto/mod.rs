@@ -2,6 +2,7 @@
 //! Nothing else defines what crosses the socket.
 
 mod drift;
+pub mod endpoints;
 mod outbox;
 mod policies;
 mod queue;
@@ -47,9 +48,61 @@ pub struct ErrorBody {
 #[serde(deny_unknown_fields)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `bad_request`, `forbidden`, `not_found`, ...
-    pub code: String,
+    pub code: ErrorCode,
     /// One sentence for a person: what failed and what to do.
     pub message: String,
+}
+
+/// The machine-readable code of an API error; each has one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: bad JSON, unknown field, invalid value.
+    BadRequest,
+    /// 403: the caller's role does not allow it.
+    Forbidden,
+    /// 404
+    NotFound,
+    /// 405
+    MethodNotAllowed,
+    /// 408: the request took too long to arrive or to serve.
+    Timeout,
+    /// 409: the action conflicts with the state (reopening a duplicate).
+    Conflict,
+    /// 413
+    PayloadTooLarge,
+    /// 422: the new config was rejected.
+    InvalidConfig,
+    /// 429: the queue is full.
+    QueueFull,
+    /// 500: a bug or a store failure; the daemon's log says more.
+    Internal,
+    /// 503: the daemon is stopping.
+    Stopping,
+    /// Any other failure status.
+    Error,
+    /// A code this build does not know (from a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The HTTP status the daemon answers with for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::Timeout => 408,
+            ErrorCode::Conflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::InvalidConfig => 422,
+            ErrorCode::QueueFull => 429,
+            ErrorCode::Internal | ErrorCode::Error | ErrorCode::Unknown => 500,
+            ErrorCode::Stopping => 503,
+        }
+    }
 }
 
 /// Who the daemon thinks the caller is (from SO_PEERCRED of the connection).

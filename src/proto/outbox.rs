@@ -41,6 +41,14 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
+/// Query of `GET /v1/outbox`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<OutboxState>,
+}
+
 /// `POST /v1/outbox/retry`: `{"ids": [3, 4]}` or `{"all": true}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -258,6 +258,45 @@ pub struct QueueFigures {
     pub oldest_running_secs: Option<u64>,
 }
 
+/// Query of `GET /v1/queue`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<QueueTaskStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<QueueTaskKind>,
+}
+
+/// Query of `GET /v1/logs/{log}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<FinalStatus>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: usize,
+    /// Default 50, at most 1,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The two logs, as named in `/v1/logs/{log}`.
+pub fn log_name(kind: QueueTaskKind) -> &'static str {
+    match kind {
+        QueueTaskKind::Scan => "scans",
+        QueueTaskKind::Audit => "audits",
+    }
+}
+
 /// A page of log rows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogPage {

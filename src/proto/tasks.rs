@@ -128,23 +128,161 @@ pub struct AssignRequest {
     pub assignee: String,
 }
 
-/// Filters of `GET /v1/tasks`, `POST /v1/tasks/close` and export.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Which tasks a filter takes by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserTaskStatusFilter {
+    #[default]
+    Open,
+    Closed,
+    All,
+}
+
+impl UserTaskStatusFilter {
+    /// The status a task must have; `None` for every task.
+    pub fn status(self) -> Option<UserTaskStatus> {
+        match self {
+            UserTaskStatusFilter::Open => Some(UserTaskStatus::Open),
+            UserTaskStatusFilter::Closed => Some(UserTaskStatus::Closed),
+            UserTaskStatusFilter::All => None,
+        }
+    }
+}
+
+/// Filters of `GET /v1/tasks`, `POST /v1/tasks/close` and export: one definition, encoded
+/// as JSON in a body and as a query string in a URL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserTaskFilter {
     /// `open` (default), `closed` or `all`.
-    #[serde(default)]
-    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<UserTaskStatusFilter>,
     /// An email, `me` or `none`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
     /// Case-insensitive text in title or description.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<UserTaskKind>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+}
+
+/// Query of `GET /v1/tasks`: the filter, paging and `closable`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "wire::UserTaskQuery")]
+pub struct UserTaskQuery {
+    #[serde(flatten)]
+    pub filter: UserTaskFilter,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: usize,
+    /// Default 100, at most 10,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Lists only the open tasks the caller may close: what Close All would close.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closable: bool,
+}
+
+/// Query of `GET /v1/tasks/export`: the filter and the format.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "wire::ExportQuery")]
+pub struct ExportQuery {
+    #[serde(flatten)]
+    pub filter: UserTaskFilter,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ExportFormat>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    #[default]
+    Json,
+    Csv,
+}
+
+/// Query of `GET /v1/tasks/{id}`: a page of the task's events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsPage {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events_offset: usize,
+    /// Default 100, at most 10,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_limit: Option<usize>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Query strings that flatten the filter cannot use `deny_unknown_fields`; these mirrors
+/// take the rest and refuse it, so that a misspelt parameter is an error, not ignored.
+mod wire {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::{ExportFormat, UserTaskFilter};
+
+    fn refuse(rest: BTreeMap<String, String>, known: &str) -> Result<(), String> {
+        match rest.keys().next() {
+            None => Ok(()),
+            Some(k) => Err(format!("unknown field `{k}`, expected one of {known}")),
+        }
+    }
+
+    const FILTER: &str = "`status`, `assignee`, `q`, `kind`, `node`";
+
+    #[derive(Deserialize)]
+    pub struct UserTaskQuery {
+        #[serde(flatten)]
+        filter: UserTaskFilter,
+        #[serde(default)]
+        offset: usize,
+        #[serde(default)]
+        limit: Option<usize>,
+        #[serde(default)]
+        closable: bool,
+        #[serde(flatten)]
+        rest: BTreeMap<String, String>,
+    }
+
+    impl TryFrom<UserTaskQuery> for super::UserTaskQuery {
+        type Error = String;
+        fn try_from(q: UserTaskQuery) -> Result<Self, String> {
+            refuse(q.rest, &format!("{FILTER}, `offset`, `limit`, `closable`"))?;
+            Ok(super::UserTaskQuery {
+                filter: q.filter,
+                offset: q.offset,
+                limit: q.limit,
+                closable: q.closable,
+            })
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct ExportQuery {
+        #[serde(flatten)]
+        filter: UserTaskFilter,
+        #[serde(default)]
+        format: Option<ExportFormat>,
+        #[serde(flatten)]
+        rest: BTreeMap<String, String>,
+    }
+
+    impl TryFrom<ExportQuery> for super::ExportQuery {
+        type Error = String;
+        fn try_from(q: ExportQuery) -> Result<Self, String> {
+            refuse(q.rest, &format!("{FILTER}, `format`"))?;
+            Ok(super::ExportQuery {
+                filter: q.filter,
+                format: q.format,
+            })
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

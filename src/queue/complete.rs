@@ -62,7 +62,7 @@ impl Queue {
                     persist::remove_task(tx, seq)?;
                     let mut ingested = UserTasks::ingest(tx, &config, &findings)?;
                     UserTasks::resolve(tx, &passing, &row.id.to_string(), &mut ingested)?;
-                    persist::record_checks(tx, &row.checks)?;
+                    crate::audits::record_checks(tx, &row.checks)?;
                     row.user_tasks_created = ingested.created.len() as u64;
                     row.user_tasks_updated =
                         (ingested.updated.len() + ingested.closed_by_audit.len()) as u64;

@@ -6,10 +6,10 @@ use redb::{
     ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 
-use crate::proto::{CheckRecord, FinalStatus, LastScan, LogPage, LogRow, QueueTask, QueueTaskKind};
+use crate::proto::{FinalStatus, LastScan, LogPage, LogRow, QueueTask, QueueTaskKind};
 use crate::store::tables::{
-    AUDIT_LOG, LOG_BY_NODE, LOG_BY_STATUS, LOG_COUNTS, META, NODE_LAST_SCAN, POLICY_RESULTS, QUEUE,
-    SCAN_LOG, SCHEDULE_FIRED,
+    AUDIT_LOG, LOG_BY_NODE, LOG_BY_STATUS, LOG_COUNTS, META, NODE_LAST_SCAN, QUEUE, SCAN_LOG,
+    SCHEDULE_FIRED,
 };
 use crate::store::StoreError;
 
@@ -193,42 +193,6 @@ pub fn ensure_log_index(tx: &WriteTransaction) -> Result<u64, StoreError> {
         total += rows;
     }
     Ok(total)
-}
-
-/// Keeps each check's latest result per node (for `GET /v1/policies`).
-pub fn record_checks(tx: &WriteTransaction, checks: &[CheckRecord]) -> Result<(), StoreError> {
-    if checks.is_empty() {
-        return Ok(());
-    }
-    let mut table = tx.open_table(POLICY_RESULTS)?;
-    for c in checks {
-        let bytes = encode("check result", c)?;
-        table.insert(
-            (c.policy.as_str(), c.check.as_str(), c.node.as_str()),
-            bytes.as_slice(),
-        )?;
-    }
-    Ok(())
-}
-
-/// Latest results of one policy's checks: check → results per node.
-pub fn policy_results(
-    tx: &ReadTransaction,
-    policy: &str,
-) -> Result<std::collections::BTreeMap<String, Vec<CheckRecord>>, StoreError> {
-    let table = tx.open_table(POLICY_RESULTS)?;
-    let mut out: std::collections::BTreeMap<String, Vec<CheckRecord>> = Default::default();
-    for entry in table.range((policy, "", "")..)? {
-        let (k, v) = entry?;
-        let (p, check, _) = k.value();
-        if p != policy {
-            break;
-        }
-        if let Ok(r) = serde_json::from_slice::<CheckRecord>(v.value()) {
-            out.entry(check.to_owned()).or_default().push(r);
-        }
-    }
-    Ok(out)
 }
 
 pub fn last_scan(tx: &ReadTransaction, node: &str) -> Result<Option<LastScan>, StoreError> {

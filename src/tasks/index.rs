@@ -435,16 +435,7 @@ pub struct Filter {
 
 impl Filter {
     pub fn resolve(f: &UserTaskFilter, caller: &Caller) -> Result<Filter, UserTaskError> {
-        let status = match f.status.as_deref() {
-            None | Some("open") => Some(UserTaskStatus::Open),
-            Some("closed") => Some(UserTaskStatus::Closed),
-            Some("all") => None,
-            Some(other) => {
-                return Err(UserTaskError::BadRequest(format!(
-                    "status {other:?}: use open, closed or all"
-                )))
-            }
-        };
+        let status = f.status.unwrap_or_default().status();
         let assignee = match f.assignee.as_deref() {
             None => None,
             Some("none") => Some(None),

@@ -302,11 +302,7 @@ impl UserTasks {
         caller: &Caller,
     ) -> Result<UserTask, UserTaskError> {
         let role = role_of(caller)?;
-        if !crate::config::looks_like_email(&assignee) {
-            return Err(UserTaskError::BadRequest(format!(
-                "{assignee:?} is not an email address"
-            )));
-        }
+        crate::config::email::check_address(&assignee).map_err(UserTaskError::BadRequest)?;
         let by = caller.name();
         let me = caller.email.clone();
         let task = self

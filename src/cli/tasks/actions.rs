@@ -7,10 +7,7 @@ use super::*;
 
 pub(super) async fn assign(client: &Client, id: u64, email: String, json: bool) -> CmdResult {
     let task: UserTask = client
-        .post(
-            &format!("/v1/tasks/{id}/assign"),
-            &AssignRequest { assignee: email },
-        )
+        .post::<AssignUserTask>(&id, &AssignRequest { assignee: email })
         .await?;
     if json {
         print_json(&task);
@@ -30,10 +27,7 @@ pub(super) async fn close(client: &Client, ids: Vec<u64>, json: bool) -> CmdResu
     let mut closed = Vec::new();
     let mut failed = 0;
     for id in ids {
-        match client
-            .post::<_, UserTask>(&format!("/v1/tasks/{id}/close"), &serde_json::json!({}))
-            .await
-        {
+        match client.post::<CloseUserTask>(&id, &NoBody {}).await {
             Ok(task) => {
                 if !json {
                     println!(
@@ -63,9 +57,7 @@ pub(super) async fn close(client: &Client, ids: Vec<u64>, json: bool) -> CmdResu
 }
 
 pub(super) async fn reopen(client: &Client, id: u64, json: bool) -> CmdResult {
-    let task: UserTask = client
-        .post(&format!("/v1/tasks/{id}/reopen"), &serde_json::json!({}))
-        .await?;
+    let task: UserTask = client.post::<ReopenUserTask>(&id, &NoBody {}).await?;
     if json {
         print_json(&task);
     } else {
@@ -86,12 +78,15 @@ pub(super) async fn close_all(
 ) -> CmdResult {
     // The daemon lists exactly what Close All would close (for a Site User, only their own
     // tasks); the role only words the answer when that is nothing.
-    let me: Status = client.get("/v1/status").await?;
+    let me: Status = client.get::<GetStatus>(&()).await?;
     let site_user = me.caller.role != Some(Role::Admin);
-    let mut query = filter.query(StatusArg::Open);
-    query.push(("closable", Some("true".to_owned())));
-    query.push(("limit", Some(CLOSE_ALL_PREVIEW.to_string())));
-    let preview: UserTaskList = client.get(&with_query("/v1/tasks", &query)).await?;
+    let query = UserTaskQuery {
+        filter: filter.filter(StatusArg::Open),
+        limit: Some(CLOSE_ALL_PREVIEW),
+        closable: true,
+        ..UserTaskQuery::default()
+    };
+    let preview: UserTaskList = client.query::<ListUserTasks>(&(), &query).await?;
     let n = preview.total;
     if n == 0 {
         if json {
@@ -127,7 +122,12 @@ pub(super) async fn close_all(
             return Ok(());
         }
     }
-    let resp: CloseAllResponse = client.post("/v1/tasks/close", &filter.body()).await?;
+    // Close All only ever closes open tasks: the status of the filter is left out.
+    let body = UserTaskFilter {
+        status: None,
+        ..filter.filter(StatusArg::Open)
+    };
+    let resp: CloseAllResponse = client.post::<CloseAllUserTasks>(&(), &body).await?;
     if json {
         print_json(&resp);
     } else {
@@ -161,19 +161,15 @@ pub(super) async fn export(
     status: StatusArg,
     filter: &FilterArgs,
 ) -> CmdResult {
-    let mut query = filter.query(status);
-    query.push((
-        "format",
-        Some(
-            match format {
-                ExportFormat::Json => "json",
-                ExportFormat::Csv => "csv",
-            }
-            .to_owned(),
-        ),
-    ));
+    let query = ExportQuery {
+        filter: filter.filter(status),
+        format: Some(match format {
+            ExportFormat::Json => crate::proto::ExportFormat::Json,
+            ExportFormat::Csv => crate::proto::ExportFormat::Csv,
+        }),
+    };
     let body = client
-        .get_text(&with_query("/v1/tasks/export", &query))
+        .call_text::<ExportUserTasks>(&(), &query, &NoBody {})
         .await?;
     let mut stdout = std::io::stdout().lock();
     let written = stdout.write_all(body.as_bytes()).and_then(|()| {

@@ -10,12 +10,17 @@ use report::{changes, show};
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::drift_view::{self, clean, Paint};
-use super::{print_json, table, text, with_query, CliError, CmdResult};
+use super::{print_json, table, text, CliError, CmdResult};
 use crate::client::{Client, ClientError};
 use crate::config::Role;
+use crate::proto::endpoints::{
+    AssignUserTask, CloseAllUserTasks, CloseUserTask, ExportUserTasks, GetStatus, GetUserTask,
+    GetUserTaskReport, ListUserTasks, NoBody, ReopenUserTask,
+};
 use crate::proto::{
-    AssignRequest, CloseAllResponse, Status, UserTask, UserTaskDetail, UserTaskFilter,
-    UserTaskKind, UserTaskList, UserTaskNodeReport, UserTaskReport, UserTaskStatus,
+    AssignRequest, CloseAllResponse, EventsPage, ExportQuery, Status, UserTask, UserTaskDetail,
+    UserTaskFilter, UserTaskKind, UserTaskList, UserTaskNodeReport, UserTaskQuery, UserTaskReport,
+    UserTaskStatus, UserTaskStatusFilter,
 };
 
 /// Titles are cut to this many characters in the table (`--json` and `show` have them whole).
@@ -88,6 +93,14 @@ impl StatusArg {
             StatusArg::Open => "open",
             StatusArg::Closed => "closed",
             StatusArg::All => "all",
+        }
+    }
+
+    fn filter(self) -> UserTaskStatusFilter {
+        match self {
+            StatusArg::Open => UserTaskStatusFilter::Open,
+            StatusArg::Closed => UserTaskStatusFilter::Closed,
+            StatusArg::All => UserTaskStatusFilter::All,
         }
     }
 
@@ -194,21 +207,10 @@ impl FilterArgs {
             || self.node.is_some()
     }
 
-    /// The query parameters of `GET /v1/tasks` and export.
-    fn query(&self, status: StatusArg) -> Vec<(&'static str, Option<String>)> {
-        vec![
-            ("status", Some(status.word().to_owned())),
-            ("assignee", self.assignee()),
-            ("q", self.filter.clone()),
-            ("kind", self.kind.map(|k| k.to_string())),
-            ("node", self.node.clone()),
-        ]
-    }
-
-    /// The body of `POST /v1/tasks/close` (which only ever closes open tasks).
-    fn body(&self) -> UserTaskFilter {
+    /// The filter of `GET /v1/tasks`, Close All and export.
+    fn filter(&self, status: StatusArg) -> UserTaskFilter {
         UserTaskFilter {
-            status: None,
+            status: Some(status.filter()),
             assignee: self.assignee(),
             q: self.filter.clone(),
             kind: self.kind,
@@ -235,9 +237,12 @@ pub async fn run(client: &Client, args: TasksArgs, json: bool) -> CmdResult {
 }
 
 async fn list(client: &Client, args: &ListArgs, json: bool) -> CmdResult {
-    let mut query = args.filter.query(args.status);
-    query.push(("limit", Some(args.limit.to_string())));
-    let list: UserTaskList = client.get(&with_query("/v1/tasks", &query)).await?;
+    let query = UserTaskQuery {
+        filter: args.filter.filter(args.status),
+        limit: Some(args.limit),
+        ..UserTaskQuery::default()
+    };
+    let list: UserTaskList = client.query::<ListUserTasks>(&(), &query).await?;
     if json {
         print_json(&list);
         return Ok(());

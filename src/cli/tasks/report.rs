@@ -7,12 +7,15 @@ use super::*;
 
 pub(super) async fn show(client: &Client, id: u64, json: bool) -> CmdResult {
     let detail: UserTaskDetail = client
-        .get(&with_query(
-            &format!("/v1/tasks/{id}"),
-            &[("events_limit", Some(SHOW_EVENTS.to_string()))],
-        ))
+        .query::<GetUserTask>(
+            &id,
+            &EventsPage {
+                events_limit: Some(SHOW_EVENTS),
+                ..EventsPage::default()
+            },
+        )
         .await?;
-    let report: UserTaskReport = client.get(&format!("/v1/tasks/{id}/report")).await?;
+    let report: UserTaskReport = client.get::<GetUserTaskReport>(&id).await?;
     if json {
         // The task as `GET /v1/tasks/{id}` gives it, with the report's nodes as `report`.
         let mut value = serde_json::to_value(&detail)
@@ -149,7 +152,7 @@ pub(super) async fn changes(
     node: Option<String>,
     json: bool,
 ) -> CmdResult {
-    let mut report: UserTaskReport = client.get(&format!("/v1/tasks/{id}/report")).await?;
+    let mut report: UserTaskReport = client.get::<GetUserTaskReport>(&id).await?;
     if let Some(node) = &node {
         report.nodes.retain(|n| &n.node == node);
         if report.nodes.is_empty() {
