@@ -13,7 +13,7 @@ use super::endpoint::{Req, Routes};
 use super::error::{envelope_bare_errors, ApiError};
 use super::{AppState, Limits};
 use crate::caller::Caller;
-use crate::proto::endpoints::{GetStatus, Reload};
+use crate::proto::endpoints::{Endpoint, GetStatus, Reload};
 use crate::proto::{ErrorCode, Reloaded, Status};
 
 /// Every endpoint with its handler.
@@ -46,7 +46,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
 
 /// A uid that is not a configured user may read status and nothing else.
 async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) -> Response {
-    let is_status = request.method() == Method::GET && request.uri().path() == "/v1/status";
+    let is_status = request.method() == Method::GET && request.uri().path() == GetStatus::PATH;
     if !is_status {
         if let Err(e) = caller.require_user() {
             // Read (and drop) the body first, bounded like any body: a reply sent before
