@@ -13,4 +13,5 @@ mod queue;
 mod snapshot_storage;
 mod std_plugins;
 mod systemd_unit;
+mod upgrade;
 mod user_tasks;
