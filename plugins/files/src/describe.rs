@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use vigil_plugin::Item;
 
-use crate::config::Compiled;
+use crate::config::{Capture, Compiled};
 use crate::escape;
 use crate::ids::Ids;
 use crate::sys;
@@ -74,27 +74,16 @@ impl<'a> Describer<'a> {
         };
         // Regular files (by the d_type hint) are opened straight away: one syscall fewer, and
         // `fstat` on the opened descriptor is the truth we act on.
+        let mut not_opened = None;
         if job.d_type == libc::DT_REG {
-            match sys::open_file(&job.dir, name) {
-                Ok(fd) => match sys::fstat(&fd) {
-                    Ok(st) => {
-                        let mut item = self.base_item(job.key, &st);
-                        if st.st_mode & libc::S_IFMT == libc::S_IFREG {
-                            self.hash(&fd, &st, job.content, &mut item, &mut out.notes);
-                        }
-                        out.item = Some(item);
-                        return out;
-                    }
-                    Err(e) => {
-                        out.notes.push(format!("cannot stat: {}: {e}", job.key));
-                        return out;
-                    }
-                },
-                Err(e) if is_denied(&e) => {
-                    out.notes.push(format!("permission denied: {}", job.key))
+            match self.open_and_describe(&job, name, &mut out.notes) {
+                Ok(item) => {
+                    out.item = Some(item);
+                    return out;
                 }
-                // ELOOP (a symlink was swapped in), ENOENT, ...: describe whatever is there now.
-                Err(_) => {}
+                // ELOOP (a symlink was swapped in), ENOENT, EACCES...: describe whatever is
+                // there now, and say why a regular file there has no hash.
+                Err(why) => not_opened = Some(why),
             }
         }
         let st = match sys::lstat_at(&job.dir, name) {
@@ -108,7 +97,7 @@ impl<'a> Describer<'a> {
                 return out;
             }
         };
-        let mut item = self.base_item(job.key, &st);
+        let mut item = self.base_item(job.key.clone(), &st);
         match st.st_mode & libc::S_IFMT {
             libc::S_IFLNK => match sys::readlink_at(&job.dir, name) {
                 Ok(target) => {
@@ -119,24 +108,50 @@ impl<'a> Describer<'a> {
                     .notes
                     .push(format!("cannot read link: {}: {e}", item.key)),
             },
-            // Only reached for a file whose d_type was unknown (or that the open above did
-            // not settle, e.g. permission denied: then we do not retry).
-            libc::S_IFREG if job.d_type != libc::DT_REG => match sys::open_file(&job.dir, name) {
-                Ok(fd) => match sys::fstat(&fd) {
-                    Ok(st2) if st2.st_mode & libc::S_IFMT == libc::S_IFREG => {
-                        self.hash(&fd, &st2, job.content, &mut item, &mut out.notes)
-                    }
-                    _ => {}
-                },
-                Err(e) if is_denied(&e) => {
-                    out.notes.push(format!("permission denied: {}", item.key))
-                }
-                Err(_) => {}
-            },
+            libc::S_IFREG => {
+                // Reached for a file whose d_type was unknown, or that the open above did not
+                // settle (then it is not retried).
+                let why = match not_opened {
+                    Some(why) => why,
+                    None => match self.open_and_describe(&job, name, &mut out.notes) {
+                        Ok(opened) if type_of(&opened) == Some("file") => {
+                            out.item = Some(opened);
+                            return out;
+                        }
+                        Ok(_) => NotHashed::Changed,
+                        Err(why) => why,
+                    },
+                };
+                out.notes.push(why.note(&item.key));
+            }
             _ => {}
         }
         out.item = Some(item);
         out
+    }
+
+    /// Opens a file that should be regular and describes what was opened, hashing it if it
+    /// is a regular file (any reason it could not be hashed is in `notes` then). `Err` says
+    /// why it could not be opened or examined.
+    fn open_and_describe(
+        &mut self,
+        job: &Job,
+        name: &std::ffi::CStr,
+        notes: &mut Vec<String>,
+    ) -> Result<Item, NotHashed> {
+        let fd = sys::open_file(&job.dir, name).map_err(|e| {
+            if is_denied(&e) {
+                NotHashed::Denied
+            } else {
+                NotHashed::Open(e)
+            }
+        })?;
+        let st = sys::fstat(&fd).map_err(NotHashed::Stat)?;
+        let mut item = self.base_item(job.key.clone(), &st);
+        if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+            self.hash(&fd, &st, job.content, &mut item, notes);
+        }
+        Ok(item)
     }
 
     fn base_item(&self, key: String, st: &libc::stat) -> Item {
@@ -169,6 +184,7 @@ impl<'a> Describer<'a> {
         item: &mut Item,
         notes: &mut Vec<String>,
     ) {
+        let want_content = want_content && self.may_capture(&item.key, st.st_mode, notes);
         let size = u64::try_from(st.st_size).unwrap_or(0);
         let max_hash = self.cfg.max_hash_size;
         let max_content = self.cfg.max_content_size;
@@ -223,6 +239,56 @@ impl<'a> Describer<'a> {
         if let Some(why) = content_skip {
             item.attributes.insert("content_skipped".into(), why.into());
         }
+    }
+}
+
+impl Describer<'_> {
+    /// Whether the text of a file matching `content` may be kept; notes why not otherwise.
+    fn may_capture(&self, key: &str, mode: libc::mode_t, notes: &mut Vec<String>) -> bool {
+        match self.cfg.may_capture(key, mode) {
+            Capture::Yes => true,
+            Capture::Secret => {
+                notes.push(format!(
+                    "content not captured: {key} is on the built-in list of secret files \
+                     (shadow files, keys; set allow_secret_content = true to capture it)"
+                ));
+                false
+            }
+            Capture::Private => {
+                notes.push(format!(
+                    "content not captured: {key} is not world-readable (add it to \
+                     content_private to capture it)"
+                ));
+                false
+            }
+        }
+    }
+}
+
+/// Why a regular file has no hash, when the hashing itself never started.
+enum NotHashed {
+    Denied,
+    Open(io::Error),
+    Stat(io::Error),
+    /// Listed or `lstat`ed as a regular file, something else when opened.
+    Changed,
+}
+
+impl NotHashed {
+    fn note(&self, key: &str) -> String {
+        match self {
+            NotHashed::Denied => format!("permission denied: {key}"),
+            NotHashed::Open(e) => format!("not hashed: cannot open: {key}: {e}"),
+            NotHashed::Stat(e) => format!("not hashed: cannot stat the opened file: {key}: {e}"),
+            NotHashed::Changed => format!("not hashed: changed during scan: {key}"),
+        }
+    }
+}
+
+fn type_of(item: &Item) -> Option<&str> {
+    match item.attributes.get("type") {
+        Some(vigil_plugin::Value::Str(t)) => Some(t),
+        _ => None,
     }
 }
 
