@@ -31,18 +31,27 @@ pub struct Job {
     pub content: bool,
 }
 
-/// What a job produced: usually one item, sometimes coverage notes.
+/// What a job produced: usually one item, sometimes coverage notes or an unseen subtree.
 #[derive(Default)]
 pub struct Outcome {
     pub item: Option<Item>,
     pub notes: Vec<String>,
+    /// `(key, reason)`: `key` and everything below it could not be seen.
+    pub unseen: Option<(String, String)>,
 }
 
 impl Outcome {
     pub fn note(msg: String) -> Outcome {
         Outcome {
-            item: None,
             notes: vec![msg],
+            ..Outcome::default()
+        }
+    }
+
+    pub fn unseen(key: String, reason: String) -> Outcome {
+        Outcome {
+            unseen: Some((key, reason)),
+            ..Outcome::default()
         }
     }
 }
