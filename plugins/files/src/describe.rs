@@ -2,7 +2,7 @@
 //! captured content. Runs on the hashing threads, so everything here is per-entry and
 //! allocation-light; it never follows a symlink and never opens anything but a regular file.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -85,8 +85,12 @@ impl<'a> Describer<'a> {
         // `fstat` on the opened descriptor is the truth we act on.
         let mut not_opened = None;
         if job.d_type == libc::DT_REG {
-            match self.open_and_describe(&job, name, &mut out.notes) {
-                Ok(item) => {
+            match open_file(&job.dir, name) {
+                Ok((fd, st)) => {
+                    let mut item = self.base_item(job.key, &st);
+                    if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+                        self.hash(&fd, &st, job.content, &mut item, &mut out.notes);
+                    }
                     out.item = Some(item);
                     return out;
                 }
@@ -106,7 +110,7 @@ impl<'a> Describer<'a> {
                 return out;
             }
         };
-        let mut item = self.base_item(job.key.clone(), &st);
+        let mut item = self.base_item(job.key, &st);
         match st.st_mode & libc::S_IFMT {
             libc::S_IFLNK => match sys::readlink_at(&job.dir, name) {
                 Ok(target) => {
@@ -121,46 +125,24 @@ impl<'a> Describer<'a> {
                 // Reached for a file whose d_type was unknown, or that the open above did not
                 // settle (then it is not retried).
                 let why = match not_opened {
-                    Some(why) => why,
-                    None => match self.open_and_describe(&job, name, &mut out.notes) {
-                        Ok(opened) if type_of(&opened) == Some("file") => {
-                            out.item = Some(opened);
-                            return out;
+                    Some(why) => Some(why),
+                    None => match open_file(&job.dir, name) {
+                        Ok((fd, st2)) if st2.st_mode & libc::S_IFMT == libc::S_IFREG => {
+                            self.hash(&fd, &st2, job.content, &mut item, &mut out.notes);
+                            None
                         }
-                        Ok(_) => NotHashed::Changed,
-                        Err(why) => why,
+                        Ok(_) => Some(NotHashed::Changed),
+                        Err(why) => Some(why),
                     },
                 };
-                out.notes.push(why.note(&item.key));
+                if let Some(why) = why {
+                    out.notes.push(why.note(&item.key));
+                }
             }
             _ => {}
         }
         out.item = Some(item);
         out
-    }
-
-    /// Opens a file that should be regular and describes what was opened, hashing it if it
-    /// is a regular file (any reason it could not be hashed is in `notes` then). `Err` says
-    /// why it could not be opened or examined.
-    fn open_and_describe(
-        &mut self,
-        job: &Job,
-        name: &std::ffi::CStr,
-        notes: &mut Vec<String>,
-    ) -> Result<Item, NotHashed> {
-        let fd = sys::open_file(&job.dir, name).map_err(|e| {
-            if is_denied(&e) {
-                NotHashed::Denied
-            } else {
-                NotHashed::Open(e)
-            }
-        })?;
-        let st = sys::fstat(&fd).map_err(NotHashed::Stat)?;
-        let mut item = self.base_item(job.key.clone(), &st);
-        if st.st_mode & libc::S_IFMT == libc::S_IFREG {
-            self.hash(&fd, &st, job.content, &mut item, notes);
-        }
-        Ok(item)
     }
 
     fn base_item(&self, key: String, st: &libc::stat) -> Item {
@@ -294,11 +276,18 @@ impl NotHashed {
     }
 }
 
-fn type_of(item: &Item) -> Option<&str> {
-    match item.attributes.get("type") {
-        Some(vigil_plugin::Value::Str(t)) => Some(t),
-        _ => None,
-    }
+/// Opens an entry that should be a regular file (never following a symlink, never blocking)
+/// and `fstat`s what was opened: the truth the caller acts on.
+fn open_file(dir: &OwnedFd, name: &CStr) -> Result<(OwnedFd, libc::stat), NotHashed> {
+    let fd = sys::open_file(dir, name).map_err(|e| {
+        if is_denied(&e) {
+            NotHashed::Denied
+        } else {
+            NotHashed::Open(e)
+        }
+    })?;
+    let st = sys::fstat(&fd).map_err(NotHashed::Stat)?;
+    Ok((fd, st))
 }
 
 fn is_denied(e: &io::Error) -> bool {
