@@ -1,7 +1,7 @@
 //! The running daemon survives misbehaving plugins: a scan through the real queue with a
 //! plugin that segfaults after 10k items, one that floods huge notes, and an ordinary one
 //! fails with the crash as its reason, keeps the daemon's memory bounded, and leaves the
-//! daemon answering and scanning.
+//! daemon answering and scanning; an unseen record reaches the Scan log as a coverage note.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +32,7 @@ fn config(dir: &TestDir) -> String {
         ("crash", "mode = \"segfault-mid-stream\"\ncount = 10000"),
         ("flood", "mode = \"note-flood\"\nhuge = 64\ncount = 5000"),
         ("ok", "mode = \"ok\"\ncount = 7"),
+        ("unseen", "mode = \"unseen\"\ncount = 2"),
     ] {
         c += &format!(
             "[[plugin]]\nname = \"{name}\"\nlibrary = \"{}\"\n[plugin.config]\n{cfg}\n\n",
@@ -129,5 +130,25 @@ fn the_daemon_survives_a_crashing_and_a_flooding_plugin() {
     assert!(
         d.child.id() > 0 && Path::new(&format!("/proc/{}", d.child.id())).exists(),
         "the daemon still runs"
+    );
+}
+
+/// Until the daemon tells "not seen" from "removed" itself, the scan runner keeps each unseen
+/// record as a coverage note of the scan.
+#[test]
+fn unseen_records_become_coverage_notes_of_the_scan() {
+    let dir = TestDir::new();
+    dir.write_config(&config(&dir));
+    let d = Daemon::start_on(&dir).expect("vigild starts");
+    let row = scan(&d, &["unseen"]);
+    assert_eq!(row["status"], "Finished", "{row}");
+    assert_eq!(row["items_scanned"], 2);
+    assert_eq!(
+        row["plugins"][0]["notes"],
+        json!([
+            "not seen: /locked (permission denied)",
+            "not seen: /locked-1 (permission denied)"
+        ]),
+        "{row}"
     );
 }

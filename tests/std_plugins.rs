@@ -105,6 +105,33 @@ fn run(name: &str, root: &Path, config: Option<&str>) -> Run {
     }
 }
 
+/// Runs `libvigil_NAME.so` on `root` and returns its one `error:` line, checking exit 1 and
+/// that no item was printed.
+fn run_fails(name: &str, root: &Path) -> String {
+    let file = format!("libvigil_{name}.so");
+    let private = tempfile::tempdir().unwrap();
+    fs::set_permissions(private.path(), Permissions::from_mode(0o755)).unwrap();
+    let lib = private.path().join(&file);
+    fs::copy(Path::new(VIGILD).with_file_name(&file), &lib).unwrap();
+    fs::set_permissions(&lib, Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(VIGILD)
+        .args(["plugin", "run"])
+        .arg(&lib)
+        .arg("--root")
+        .arg(root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+    assert!(out.stdout.is_empty(), "{name}: items on stdout");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{name}: {stderr}");
+    errors[0].to_owned()
+}
+
 fn debian() -> &'static Path {
     Path::new(DEBIAN)
 }
@@ -292,4 +319,31 @@ fn files_reports_a_symlink_out_of_the_root_without_following_it() {
         "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
     );
     assert!(!r.has_attr("/etc", "blake3"));
+}
+
+/// Issue 13 §6: a plugin whose primary source is missing fails its scan instead of reporting
+/// 0 items, which the daemon would store as everything removed.
+#[test]
+fn a_missing_primary_source_fails_the_scan() {
+    let empty = tempfile::tempdir().unwrap();
+    let err = run_fails("packages", empty.path());
+    assert!(
+        err.contains("no dpkg status file at /var/lib/dpkg/status under the node root"),
+        "{err}"
+    );
+    let err = run_fails("accounts", empty.path());
+    assert!(
+        err.contains("no passwd file at /etc/passwd under the node root"),
+        "{err}"
+    );
+    let err = run_fails("services", empty.path());
+    assert!(
+        err.contains("no systemd unit directory under the node root"),
+        "{err}"
+    );
+    // An existing but empty status file is a node with no packages.
+    fs::create_dir_all(empty.path().join("var/lib/dpkg")).unwrap();
+    fs::write(empty.path().join("var/lib/dpkg/status"), "").unwrap();
+    let r = run("packages", empty.path(), None);
+    assert!(r.items.is_empty() && r.notes().is_empty(), "{}", r.stderr);
 }

@@ -27,6 +27,10 @@ extern "C" {
 #define VIGIL_RECORD_ITEM 1u  /* an item, JSON: {"key": "...", "attributes": {...}, "content": "..."} */
 #define VIGIL_RECORD_NOTE 2u  /* a coverage note: something the scan could not see */
 #define VIGIL_RECORD_ERROR 3u /* the scan's failure message, sent before scan() returns non-zero */
+/* a subtree the scan could not see, JSON: {"key": "...", "reason": "..."}: the item `key` and
+ * every item whose key starts with `key` "/" (all of them for key "/"); missing from this
+ * scan means "not seen", not "removed" */
+#define VIGIL_RECORD_UNSEEN 4u
 
 /* scan() return values. */
 #define VIGIL_SCAN_OK 0

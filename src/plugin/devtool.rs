@@ -3,8 +3,9 @@
 //! benchmarks.
 //!
 //! Items go to stdout one JSON object per line, exactly as the plugin encoded them (checked,
-//! not re-serialized); notes go to stderr as `note: ...`, then a `done: ...` line with the
-//! item count and the worker's peak RSS. Exit 0 on success, 1 with one `error: ...` line
+//! not re-serialized); notes go to stderr as `note: ...` and unseen records as
+//! `unseen: {"key":"...","reason":"..."}`, then a `done: ...` line with the item count and
+//! the worker's peak RSS. Exit 0 on success, 1 with one `error: ...` line
 //! otherwise.
 
 use std::io::{self, Write};
@@ -83,6 +84,13 @@ async fn scan(worker: &WorkerCommand, spec: ScanSpec, library: &Path) -> Result<
                 // Keep stdout and stderr in step for whoever reads both.
                 let _ = out.flush();
                 eprintln!("note: {note}");
+            }
+            ScanEvent::Unseen { key, reason } => {
+                let _ = out.flush();
+                eprintln!(
+                    "unseen: {}",
+                    serde_json::json!({"key": key, "reason": reason})
+                );
             }
         }
     }

@@ -1,7 +1,8 @@
 //! The wire between a plugin worker and the daemon: length-prefixed frames on a pipe.
 //!
 //! A frame is a 5-byte header, `u32` little-endian payload length then a `u8` tag, followed by
-//! the payload. Payloads are capped at [`MAX_PAYLOAD`] so a misbehaving plugin cannot make the
+//! the payload. Tags: 1 hello, 2 item, 3 note, 4 error, 5 done, 6 violation, 7 unseen (see
+//! [`Tag`]); item and unseen payloads are the plugin's JSON as it encoded it. Payloads are capped at [`MAX_PAYLOAD`] so a misbehaving plugin cannot make the
 //! daemon allocate without bound. This module knows the encoding and nothing else: the worker
 //! writes frames with [`write_frame`], the supervisor reads them with [`read_frame`].
 
@@ -34,6 +35,9 @@ pub enum Tag {
     /// The worker detected a protocol violation or could not load the plugin (UTF-8 reason).
     /// Always the last frame.
     Violation = 6,
+    /// An unseen record as the plugin encoded it (JSON `{"key", "reason"}`, decoded by the
+    /// daemon): a subtree the scan could not see.
+    Unseen = 7,
 }
 
 impl Tag {
@@ -45,6 +49,7 @@ impl Tag {
             4 => Tag::Error,
             5 => Tag::Done,
             6 => Tag::Violation,
+            7 => Tag::Unseen,
             _ => return None,
         })
     }
@@ -73,6 +78,8 @@ pub enum Frame {
         items: u64,
     },
     Violation(String),
+    /// Raw unseen-record JSON, not yet decoded.
+    Unseen(Vec<u8>),
 }
 
 /// Why a frame could not be read.
@@ -176,6 +183,7 @@ fn decode(tag: Tag, payload: Vec<u8>) -> Result<Frame, FrameError> {
             )
         }
         Tag::Item => Frame::Item(payload),
+        Tag::Unseen => Frame::Unseen(payload),
         Tag::Note => Frame::Note(text(payload)?),
         Tag::Error => Frame::Error(text(payload)?),
         Tag::Violation => Frame::Violation(text(payload)?),
@@ -216,6 +224,23 @@ mod tests {
         let mut buf = Vec::new();
         write_frame(&mut buf, Tag::Note, b"hi").unwrap();
         assert_eq!(buf, [2, 0, 0, 0, 3, b'h', b'i']);
+        let mut buf = Vec::new();
+        write_frame(&mut buf, Tag::Unseen, b"{}").unwrap();
+        assert_eq!(buf, [2, 0, 0, 0, 7, b'{', b'}']);
+        let tags = [
+            Tag::Hello,
+            Tag::Item,
+            Tag::Note,
+            Tag::Error,
+            Tag::Done,
+            Tag::Violation,
+            Tag::Unseen,
+        ];
+        for (n, tag) in (1u8..).zip(tags) {
+            assert_eq!(tag as u8, n);
+            assert_eq!(Tag::from_u8(n), Some(tag));
+        }
+        assert_eq!(Tag::from_u8(8), None);
         assert_eq!(
             done_payload(-1, 2),
             [0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 0, 0, 0]
@@ -235,6 +260,7 @@ mod tests {
         write_frame(&mut buf, Tag::Note, "permission denied: /x".as_bytes()).unwrap();
         write_frame(&mut buf, Tag::Error, b"boom").unwrap();
         write_frame(&mut buf, Tag::Violation, b"frame too large").unwrap();
+        write_frame(&mut buf, Tag::Unseen, br#"{"key":"/x","reason":"r"}"#).unwrap();
         write_frame(&mut buf, Tag::Done, &done_payload(1, 7)).unwrap();
         let frames = read_all(&buf).await.unwrap();
         assert_eq!(
@@ -245,6 +271,7 @@ mod tests {
                 Frame::Note("permission denied: /x".into()),
                 Frame::Error("boom".into()),
                 Frame::Violation("frame too large".into()),
+                Frame::Unseen(br#"{"key":"/x","reason":"r"}"#.to_vec()),
                 Frame::Done { rc: 1, items: 7 },
             ]
         );

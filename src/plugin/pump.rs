@@ -1,17 +1,18 @@
 //! Turns the worker's frames into scan events and the scan's tally, for the supervisor.
 //!
-//! Decoding happens here, on the daemon side: an item that is not valid item JSON, a note
-//! that is not UTF-8 or frames out of order end the scan with a protocol violation. Each
-//! event holds permits of a byte budget until the consumer takes it, so buffered memory is
-//! bounded in bytes as well as in count. Notes are cut to [`MAX_NOTE_BYTES`] here, before
-//! anyone sees them, and the ones kept for the outcome are capped in count and in bytes.
+//! Decoding happens here, on the daemon side: an item that is not valid item JSON, an unseen
+//! record that is not `{"key", "reason"}` JSON, a note that is not UTF-8 or frames out of
+//! order end the scan with a protocol violation. Each event holds permits of a byte budget
+//! until the consumer takes it, so buffered memory is bounded in bytes as well as in count.
+//! Notes and unseen reasons are cut to [`MAX_NOTE_BYTES`] here, before anyone sees them, and
+//! the ones kept for the outcome are capped in count and in bytes (each kind on its own).
 
 use std::sync::Arc;
 
 use tokio::io::BufReader;
 use tokio::process::ChildStdout;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-use vigil_plugin::Item;
+use vigil_plugin::{Item, Unseen};
 
 use super::frame::{self, Frame, PluginInfo};
 use super::supervisor::{
@@ -30,6 +31,12 @@ pub(super) struct Pump {
     pub(super) notes_bytes: usize,
     /// Notes seen but not kept in `notes`.
     pub(super) dropped_notes: u64,
+    /// The first unseen records, kept for the outcome like `notes`.
+    pub(super) unseen: Vec<Unseen>,
+    /// Bytes of `unseen` (keys and reasons).
+    pub(super) unseen_bytes: usize,
+    /// Unseen records received, kept or not.
+    pub(super) unseen_seen: u64,
     pub(super) error: Option<String>,
     pub(super) done: Option<i32>,
 }
@@ -96,6 +103,30 @@ impl Pump {
                     }
                     ScanEvent::Note(note)
                 }
+                Frame::Unseen(json) => {
+                    self.unseen_seen += 1;
+                    let Unseen { key, reason } = match serde_json::from_slice::<Unseen>(&json) {
+                        Ok(u) => u,
+                        Err(e) => {
+                            return PumpEnd::Protocol(format!(
+                                "bad unseen record: record #{} is not valid unseen JSON ({e}); \
+                                 expected {{\"key\": \"...\", \"reason\": \"...\"}}",
+                                self.unseen_seen
+                            ))
+                        }
+                    };
+                    let reason = bound_note(reason);
+                    let size = key.len() + reason.len();
+                    if self.unseen.len() < MAX_NOTES && self.unseen_bytes + size <= MAX_NOTES_BYTES
+                    {
+                        self.unseen_bytes += size;
+                        self.unseen.push(Unseen {
+                            key: key.clone(),
+                            reason: reason.clone(),
+                        });
+                    }
+                    ScanEvent::Unseen { key, reason }
+                }
                 Frame::Error(msg) => {
                     self.error = Some(msg);
                     continue;
@@ -114,6 +145,7 @@ impl Pump {
                 }
                 ScanEvent::ItemJson(j) => j.len(),
                 ScanEvent::Note(n) => n.len(),
+                ScanEvent::Unseen { key, reason } => key.len() + reason.len(),
             };
             let permits = weight.clamp(1, frame::MAX_PAYLOAD) as u32;
             let Ok(permit) = self.budget.clone().acquire_many_owned(permits).await else {
@@ -131,6 +163,8 @@ impl Pump {
                 items: self.items,
                 notes: self.notes,
                 more_notes: self.dropped_notes,
+                more_unseen: self.unseen_seen - self.unseen.len() as u64,
+                unseen: self.unseen,
             },
             (Some(_), Some(msg)) => ScanOutcome::Failed(PluginFailure::PluginError(msg)),
             (Some(rc), None) => ScanOutcome::Failed(PluginFailure::PluginError(format!(

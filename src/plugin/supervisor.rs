@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use vigil_plugin::Item;
+pub use vigil_plugin::Unseen;
 
 use super::frame;
 pub use super::frame::PluginInfo;
@@ -34,12 +35,15 @@ use super::worker;
 pub const EVENT_CAPACITY: usize = 1024;
 /// Bytes of item/note payload buffered between the frame reader and the consumer, at most.
 pub const BUFFER_BYTES: usize = 2 * frame::MAX_PAYLOAD;
-/// Notes kept for [`ScanOutcome::Succeeded`]; later ones are counted, not kept.
+/// Notes kept for [`ScanOutcome::Succeeded`]; later ones are counted, not kept. The same cap
+/// applies, separately, to unseen records.
 pub const MAX_NOTES: usize = 1000;
-/// Bytes of notes kept for [`ScanOutcome::Succeeded`]; later ones are counted, not kept.
+/// Bytes of notes kept for [`ScanOutcome::Succeeded`]; later ones are counted, not kept. The
+/// same cap applies, separately, to unseen records (key and reason).
 pub const MAX_NOTES_BYTES: usize = 1 << 20;
 /// Longest note, in bytes: a longer one is cut (on a char boundary) and ends with a marker
-/// saying how long it was, both in [`ScanEvent::Note`] and in the outcome.
+/// saying how long it was, both in [`ScanEvent::Note`] and in the outcome. An unseen record's
+/// reason is cut the same way (its key never is: a cut key would name another subtree).
 pub const MAX_NOTE_BYTES: usize = 4096;
 
 /// How to start a worker: the `vigild` executable (`current_exe()` in the daemon; the test
@@ -119,6 +123,13 @@ pub enum ScanEvent {
     /// A coverage note: something the plugin could not see. Does not fail the scan. At most
     /// [`MAX_NOTE_BYTES`].
     Note(String),
+    /// The item `key` and everything below it could not be seen in this scan (see
+    /// [`vigil_plugin::RECORD_UNSEEN`]): missing items there are not seen, not removed.
+    /// Does not fail the scan. `reason` is at most [`MAX_NOTE_BYTES`].
+    Unseen {
+        key: String,
+        reason: String,
+    },
 }
 
 /// How a scan ended.
@@ -130,6 +141,10 @@ pub enum ScanOutcome {
         notes: Vec<String>,
         /// Notes that were not kept in `notes` ("and N more notes").
         more_notes: u64,
+        /// The first unseen records, bounded like `notes`.
+        unseen: Vec<Unseen>,
+        /// Unseen records that were not kept in `unseen`.
+        more_unseen: u64,
     },
     Failed(PluginFailure),
 }
@@ -216,7 +231,7 @@ impl RunningScan {
         CancelHandle(self.cancel.clone())
     }
 
-    /// The next item or note; `None` once the scan has ended (see [`finish`](Self::finish)).
+    /// The next item, note or unseen record; `None` once the scan has ended (see [`finish`](Self::finish)).
     pub async fn next(&mut self) -> Option<ScanEvent> {
         self.events.recv().await.map(|(ev, _permit)| ev)
     }
@@ -299,6 +314,9 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
         notes: Vec::new(),
         notes_bytes: 0,
         dropped_notes: 0,
+        unseen: Vec::new(),
+        unseen_bytes: 0,
+        unseen_seen: 0,
         error: None,
         done: None,
     };

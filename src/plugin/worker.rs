@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use vigil_plugin::{
     Descriptor, ScanRequest, Sink, ABI_VERSION, RECORD_ERROR, RECORD_ITEM, RECORD_NOTE,
+    RECORD_UNSEEN,
 };
 
 use super::frame::{self, PluginInfo, Tag, MAX_PAYLOAD};
@@ -271,6 +272,7 @@ unsafe extern "C" fn emit(ctx: *mut c_void, kind: u32, data: *const u8, len: usi
         RECORD_ITEM => (Tag::Item, false),
         RECORD_NOTE => (Tag::Note, true),
         RECORD_ERROR => (Tag::Error, true),
+        RECORD_UNSEEN => (Tag::Unseen, true),
         other => out.violation(&format!(
             "the plugin emitted a record of unknown kind {other}"
         )),

@@ -179,6 +179,12 @@ async fn evaluate(
                     run.notes.push(note);
                 }
             }
+            ScanEvent::Unseen { key, reason } => {
+                if run.notes.len() < MAX_NOTES_PER_PLUGIN {
+                    let unseen = supervisor::Unseen { key, reason };
+                    run.notes.push(super::runner::unseen_note(&unseen));
+                }
+            }
         }
     }
     match scan.finish().await {

@@ -256,15 +256,24 @@ async fn scan_one(
                 }
                 run.items += 1;
             }
-            // The outcome keeps the notes (bounded) and counts the ones it did not keep.
-            ScanEvent::ItemJson(_) | ScanEvent::Note(_) => {}
+            // The outcome keeps the notes and unseen records (bounded) and counts the ones it
+            // did not keep.
+            ScanEvent::ItemJson(_) | ScanEvent::Note(_) | ScanEvent::Unseen { .. } => {}
         }
     }
     let (mut notes, more) = match scan.finish().await {
         ScanOutcome::Failed(e) => return Err(e.into()),
         ScanOutcome::Succeeded {
-            notes, more_notes, ..
-        } => (notes, more_notes),
+            mut notes,
+            more_notes,
+            unseen,
+            more_unseen,
+            ..
+        } => {
+            // For now what could not be seen is one more coverage note.
+            notes.extend(unseen.iter().map(unseen_note));
+            (notes, more_notes + more_unseen)
+        }
     };
     let all_notes = notes.len() as u64 + more;
     run.notes = notes.iter().take(MAX_NOTES_PER_PLUGIN).cloned().collect();
@@ -283,6 +292,11 @@ async fn scan_one(
         .commit_with_task(target.task.id, notes, volatile, target.rules.clone())
         .await
         .map_err(|e| Failure::Other(format!("cannot store the snapshot: {e}")))
+}
+
+/// `not seen: /etc/ssl/private (permission denied)`: an unseen record as a coverage note.
+pub(super) fn unseen_note(u: &supervisor::Unseen) -> String {
+    format!("not seen: {} ({})", u.key, u.reason)
 }
 
 /// `… and 4800 more notes (5000 in all)`: the line that stands for the notes not kept.

@@ -195,6 +195,26 @@ fn bad_item_json_is_a_protocol_violation() {
 }
 
 #[test]
+fn bad_unseen_record_is_a_protocol_violation() {
+    assert_fails_with(
+        "bad-unseen",
+        &["protocol violation", "not valid unseen JSON", "reason"],
+    );
+}
+
+#[test]
+fn plugin_run_prints_unseen_records_on_stderr() {
+    let (code, stdout, stderr) = fixture_run("unseen");
+    assert_eq!(code, 0, "{stderr}");
+    let keys: Vec<String> = items(&stdout).into_iter().map(|i| i.key).collect();
+    assert_eq!(keys, ["/a", "/z"]);
+    assert!(
+        stderr.contains(r#"unseen: {"key":"/locked","reason":"permission denied"}"#),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn oversized_record_is_a_protocol_violation() {
     assert_fails_with("oversized", &["protocol violation", "frame too large"]);
 }
@@ -312,7 +332,7 @@ fn c_header_layout_matches_the_rust_abi() {
     let printed = String::from_utf8(Command::new(&exe).output().unwrap().stdout).unwrap();
     let want = format!(
         "descriptor {} {} {} {} {} {} {}\nrequest {} {} {} {} {}\nsink {} {} {}\n\
-         constants {} {} {} {} {} {} {} {} {}\n",
+         constants {} {} {} {} {} {} {} {} {} {}\n",
         size_of::<Descriptor>(),
         offset_of!(Descriptor, abi_version),
         offset_of!(Descriptor, struct_size),
@@ -332,6 +352,7 @@ fn c_header_layout_matches_the_rust_abi() {
         vigil_plugin::RECORD_ITEM,
         vigil_plugin::RECORD_NOTE,
         vigil_plugin::RECORD_ERROR,
+        vigil_plugin::RECORD_UNSEEN,
         vigil_plugin::SCAN_OK,
         vigil_plugin::SCAN_FAILED,
         vigil_plugin::SCAN_PANICKED,

@@ -61,7 +61,7 @@ async fn supervisor_streams_items_and_plugin_info() {
         match ev {
             ScanEvent::Item(item) => keys.push(item.key),
             ScanEvent::Note(n) => notes.push(n),
-            ScanEvent::ItemJson(_) => panic!("asked for decoded items"),
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(keys.len(), 10);
@@ -71,8 +71,12 @@ async fn supervisor_streams_items_and_plugin_info() {
             items,
             notes,
             more_notes,
+            unseen,
+            more_unseen,
         } => {
             assert_eq!(items, 10);
+            assert!(unseen.is_empty());
+            assert_eq!(more_unseen, 0);
             assert_eq!(notes, ["fixture: done"]);
             assert_eq!(more_notes, 0);
         }
@@ -302,7 +306,7 @@ async fn crash_with_a_torn_frame_on_the_pipe_is_a_crash() {
         match ev {
             ScanEvent::Item(_) => items += 1,
             ScanEvent::Note(n) => notes.push(n),
-            ScanEvent::ItemJson(_) => unreachable!(),
+            other => unreachable!("{other:?}"),
         }
     }
     assert_eq!(items, 1000);
@@ -324,6 +328,7 @@ async fn note_flood(cfg: serde_json::Value) -> (Vec<String>, Vec<String>, u64) {
             items,
             notes,
             more_notes,
+            ..
         } => {
             assert_eq!(items, 1);
             (events, notes, more_notes)
@@ -409,4 +414,71 @@ fn the_worker_inherits_no_stray_file_descriptors() {
     );
     // 0-2, the private frame fd and the one read_dir holds while listing; nothing else.
     assert!(items.len() <= 5, "{targets:#?}");
+}
+
+/// A plugin's unseen record reaches the consumer as `ScanEvent::Unseen`, in order with the
+/// items, and is kept in the outcome, bounded like notes.
+#[tokio::test]
+async fn unseen_records_arrive_as_events_and_in_the_outcome() {
+    let (_plugins, _root, mut scan) =
+        start_fixture(serde_json::json!({"mode": "unseen", "count": 1})).await;
+    let mut events = Vec::new();
+    while let Some(ev) = scan.next().await {
+        events.push(ev);
+    }
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(matches!(&events[0], ScanEvent::Item(i) if i.key == "/a"));
+    assert_eq!(
+        events[1],
+        ScanEvent::Unseen {
+            key: "/locked".into(),
+            reason: "permission denied".into()
+        }
+    );
+    assert!(matches!(&events[2], ScanEvent::Item(i) if i.key == "/z"));
+    match scan.finish().await {
+        ScanOutcome::Succeeded {
+            items,
+            notes,
+            unseen,
+            more_unseen,
+            ..
+        } => {
+            assert_eq!(items, 2);
+            assert!(notes.is_empty(), "{notes:?}");
+            let want = supervisor::Unseen {
+                key: "/locked".into(),
+                reason: "permission denied".into(),
+            };
+            assert_eq!(unseen, [want]);
+            assert_eq!(more_unseen, 0);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unseen_records_kept_in_the_outcome_are_capped() {
+    let n = MAX_NOTES as u64 + 5;
+    let (_plugins, _root, mut scan) =
+        start_fixture(serde_json::json!({"mode": "unseen", "count": n})).await;
+    let mut events = 0;
+    while let Some(ev) = scan.next().await {
+        if matches!(ev, ScanEvent::Unseen { .. }) {
+            events += 1;
+        }
+    }
+    assert_eq!(events, n, "every record is passed on");
+    match scan.finish().await {
+        ScanOutcome::Succeeded {
+            unseen,
+            more_unseen,
+            ..
+        } => {
+            assert_eq!(unseen.len(), MAX_NOTES);
+            assert_eq!(more_unseen, 5);
+            assert_eq!(unseen[1].key, "/locked-1");
+        }
+        other => panic!("{other:?}"),
+    }
 }

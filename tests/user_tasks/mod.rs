@@ -339,7 +339,8 @@ fn different_changes_filters_close_all_rights_export_and_recurrence() {
 #[test]
 fn scan_failures_on_many_nodes_group_into_one_task() {
     let f = fleet(0, 0);
-    // packages and accounts treat a missing root as an empty scan with a note; files fails.
+    // Every plugin fails on a missing root: files cannot open it, packages and accounts find
+    // no primary source (issue 13 §6).
     let mut c = f.config("") + "[[plugin]]\nname = \"files\"\n\n";
     for i in 0..4 {
         c += &format!(
@@ -352,15 +353,22 @@ fn scan_failures_on_many_nodes_group_into_one_task() {
     let rows = scan_all(&d);
     assert!(rows.iter().all(|r| r["status"] == "Failed"));
     let list = tasks(&d, "?kind=scan-failure");
-    // The files plugin fails on every node, with the node's own path in the message.
-    assert_eq!(list["total"], 1, "{list}");
+    // One task per plugin, each with the four nodes.
+    assert_eq!(list["total"], 3, "{list}");
     for t in list["tasks"].as_array().unwrap() {
         assert_eq!(t["nodes"], 4, "{t}");
         assert!(t["title"].as_str().unwrap().starts_with("Scan failure: "));
     }
 
-    // The report gives each node's own failure message, and no drift.
-    let id = list["tasks"][0]["id"].as_u64().unwrap();
+    // The report gives each node's own failure message, and no drift: the files plugin's
+    // messages carry the node's own path.
+    let files = list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["title"].as_str().unwrap().contains("files plugin"))
+        .unwrap_or_else(|| panic!("no files task in {list}"));
+    let id = files["id"].as_u64().unwrap();
     let (code, body) = d.http("GET", &format!("/v1/tasks/{id}/report"), None);
     assert_eq!(code, 200, "{body}");
     let report: Value = serde_json::from_str(&body).unwrap();

@@ -17,9 +17,12 @@
 //! are reported by line number only. A legacy hash in passwd's second field is treated the
 //! same way.
 //!
-//! Unreadable shadow (the daemon is not root) is a coverage note, not a failure; malformed
-//! lines are skipped with a `file:line` note; a duplicated name keeps its first entry, as the
-//! C library's lookups do.
+//! `etc/passwd` is the primary source: when it is missing, not a regular file or unreadable,
+//! the scan **fails** with the reason rather than report no users (which would read as every
+//! account removed, e.g. on a node whose root is not mounted). A missing or unreadable
+//! `etc/group` or `etc/shadow` (the daemon is not root) is a coverage note, not a failure;
+//! malformed lines are skipped with a `file:line` note; a duplicated name keeps its first
+//! entry, as the C library's lookups do.
 
 use std::collections::BTreeMap;
 use std::ffi::CStr;
@@ -27,7 +30,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use vigil_plugin::{Emitter, Item, Plugin, ScanContext};
-use vigil_rootfs::{self as rootfs, Notes, Scan};
+use vigil_rootfs::{self as rootfs, Notes, Scan, Unreadable};
 
 /// The plugin's `[plugin.config]`: none yet, but unknown fields are refused.
 #[derive(Debug, Default, Deserialize)]
@@ -199,12 +202,26 @@ fn read(root: &Path, rel: &str, notes: &mut Notes) -> Option<String> {
         .ok()
 }
 
+/// Why the scan fails when `etc/passwd` cannot be read.
+fn unreadable_passwd(e: &Unreadable) -> String {
+    match e {
+        Unreadable::Missing => "no passwd file at /etc/passwd under the node root (is the root \
+                                mounted?)"
+            .to_owned(),
+        Unreadable::WrongType => "/etc/passwd under the node root is not a regular file".to_owned(),
+        other => format!(
+            "cannot read the passwd file: {}",
+            other.describe("/etc/passwd")
+        ),
+    }
+}
+
 /// Scans the node at `root`: the whole plugin minus the FFI, for tests and tools.
-pub fn scan_root(root: &Path) -> Scan {
+pub fn scan_root(root: &Path) -> Result<Scan, String> {
     let mut notes = Notes::default();
-    let mut users = read(root, "etc/passwd", &mut notes)
-        .map(|text| parse_passwd(&text, "/etc/passwd", &mut notes))
-        .unwrap_or_default();
+    let passwd =
+        rootfs::read_text(root, Path::new("etc/passwd")).map_err(|e| unreadable_passwd(&e))?;
+    let mut users = parse_passwd(&passwd, "/etc/passwd", &mut notes);
     let groups = read(root, "etc/group", &mut notes)
         .map(|text| parse_group(&text, "/etc/group", &mut notes))
         .unwrap_or_default();
@@ -217,11 +234,11 @@ pub fn scan_root(root: &Path) -> Scan {
     }
     let mut items: Vec<Item> = users.into_values().collect();
     items.extend(groups);
-    Scan {
+    Ok(Scan {
         items,
         notes: notes.into_vec(),
     }
-    .sorted()
+    .sorted())
 }
 
 /// The plugin type exported through the vigil ABI.
@@ -233,7 +250,7 @@ impl Plugin for Accounts {
 
     fn scan(ctx: &ScanContext, out: &mut Emitter<'_>) -> Result<(), String> {
         let _config: Config = ctx.config()?;
-        scan_root(&ctx.root).emit(out)
+        scan_root(&ctx.root)?.emit(out)
     }
 }
 

@@ -23,7 +23,7 @@ fn s(v: &str) -> Value {
 
 #[test]
 fn fixture_users_and_groups() {
-    let scan = scan_root(Path::new(FIXTURE));
+    let scan = scan_root(Path::new(FIXTURE)).unwrap();
     assert!(scan.notes.is_empty(), "{:?}", scan.notes);
     let keys: Vec<&str> = scan.items.iter().map(|i| i.key.as_str()).collect();
     let mut sorted = keys.clone();
@@ -84,7 +84,7 @@ fn no_password_hash_ever_appears_in_items_or_notes() {
     )
     .unwrap();
     for root in [Path::new(FIXTURE), dir.path()] {
-        let scan = scan_root(root);
+        let scan = scan_root(root).unwrap();
         let json = serde_json::to_string(&scan.items).unwrap() + &scan.notes.join("\n");
         for needle in [
             "fakehash",
@@ -99,7 +99,7 @@ fn no_password_hash_ever_appears_in_items_or_notes() {
             assert!(!json.contains(needle), "{needle} leaked: {json}");
         }
     }
-    let scan = scan_root(dir.path());
+    let scan = scan_root(dir.path()).unwrap();
     assert_eq!(
         get(find(&scan.items, "user:old"), "password"),
         Some(&s("set"))
@@ -112,30 +112,63 @@ fn no_password_hash_ever_appears_in_items_or_notes() {
 
 #[test]
 fn unreadable_shadow_is_a_note() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
+    rootfs::testing::open_up(dir.path());
     std::fs::create_dir(dir.path().join("etc")).unwrap();
     std::fs::write(dir.path().join("etc/passwd"), "u:x:5:5::/h:/bin/sh\n").unwrap();
     std::fs::write(dir.path().join("etc/group"), "").unwrap();
-    let scan = scan_root(dir.path());
+    let scan = scan_root(dir.path()).unwrap();
     assert_eq!(
         scan.notes,
         ["not found: /etc/shadow (password state not checked)"]
     );
 
-    // As root, mode 000 is still readable, so simulate "denied" through a directory we
-    // cannot enter only when not running as root.
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        use std::os::unix::fs::PermissionsExt;
-        let shadow = dir.path().join("etc/shadow");
-        std::fs::write(&shadow, "u:!:1:::::::\n").unwrap();
-        std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o000)).unwrap();
-        let scan = scan_root(dir.path());
-        assert_eq!(
-            scan.notes,
-            ["permission denied: /etc/shadow (password state not checked)"]
-        );
-    }
+    let shadow = dir.path().join("etc/shadow");
+    std::fs::write(&shadow, "u:!:1:::::::\n").unwrap();
+    std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let scan = rootfs::testing::as_nobody(|| scan_root(dir.path())).unwrap();
+    assert_eq!(
+        scan.notes,
+        ["permission denied: /etc/shadow (password state not checked)"]
+    );
+    assert_eq!(scan.items.len(), 1, "the users are still reported");
+}
+
+#[test]
+fn missing_passwd_fails_the_scan_and_missing_group_is_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        scan_root(dir.path()).unwrap_err(),
+        "no passwd file at /etc/passwd under the node root (is the root mounted?)"
+    );
+    std::fs::create_dir_all(dir.path().join("etc/passwd")).unwrap();
+    assert_eq!(
+        scan_root(dir.path()).unwrap_err(),
+        "/etc/passwd under the node root is not a regular file"
+    );
+    std::fs::remove_dir(dir.path().join("etc/passwd")).unwrap();
+    std::fs::write(dir.path().join("etc/passwd"), "u:x:5:5::/h:/bin/sh\n").unwrap();
+    std::fs::write(dir.path().join("etc/shadow"), "").unwrap();
+    let scan = scan_root(dir.path()).unwrap();
+    assert_eq!(scan.notes, ["not found: /etc/group"]);
+    assert_eq!(scan.items.len(), 1);
+}
+
+#[test]
+fn unreadable_passwd_fails_the_scan() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    rootfs::testing::open_up(dir.path());
+    std::fs::create_dir(dir.path().join("etc")).unwrap();
+    let passwd = dir.path().join("etc/passwd");
+    std::fs::write(&passwd, "u:x:5:5::/h:/bin/sh\n").unwrap();
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let err = rootfs::testing::as_nobody(|| scan_root(dir.path())).unwrap_err();
+    assert_eq!(
+        err,
+        "cannot read the passwd file: permission denied: /etc/passwd"
+    );
 }
 
 #[test]
@@ -175,15 +208,8 @@ fn symlinked_passwd_is_not_followed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("etc")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("etc/passwd")).unwrap();
-    let scan = scan_root(dir.path());
-    assert!(scan.items.is_empty());
-    assert!(
-        scan.notes
-            .iter()
-            .any(|n| n.contains("/etc/passwd is a symlink")),
-        "{:?}",
-        scan.notes
-    );
+    let err = scan_root(dir.path()).unwrap_err();
+    assert!(err.contains("/etc/passwd is a symlink"), "{err}");
 }
 
 #[test]

@@ -28,6 +28,12 @@ pub const RECORD_ITEM: u32 = 1;
 pub const RECORD_NOTE: u32 = 2;
 /// Record kind: the scan's failure message, UTF-8 text. Sent before `scan` returns non-zero.
 pub const RECORD_ERROR: u32 = 3;
+/// Record kind: a subtree the scan could not see, JSON-encoded [`Unseen`]: the item `key` and
+/// every item whose key starts with `key` + `/` (with `key` `/`, every key that starts with
+/// `/`). Such items missing from this scan were not seen, which is not the same as removed.
+/// Items that were emitted anyway (a directory's own metadata, entries listed before an
+/// error) are still what they say. Does not fail the scan.
+pub const RECORD_UNSEEN: u32 = 4;
 
 /// `scan` return value: the scan completed.
 pub const SCAN_OK: i32 = 0;
@@ -161,6 +167,27 @@ impl Item {
     }
 }
 
+/// The payload of a [`RECORD_UNSEEN`] record: `{"key": "/etc/ssl/private", "reason":
+/// "permission denied"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unseen {
+    /// The item key at the top of what could not be seen.
+    pub key: String,
+    /// Why, for the operator (short, like a note).
+    pub reason: String,
+}
+
+impl Unseen {
+    /// Whether `item_key` is `self.key` or below it.
+    pub fn covers(&self, item_key: &str) -> bool {
+        match item_key.strip_prefix(self.key.as_str()) {
+            Some("") => true,
+            Some(rest) => self.key.ends_with('/') || rest.starts_with('/'),
+            None => false,
+        }
+    }
+}
+
 /// What a Rust plugin's `scan` receives.
 #[derive(Debug)]
 pub struct ScanContext {
@@ -223,6 +250,12 @@ impl<'a> Emitter<'a> {
     /// Sends a coverage note: something the scan could not see.
     pub fn note(&mut self, message: &str) -> Result<(), Stopped> {
         self.raw(RECORD_NOTE, message.as_bytes())
+    }
+
+    /// Says that `key` and everything below it could not be seen (see [`RECORD_UNSEEN`]).
+    pub fn unseen(&mut self, key: &str, reason: &str) -> Result<(), Stopped> {
+        let record = serde_json::json!({"key": key, "reason": reason});
+        self.raw(RECORD_UNSEEN, record.to_string().as_bytes())
     }
 
     fn raw(&mut self, kind: u32, data: &[u8]) -> Result<(), Stopped> {
@@ -385,6 +418,44 @@ mod tests {
         );
         let back: Item = serde_json::from_str(&json).unwrap();
         assert_eq!(back, item);
+    }
+
+    #[test]
+    fn unseen_json_is_pinned_and_covers_its_subtree() {
+        let u = Unseen {
+            key: "/etc/ssl".into(),
+            reason: "permission denied".into(),
+        };
+        let json = serde_json::to_string(&u).unwrap();
+        assert_eq!(json, r#"{"key":"/etc/ssl","reason":"permission denied"}"#);
+        assert_eq!(serde_json::from_str::<Unseen>(&json).unwrap(), u);
+        assert!(serde_json::from_str::<Unseen>(r#"{"key":"/x"}"#).is_err());
+        assert!(u.covers("/etc/ssl"));
+        assert!(u.covers("/etc/ssl/private/k.pem"));
+        assert!(!u.covers("/etc/ssl.conf"));
+        assert!(!u.covers("/etc/ss"));
+        let all = Unseen {
+            key: "/".into(),
+            reason: String::new(),
+        };
+        assert!(all.covers("/") && all.covers("/etc") && all.covers("/etc/hosts"));
+    }
+
+    #[test]
+    fn emitter_sends_unseen_records() {
+        let mut got: Vec<(u32, String)> = Vec::new();
+        let sink = Sink {
+            ctx: &mut got as *mut _ as *mut c_void,
+            emit: collect,
+        };
+        // SAFETY: the sink is valid for the emitter's whole life.
+        let mut out = unsafe { Emitter::from_sink(&sink) };
+        out.unseen("/etc/\"x\"", "cannot list directory: EIO")
+            .unwrap();
+        assert_eq!(got[0].0, RECORD_UNSEEN);
+        let back: Unseen = serde_json::from_str(&got[0].1).unwrap();
+        assert_eq!(back.key, "/etc/\"x\"");
+        assert_eq!(back.reason, "cannot list directory: EIO");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Bench and debugging harness: runs the `files` scan logic directly (no plugin host) and
-//! writes each item as one JSON line to stdout, notes to stderr — the same serialization
-//! work the host's emitter does per item.
+//! writes each item as one JSON line to stdout, notes and unseen records to stderr — the same
+//! serialization work the host's emitter does per item.
 //!
 //! `cargo run --release -p vigil-files --example scan -- ROOT '{"paths":["/"]}'`
 
@@ -26,6 +26,14 @@ impl<W: Write> Output for JsonLines<W> {
     fn note(&mut self, message: &str) -> Result<(), Stopped> {
         self.notes += 1;
         eprintln!("note: {message}");
+        Ok(())
+    }
+    fn unseen(&mut self, key: &str, reason: &str) -> Result<(), Stopped> {
+        self.notes += 1;
+        eprintln!(
+            "unseen: {}",
+            serde_json::json!({"key": key, "reason": reason})
+        );
         Ok(())
     }
 }

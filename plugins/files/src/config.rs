@@ -16,8 +16,13 @@ pub struct Config {
     pub include: Vec<String>,
     /// Items whose key matches are skipped; a matching directory is not descended.
     pub exclude: Vec<String>,
-    /// Files whose key matches get their text captured as `content`.
+    /// Files whose key matches get their text captured as `content`, if they are readable
+    /// by others (mode `o+r`) or also match `content_private`.
     pub content: Vec<String>,
+    /// Files matching `content` whose text is captured even though others may not read them.
+    pub content_private: Vec<String>,
+    /// Capture content of files on the built-in secret list ([`SECRET_FILES`]) too.
+    pub allow_secret_content: bool,
     /// Largest file whose content is captured, in bytes.
     pub max_content_size: u64,
     /// Largest file that is hashed, in bytes.
@@ -35,12 +40,36 @@ impl Default for Config {
             include: Vec::new(),
             exclude: Vec::new(),
             content: Vec::new(),
+            content_private: Vec::new(),
+            allow_secret_content: false,
             max_content_size: 64 * 1024,
             max_hash_size: 64 * 1024 * 1024,
             one_file_system: true,
             threads: 0,
         }
     }
+}
+
+/// Files whose content is never captured unless `allow_secret_content` is set, whatever
+/// `content` and `content_private` say: password hashes and private keys.
+pub const SECRET_FILES: [&str; 7] = [
+    "**/shadow",
+    "**/gshadow",
+    "**/shadow-",
+    "**/gshadow-",
+    "**/*.key",
+    "**/*_key",
+    "**/ssh_host_*_key",
+];
+
+/// Whether a file's text may be captured, given that its key matches `content`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    Yes,
+    /// On the built-in secret list.
+    Secret,
+    /// Not readable by others, and not in `content_private`.
+    Private,
 }
 
 /// A configured path, split into raw components (no `.`, no empty ones).
@@ -57,6 +86,9 @@ pub struct Compiled {
     pub include: Option<GlobSet>,
     pub exclude: GlobSet,
     pub content: GlobSet,
+    pub content_private: GlobSet,
+    /// `None` when `allow_secret_content` is set.
+    pub secrets: Option<GlobSet>,
     pub max_content_size: u64,
     pub max_hash_size: u64,
     pub one_file_system: bool,
@@ -96,6 +128,15 @@ impl Compiled {
             },
             exclude: globs("exclude", &config.exclude)?,
             content: globs("content", &config.content)?,
+            content_private: globs("content_private", &config.content_private)?,
+            secrets: if config.allow_secret_content {
+                None
+            } else {
+                Some(globs(
+                    "built-in secret list",
+                    &SECRET_FILES.map(String::from),
+                )?)
+            },
             max_content_size: config.max_content_size,
             max_hash_size: config.max_hash_size,
             one_file_system: config.one_file_system,
@@ -114,6 +155,18 @@ impl Compiled {
 
     pub fn wants_content(&self, key: &str) -> bool {
         !self.content.is_empty() && self.content.is_match(key)
+    }
+
+    /// Whether the text of a file that [`wants_content`](Self::wants_content) may be captured,
+    /// given its `st_mode`.
+    pub fn may_capture(&self, key: &str, mode: u32) -> Capture {
+        if self.secrets.as_ref().is_some_and(|g| g.is_match(key)) {
+            Capture::Secret
+        } else if mode & 0o004 == 0 && !self.content_private.is_match(key) {
+            Capture::Private
+        } else {
+            Capture::Yes
+        }
     }
 }
 
@@ -206,6 +259,54 @@ mod tests {
             };
             assert!(Compiled::new(&c).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn secrets_and_private_files_are_not_captured_unless_allowed() {
+        let c = Config {
+            content_private: vec!["/etc/private/*".into(), "/etc/shadow".into()],
+            ..Config::default()
+        };
+        let k = Compiled::new(&c).unwrap();
+        for key in [
+            "/etc/shadow",
+            "/etc/gshadow-",
+            "/etc/shadow-",
+            "/etc/gshadow",
+            "/etc/ssl/private/site.key",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/home/u/.ssh/id_key",
+            "/etc/private/api_key",
+        ] {
+            assert_eq!(k.may_capture(key, 0o644), Capture::Secret, "{key}");
+        }
+        assert_eq!(
+            k.may_capture("/etc/ssh/ssh_host_ed25519_key.pub", 0o644),
+            Capture::Yes
+        );
+        assert_eq!(k.may_capture("/etc/shadow.conf", 0o644), Capture::Yes);
+        assert_eq!(k.may_capture("/etc/app.conf", 0o640), Capture::Private);
+        assert_eq!(k.may_capture("/etc/app.conf", 0o604), Capture::Yes);
+        assert_eq!(k.may_capture("/etc/private/db.conf", 0o600), Capture::Yes);
+        assert_eq!(
+            k.may_capture("/etc/private/sub/db.conf", 0o600),
+            Capture::Private
+        );
+
+        let c = Config {
+            allow_secret_content: true,
+            ..c
+        };
+        let k = Compiled::new(&c).unwrap();
+        assert_eq!(k.may_capture("/etc/shadow", 0o640), Capture::Yes);
+        assert_eq!(
+            k.may_capture("/etc/ssl/private/site.key", 0o600),
+            Capture::Private
+        );
+        assert_eq!(
+            k.may_capture("/etc/ssl/private/site.key", 0o644),
+            Capture::Yes
+        );
     }
 
     #[test]

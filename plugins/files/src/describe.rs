@@ -2,14 +2,14 @@
 //! captured content. Runs on the hashing threads, so everything here is per-entry and
 //! allocation-light; it never follows a symlink and never opens anything but a regular file.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use vigil_plugin::Item;
 
-use crate::config::Compiled;
+use crate::config::{Capture, Compiled};
 use crate::escape;
 use crate::ids::Ids;
 use crate::sys;
@@ -31,18 +31,27 @@ pub struct Job {
     pub content: bool,
 }
 
-/// What a job produced: usually one item, sometimes coverage notes.
+/// What a job produced: usually one item, sometimes coverage notes or an unseen subtree.
 #[derive(Default)]
 pub struct Outcome {
     pub item: Option<Item>,
     pub notes: Vec<String>,
+    /// `(key, reason)`: `key` and everything below it could not be seen.
+    pub unseen: Option<(String, String)>,
 }
 
 impl Outcome {
     pub fn note(msg: String) -> Outcome {
         Outcome {
-            item: None,
             notes: vec![msg],
+            ..Outcome::default()
+        }
+    }
+
+    pub fn unseen(key: String, reason: String) -> Outcome {
+        Outcome {
+            unseen: Some((key, reason)),
+            ..Outcome::default()
         }
     }
 }
@@ -74,27 +83,20 @@ impl<'a> Describer<'a> {
         };
         // Regular files (by the d_type hint) are opened straight away: one syscall fewer, and
         // `fstat` on the opened descriptor is the truth we act on.
+        let mut not_opened = None;
         if job.d_type == libc::DT_REG {
-            match sys::open_file(&job.dir, name) {
-                Ok(fd) => match sys::fstat(&fd) {
-                    Ok(st) => {
-                        let mut item = self.base_item(job.key, &st);
-                        if st.st_mode & libc::S_IFMT == libc::S_IFREG {
-                            self.hash(&fd, &st, job.content, &mut item, &mut out.notes);
-                        }
-                        out.item = Some(item);
-                        return out;
+            match open_file(&job.dir, name) {
+                Ok((fd, st)) => {
+                    let mut item = self.base_item(job.key, &st);
+                    if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+                        self.hash(&fd, &st, job.content, &mut item, &mut out.notes);
                     }
-                    Err(e) => {
-                        out.notes.push(format!("cannot stat: {}: {e}", job.key));
-                        return out;
-                    }
-                },
-                Err(e) if is_denied(&e) => {
-                    out.notes.push(format!("permission denied: {}", job.key))
+                    out.item = Some(item);
+                    return out;
                 }
-                // ELOOP (a symlink was swapped in), ENOENT, ...: describe whatever is there now.
-                Err(_) => {}
+                // ELOOP (a symlink was swapped in), ENOENT, EACCES...: describe whatever is
+                // there now, and say why a regular file there has no hash.
+                Err(why) => not_opened = Some(why),
             }
         }
         let st = match sys::lstat_at(&job.dir, name) {
@@ -119,20 +121,24 @@ impl<'a> Describer<'a> {
                     .notes
                     .push(format!("cannot read link: {}: {e}", item.key)),
             },
-            // Only reached for a file whose d_type was unknown (or that the open above did
-            // not settle, e.g. permission denied: then we do not retry).
-            libc::S_IFREG if job.d_type != libc::DT_REG => match sys::open_file(&job.dir, name) {
-                Ok(fd) => match sys::fstat(&fd) {
-                    Ok(st2) if st2.st_mode & libc::S_IFMT == libc::S_IFREG => {
-                        self.hash(&fd, &st2, job.content, &mut item, &mut out.notes)
-                    }
-                    _ => {}
-                },
-                Err(e) if is_denied(&e) => {
-                    out.notes.push(format!("permission denied: {}", item.key))
+            libc::S_IFREG => {
+                // Reached for a file whose d_type was unknown, or that the open above did not
+                // settle (then it is not retried).
+                let why = match not_opened {
+                    Some(why) => Some(why),
+                    None => match open_file(&job.dir, name) {
+                        Ok((fd, st2)) if st2.st_mode & libc::S_IFMT == libc::S_IFREG => {
+                            self.hash(&fd, &st2, job.content, &mut item, &mut out.notes);
+                            None
+                        }
+                        Ok(_) => Some(NotHashed::Changed),
+                        Err(why) => Some(why),
+                    },
+                };
+                if let Some(why) = why {
+                    out.notes.push(why.note(&item.key));
                 }
-                Err(_) => {}
-            },
+            }
             _ => {}
         }
         out.item = Some(item);
@@ -169,6 +175,7 @@ impl<'a> Describer<'a> {
         item: &mut Item,
         notes: &mut Vec<String>,
     ) {
+        let want_content = want_content && self.may_capture(&item.key, st.st_mode, notes);
         let size = u64::try_from(st.st_size).unwrap_or(0);
         let max_hash = self.cfg.max_hash_size;
         let max_content = self.cfg.max_content_size;
@@ -224,6 +231,63 @@ impl<'a> Describer<'a> {
             item.attributes.insert("content_skipped".into(), why.into());
         }
     }
+}
+
+impl Describer<'_> {
+    /// Whether the text of a file matching `content` may be kept; notes why not otherwise.
+    fn may_capture(&self, key: &str, mode: libc::mode_t, notes: &mut Vec<String>) -> bool {
+        match self.cfg.may_capture(key, mode) {
+            Capture::Yes => true,
+            Capture::Secret => {
+                notes.push(format!(
+                    "content not captured: {key} is on the built-in list of secret files \
+                     (shadow files, keys; set allow_secret_content = true to capture it)"
+                ));
+                false
+            }
+            Capture::Private => {
+                notes.push(format!(
+                    "content not captured: {key} is not world-readable (add it to \
+                     content_private to capture it)"
+                ));
+                false
+            }
+        }
+    }
+}
+
+/// Why a regular file has no hash, when the hashing itself never started.
+enum NotHashed {
+    Denied,
+    Open(io::Error),
+    Stat(io::Error),
+    /// Listed or `lstat`ed as a regular file, something else when opened.
+    Changed,
+}
+
+impl NotHashed {
+    fn note(&self, key: &str) -> String {
+        match self {
+            NotHashed::Denied => format!("permission denied: {key}"),
+            NotHashed::Open(e) => format!("not hashed: cannot open: {key}: {e}"),
+            NotHashed::Stat(e) => format!("not hashed: cannot stat the opened file: {key}: {e}"),
+            NotHashed::Changed => format!("not hashed: changed during scan: {key}"),
+        }
+    }
+}
+
+/// Opens an entry that should be a regular file (never following a symlink, never blocking)
+/// and `fstat`s what was opened: the truth the caller acts on.
+fn open_file(dir: &OwnedFd, name: &CStr) -> Result<(OwnedFd, libc::stat), NotHashed> {
+    let fd = sys::open_file(dir, name).map_err(|e| {
+        if is_denied(&e) {
+            NotHashed::Denied
+        } else {
+            NotHashed::Open(e)
+        }
+    })?;
+    let st = sys::fstat(&fd).map_err(NotHashed::Stat)?;
+    Ok((fd, st))
 }
 
 fn is_denied(e: &io::Error) -> bool {

@@ -18,11 +18,22 @@
 //!   residual race: an entry `getdents64` reported as a regular file and that is replaced
 //!   by a device node before the `openat` is opened (non-blocking) but never read; only
 //!   someone who can create device nodes in the tree (root) can arrange that.
-//! * **Honest coverage.** Whatever could not be seen becomes a note, not a failure:
-//!   `permission denied: KEY` (the item is still emitted with its `fstatat` metadata, just
-//!   without a hash), `not hashed: over max_hash_size: KEY`, `path does not exist: KEY`,
-//!   `not descended: other filesystem: KEY`, `vanished during scan: KEY`. Only a node root
-//!   that cannot be opened as a directory, or a bad config, fails the scan.
+//! * **Honest coverage.** Whatever could not be seen is said, and does not fail the scan: a
+//!   directory that cannot be opened, examined or listed (and a configured path whose parent
+//!   cannot be searched) is an *unseen* record (`vigil_plugin::RECORD_UNSEEN`, key and
+//!   reason), so what lies below it reads as "not seen", never as "removed"; the directory's
+//!   own item is still emitted from its `fstatat` metadata. Everything else is a note:
+//!   `permission denied: KEY` for a file (the item is still emitted, just without a hash),
+//!   `not hashed: over max_hash_size: KEY`, `path does not exist: KEY`,
+//!   `not descended: other filesystem: KEY`, `vanished during scan: KEY`. Every regular file
+//!   emitted without a `blake3` has a note saying why. Only a node root that cannot be opened
+//!   as a directory, or a bad config, fails the scan.
+//! * **No secrets by default.** `content` is captured only from files that others may read
+//!   (mode `o+r`) unless they also match `content_private`, and never from the built-in
+//!   secret list ([`config::SECRET_FILES`]: shadow files, `*.key`, `*_key`) unless
+//!   `allow_secret_content = true`. A file matching `content` whose text is not captured for
+//!   either reason gets a note; no attribute is added, so the daemon decides who may see
+//!   stored content from the item's `mode`.
 //! * **Bounded memory.** The walk is iterative with an explicit stack holding only the
 //!   directories on the current path; hashing reads through a fixed 128 KiB buffer per
 //!   thread; at most [`pipeline::WINDOW`] entries are in flight. The one thing that grows
@@ -58,8 +69,10 @@
 //! # Config
 //!
 //! `paths` (default `["/etc"]`), `include`, `exclude`, `content` (globs over keys: `*` stops
-//! at `/`, `**` crosses directories; an excluded directory is not descended), `max_content_size`
-//! (64 KiB), `max_hash_size` (64 MiB), `one_file_system` (true), `threads` (0 = one per core).
+//! at `/`, `**` crosses directories; an excluded directory is not descended),
+//! `content_private` (globs: `content` files captured even when not world-readable),
+//! `allow_secret_content` (false), `max_content_size` (64 KiB), `max_hash_size` (64 MiB),
+//! `one_file_system` (true), `threads` (0 = one per core).
 
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
@@ -82,6 +95,8 @@ pub use config::Config;
 pub trait Output {
     fn item(&mut self, item: &Item) -> Result<(), Stopped>;
     fn note(&mut self, message: &str) -> Result<(), Stopped>;
+    /// `key` and everything below it could not be seen (`vigil_plugin::RECORD_UNSEEN`).
+    fn unseen(&mut self, key: &str, reason: &str) -> Result<(), Stopped>;
 }
 
 impl Output for Emitter<'_> {
@@ -90,6 +105,9 @@ impl Output for Emitter<'_> {
     }
     fn note(&mut self, message: &str) -> Result<(), Stopped> {
         Emitter::note(self, message)
+    }
+    fn unseen(&mut self, key: &str, reason: &str) -> Result<(), Stopped> {
+        Emitter::unseen(self, key, reason)
     }
 }
 

@@ -104,6 +104,9 @@ fn emit_in_order(
             for n in &o.notes {
                 out.note(n).map_err(|e| e.to_string())?;
             }
+            if let Some((key, reason)) = &o.unseen {
+                out.unseen(key, reason).map_err(|e| e.to_string())?;
+            }
             next += 1;
             // The walker sent this permit before it handed out `next - 1`.
             let _ = permits.try_recv();

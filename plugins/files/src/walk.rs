@@ -90,6 +90,19 @@ fn sort_frame(entries: &[Ent], order: &mut [(u32, bool)]) {
     });
 }
 
+/// Resolves a configured path (not the root itself) beneath the root without symlinks: its
+/// parent directory, its last name and its `lstat`.
+fn resolve_start(root: &OwnedFd, start: &StartPath) -> io::Result<(OwnedFd, CString, libc::stat)> {
+    let last = start
+        .components
+        .last()
+        .ok_or_else(|| io::Error::other("the root"))?;
+    let parent = sys::open_parent(root, &start.components)?;
+    let name = CString::new(last.as_slice()).map_err(io::Error::other)?;
+    let st = sys::lstat_at(&parent, &name)?;
+    Ok((parent, name, st))
+}
+
 fn dtype_of(mode: libc::mode_t) -> u8 {
     match mode & libc::S_IFMT {
         libc::S_IFDIR => libc::DT_DIR,
@@ -116,6 +129,14 @@ impl Walker<'_> {
         let seq = self.next_seq()?;
         self.results
             .send(Msg::Done(seq, Outcome::note(msg)))
+            .map_err(|_| Gone)
+    }
+
+    /// `key` and everything below it could not be seen.
+    fn unseen(&mut self, key: &str, reason: String) -> Result<(), Gone> {
+        let seq = self.next_seq()?;
+        self.results
+            .send(Msg::Done(seq, Outcome::unseen(key.to_owned(), reason)))
             .map_err(|_| Gone)
     }
 
@@ -156,18 +177,20 @@ impl Walker<'_> {
                 }
                 (None, true) => {
                     let start = &self.cfg.starts[ent.start];
-                    match sys::open_parent(&self.root, &start.components) {
-                        Ok(parent) => match start.components.last() {
-                            Some(last) => match CString::new(last.as_slice()) {
-                                Ok(name) => {
-                                    self.descend(&parent, &name, start.key.clone(), None)?
-                                }
-                                Err(_) => None,
-                            },
-                            None => self.descend(&parent, c".", start.key.clone(), None)?,
+                    match start.components.last() {
+                        None => self.descend(&self.root.clone(), c".", start.key.clone(), None)?,
+                        Some(_) => match resolve_start(&self.root, start) {
+                            Ok((parent, name, _)) => {
+                                self.descend(&parent, &name, start.key.clone(), None)?
+                            }
+                            // Reported by the entry event, when there is one.
+                            Err(_) if self.cfg.wants_item(&start.key) => None,
+                            Err(e) => {
+                                let key = start.key.clone();
+                                self.start_error(&key, &e)?;
+                                None
+                            }
                         },
-                        // Already reported by the entry event.
-                        Err(_) => None,
                     }
                 }
             };
@@ -213,7 +236,7 @@ impl Walker<'_> {
     fn start_entry(&mut self, start: &StartPath) -> Result<(), Gone> {
         let key = start.key.clone();
         let content = self.cfg.wants_content(&key);
-        let Some(last) = start.components.last() else {
+        if start.components.is_empty() {
             let dir = Arc::clone(&self.root);
             return self.job(Job {
                 dir,
@@ -222,13 +245,8 @@ impl Walker<'_> {
                 d_type: libc::DT_DIR,
                 content,
             });
-        };
-        let resolved = sys::open_parent(&self.root, &start.components).and_then(|parent| {
-            let name = CString::new(last.as_slice()).map_err(io::Error::other)?;
-            let st = sys::lstat_at(&parent, &name)?;
-            Ok((parent, name, st))
-        });
-        match resolved {
+        }
+        match resolve_start(&self.root, start) {
             Ok((parent, name, st)) => self.job(Job {
                 dir: Arc::new(parent),
                 name: Some(name),
@@ -236,14 +254,23 @@ impl Walker<'_> {
                 d_type: dtype_of(st.st_mode),
                 content,
             }),
-            Err(e) => self.note(match e.raw_os_error() {
-                Some(libc::ENOENT) => format!("path does not exist: {key}"),
-                Some(libc::EACCES) | Some(libc::EPERM) => format!("permission denied: {key}"),
-                Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
-                    format!("not scanned: {key}: a parent is a symlink or not a directory")
-                }
-                _ => format!("cannot stat: {key}: {e}"),
-            }),
+            Err(e) => self.start_error(&key, &e),
+        }
+    }
+
+    /// Says why configured path `key` could not be resolved.
+    fn start_error(&mut self, key: &str, e: &io::Error) -> Result<(), Gone> {
+        match e.raw_os_error() {
+            // Not there, or not reachable without a symlink: what the tree really holds.
+            Some(libc::ENOENT) => self.note(format!("path does not exist: {key}")),
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => self.note(format!(
+                "not scanned: {key}: a parent is a symlink or not a directory"
+            )),
+            // There may be something there that we cannot see.
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                self.unseen(key, "permission denied".to_owned())
+            }
+            _ => self.unseen(key, format!("cannot stat: {e}")),
         }
     }
 
@@ -260,20 +287,24 @@ impl Walker<'_> {
             Ok(fd) => fd,
             Err(e) => {
                 return match e.raw_os_error() {
-                    Some(libc::EACCES) | Some(libc::EPERM) => {
-                        self.note(format!("permission denied: {key}")).map(|_| None)
-                    }
+                    Some(libc::EACCES) | Some(libc::EPERM) => self
+                        .unseen(&key, "permission denied".to_owned())
+                        .map(|_| None),
                     // Swapped for a symlink or a file, or gone: the entry event says what it is.
                     Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::ENOENT) => Ok(None),
                     _ => self
-                        .note(format!("cannot open directory: {key}: {e}"))
+                        .unseen(&key, format!("cannot open directory: {e}"))
                         .map(|_| None),
                 };
             }
         };
         let st = match sys::fstat(&fd) {
             Ok(st) => st,
-            Err(e) => return self.note(format!("cannot stat: {key}: {e}")).map(|_| None),
+            Err(e) => {
+                return self
+                    .unseen(&key, format!("cannot stat directory: {e}"))
+                    .map(|_| None)
+            }
         };
         let dev = match dev {
             Some(d) if self.cfg.one_file_system && d != st.st_dev => {
@@ -286,7 +317,8 @@ impl Walker<'_> {
         };
         let mut raw = Vec::new();
         if let Err(e) = sys::list_dir(&fd, &mut self.dirbuf, &mut raw) {
-            self.note(format!("cannot list directory: {key}: {e}"))?;
+            // What was listed before the error is still walked.
+            self.unseen(&key, format!("cannot list directory: {e}"))?;
         }
         let mut entries = Vec::with_capacity(raw.len());
         let mut order = Vec::with_capacity(raw.len() + raw.len() / 4);

@@ -16,9 +16,12 @@
 //! By default only packages whose status is `installed` are reported; `include_all` also
 //! reports removed-but-configured, half-installed and similar states.
 //!
-//! A missing status file is not an error (the node may not be Debian-like): the scan is empty
-//! with a note. rpm databases are not read: the rpmdb is SQLite or Berkeley DB with a binary
-//! header format, and no pure-Rust reader fits a small, dependency-light plugin.
+//! The status file is the plugin's primary source: when it is missing, not a regular file or
+//! unreadable, the scan **fails** with the reason rather than report 0 packages (which would
+//! read as every package removed, e.g. on a node whose root is not mounted). An empty status
+//! file that exists is a legitimate 0. rpm databases are not read: the rpmdb is SQLite or
+//! Berkeley DB with a binary header format, and no pure-Rust reader fits a small,
+//! dependency-light plugin.
 
 use std::collections::BTreeMap;
 use std::ffi::CStr;
@@ -26,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use vigil_plugin::{Emitter, Item, Plugin, ScanContext};
-use vigil_rootfs::{self as rootfs, Notes, Scan};
+use vigil_rootfs::{self as rootfs, Notes, Scan, Unreadable};
 
 /// Default location of the dpkg database, relative to the node root.
 pub const DEFAULT_STATUS_FILE: &str = "var/lib/dpkg/status";
@@ -173,18 +176,29 @@ pub fn scan_root(root: &Path, config: &Config) -> Result<Scan, String> {
     let shown = rootfs::shown(&rel);
     let mut notes = Notes::default();
     let mut scan = Scan::default();
-    match rootfs::read_text(root, &rel) {
-        Ok(text) => {
-            let packages = parse_status(&text, &shown, &mut notes);
-            scan.items = to_items(packages, config.include_all);
-        }
-        Err(e) => notes.push(format!(
-            "{} (no dpkg database; rpm is not supported)",
-            e.describe(&shown)
-        )),
-    }
+    let text = rootfs::read_text(root, &rel).map_err(|e| unreadable_status(&e, &shown))?;
+    let packages = parse_status(&text, &shown, &mut notes);
+    scan.items = to_items(packages, config.include_all);
     scan.notes = notes.into_vec();
     Ok(scan.sorted())
+}
+
+/// Why the scan fails when the status file cannot be read (`shown` is e.g.
+/// `/var/lib/dpkg/status`).
+fn unreadable_status(e: &Unreadable, shown: &str) -> String {
+    match e {
+        Unreadable::Missing => format!(
+            "no dpkg status file at {shown} under the node root (is the root mounted? is this \
+             a Debian system? rpm databases are not supported)"
+        ),
+        Unreadable::WrongType => {
+            format!("the dpkg status file {shown} under the node root is not a regular file")
+        }
+        other => format!(
+            "cannot read the dpkg status file: {}",
+            other.describe(shown)
+        ),
+    }
 }
 
 /// The plugin type exported through the vigil ABI.

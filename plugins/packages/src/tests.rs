@@ -106,15 +106,55 @@ fn notes_per_file_are_bounded() {
 }
 
 #[test]
-fn missing_status_file_is_an_empty_scan_with_a_note() {
+fn missing_status_file_fails_the_scan() {
     let dir = tempfile::tempdir().unwrap();
+    let err = scan_root(dir.path(), &Config::default()).unwrap_err();
+    assert_eq!(
+        err,
+        "no dpkg status file at /var/lib/dpkg/status under the node root (is the root \
+         mounted? is this a Debian system? rpm databases are not supported)"
+    );
+    // A file where a parent directory should be is just as missing.
+    std::fs::create_dir_all(dir.path().join("var/lib")).unwrap();
+    std::fs::write(dir.path().join("var/lib/dpkg"), "").unwrap();
+    let err = scan_root(dir.path(), &Config::default()).unwrap_err();
+    assert!(err.starts_with("no dpkg status file at"), "{err}");
+}
+
+#[test]
+fn status_path_that_is_not_a_regular_file_fails_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("var/lib/dpkg/status")).unwrap();
+    let err = scan_root(dir.path(), &Config::default()).unwrap_err();
+    assert_eq!(
+        err,
+        "the dpkg status file /var/lib/dpkg/status under the node root is not a regular file"
+    );
+}
+
+#[test]
+fn empty_status_file_is_zero_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("var/lib/dpkg")).unwrap();
+    std::fs::write(dir.path().join("var/lib/dpkg/status"), "").unwrap();
     let scan = scan_root(dir.path(), &Config::default()).unwrap();
     assert!(scan.items.is_empty());
-    assert_eq!(scan.notes.len(), 1);
-    assert!(
-        scan.notes[0].contains("/var/lib/dpkg/status"),
-        "{:?}",
-        scan.notes
+    assert!(scan.notes.is_empty(), "{:?}", scan.notes);
+}
+
+#[test]
+fn unreadable_status_file_fails_the_scan() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    rootfs::testing::open_up(dir.path());
+    let status = dir.path().join("var/lib/dpkg/status");
+    std::fs::create_dir_all(status.parent().unwrap()).unwrap();
+    std::fs::write(&status, "Package: a\nStatus: install ok installed\n").unwrap();
+    std::fs::set_permissions(&status, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let err = rootfs::testing::as_nobody(|| scan_root(dir.path(), &Config::default())).unwrap_err();
+    assert_eq!(
+        err,
+        "cannot read the dpkg status file: permission denied: /var/lib/dpkg/status"
     );
 }
 
@@ -125,9 +165,12 @@ fn status_file_symlinks_are_not_followed() {
     let outside = dir.path().join("outside");
     std::fs::write(&outside, "Package: evil\nStatus: install ok installed\n").unwrap();
     std::os::unix::fs::symlink(&outside, dir.path().join("var/lib/dpkg/status")).unwrap();
-    let scan = scan_root(dir.path(), &Config::default()).unwrap();
-    assert!(scan.items.is_empty());
-    assert!(scan.notes[0].contains("symlink"), "{:?}", scan.notes);
+    let err = scan_root(dir.path(), &Config::default()).unwrap_err();
+    assert_eq!(
+        err,
+        "cannot read the dpkg status file: not read: /var/lib/dpkg/status is a symlink \
+         (symlinks are not followed)"
+    );
 
     // A symlinked parent directory is refused too.
     let dir2 = tempfile::tempdir().unwrap();
@@ -137,13 +180,8 @@ fn status_file_symlinks_are_not_followed() {
         dir2.path().join("var/lib/dpkg"),
     )
     .unwrap();
-    let scan = scan_root(dir2.path(), &Config::default()).unwrap();
-    assert!(scan.items.is_empty());
-    assert!(
-        scan.notes[0].contains("/var/lib/dpkg is a symlink"),
-        "{:?}",
-        scan.notes
-    );
+    let err = scan_root(dir2.path(), &Config::default()).unwrap_err();
+    assert!(err.contains("/var/lib/dpkg is a symlink"), "{err}");
 }
 
 #[test]
@@ -204,4 +242,29 @@ fn exported_entry_point_streams_sorted_items() {
     assert!(items
         .windows(2)
         .all(|w| w[0].key.as_bytes() < w[1].key.as_bytes()));
+}
+
+#[test]
+fn exported_entry_point_fails_without_a_status_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().as_os_str().as_encoded_bytes();
+    let mut records: Vec<(u32, String)> = Vec::new();
+    let sink = vigil_plugin::Sink {
+        ctx: &mut records as *mut _ as *mut std::ffi::c_void,
+        emit: collect,
+    };
+    let request = vigil_plugin::ScanRequest {
+        root: root.as_ptr(),
+        root_len: root.len(),
+        config: std::ptr::null(),
+        config_len: 0,
+    };
+    // SAFETY: request and sink outlive the call, as the ABI requires.
+    let rc = unsafe { vigil_plugin::run_scan::<Packages>(&request, &sink) };
+    assert_eq!(rc, vigil_plugin::SCAN_FAILED);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].0, vigil_plugin::RECORD_ERROR);
+    assert!(records[0]
+        .1
+        .starts_with("no dpkg status file at /var/lib/dpkg/status"));
 }

@@ -8,19 +8,28 @@
 //! lives in its own small crate that they link statically.
 //!
 //! Containment rule: a root-relative path is accepted only if it consists of plain names (no
-//! `..`, no leading `/`). Every parent directory is checked with `lstat` and a symlink anywhere
-//! on the way is refused, and the final component is opened with `O_NOFOLLOW | O_NONBLOCK`, so
+//! `..`, no leading `/`), and it is resolved through a descriptor of the root, never by a path
+//! string: `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, or a walk that opens one
+//! component at a time with `O_NOFOLLOW` where the kernel has no `openat2` (see [`Root`]).
+//! A symlink anywhere on the way is refused, never followed, even if it is swapped in while
+//! the scan runs (a container can rename its own directories at any time); the final object
+//! is opened `O_NOFOLLOW | O_NONBLOCK` and checked with `fstat` on the opened descriptor, so
 //! neither a symlinked `etc` nor a symlinked `etc/passwd` can point a scan at the host, and a
-//! FIFO planted in the tree cannot hang it. (A concurrent rename between the `lstat` and the
-//! `open` is outside the threat model: a node root is a mounted image or the host itself.)
+//! FIFO planted in the tree cannot hang it. Directory listings read the opened descriptor.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use vigil_plugin::{Emitter, Item};
+
+mod resolve;
+pub use resolve::Root;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// Largest file a plugin reads (a big dpkg status file is a few MiB).
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
@@ -64,7 +73,7 @@ impl Unreadable {
         }
     }
 
-    fn from_io(e: io::Error, shown: &str) -> Self {
+    pub(crate) fn from_io(e: io::Error, shown: &str) -> Self {
         match e.kind() {
             io::ErrorKind::NotFound => Unreadable::Missing,
             io::ErrorKind::PermissionDenied => Unreadable::Denied,
@@ -101,65 +110,14 @@ pub fn clean_rel(rel: &Path) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-/// Refuses any `rel` that is not a non-empty run of plain names (so `root.join(rel)` can
-/// neither replace the root nor climb out of it), then `lstat`s every parent of `rel` below
-/// `root`, refusing symlinks and non-directories.
-fn check_parents(root: &Path, rel: &Path) -> Result<(), Unreadable> {
-    let mut comps: Vec<Component<'_>> = rel.components().collect();
-    if comps.is_empty() || comps.iter().any(|c| !matches!(c, Component::Normal(_))) {
-        return Err(Unreadable::Io(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "path is not a plain relative path",
-        )));
-    }
-    comps.pop();
-    let mut full = root.to_path_buf();
-    let mut so_far = PathBuf::new();
-    for c in comps {
-        full.push(c);
-        so_far.push(c);
-        let md =
-            fs::symlink_metadata(&full).map_err(|e| Unreadable::from_io(e, &shown(&so_far)))?;
-        if md.file_type().is_symlink() {
-            return Err(Unreadable::Symlink(shown(&so_far)));
-        }
-        if !md.is_dir() {
-            return Err(Unreadable::Missing);
-        }
-    }
-    Ok(())
-}
-
 /// Reads a regular file below the root as text (invalid UTF-8 is replaced, not fatal).
 pub fn read_text(root: &Path, rel: &Path) -> Result<String, Unreadable> {
-    let bytes = read_bytes(root, rel)?;
-    Ok(match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    })
+    Root::open(root)?.read_text(rel)
 }
 
 /// Reads a regular file below the root, at most [`MAX_FILE_BYTES`].
 pub fn read_bytes(root: &Path, rel: &Path) -> Result<Vec<u8>, Unreadable> {
-    check_parents(root, rel)?;
-    let me = shown(rel);
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(root.join(rel))
-        .map_err(|e| Unreadable::from_io(e, &me))?;
-    let md = file.metadata().map_err(|e| Unreadable::from_io(e, &me))?;
-    if !md.is_file() {
-        return Err(Unreadable::WrongType);
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Unreadable::from_io(e, &me))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(Unreadable::TooLarge);
-    }
-    Ok(bytes)
+    Root::open(root)?.read_bytes(rel)
 }
 
 /// What a directory entry is, without following it.
@@ -171,49 +129,107 @@ pub enum Kind {
     Other,
 }
 
-/// `lstat` of a path below the root (parents checked as in [`read_text`]).
-pub fn kind_of(root: &Path, rel: &Path) -> Result<Kind, Unreadable> {
-    check_parents(root, rel)?;
-    let md =
-        fs::symlink_metadata(root.join(rel)).map_err(|e| Unreadable::from_io(e, &shown(rel)))?;
-    Ok(kind(md.file_type()))
+impl Kind {
+    fn of_mode(mode: libc::mode_t) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFLNK => Kind::Symlink,
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFREG => Kind::File,
+            _ => Kind::Other,
+        }
+    }
 }
 
-fn kind(ft: fs::FileType) -> Kind {
-    if ft.is_symlink() {
-        Kind::Symlink
-    } else if ft.is_dir() {
-        Kind::Dir
-    } else if ft.is_file() {
-        Kind::File
-    } else {
-        Kind::Other
-    }
+/// `lstat` of a path below the root (parents resolved as in [`read_text`]).
+pub fn kind_of(root: &Path, rel: &Path) -> Result<Kind, Unreadable> {
+    Root::open(root)?.kind_of(rel)
 }
 
 /// Lists a real (non-symlink) directory below the root, sorted by name. Entries are not
 /// followed; names that are not UTF-8 are shown lossily.
 pub fn list_dir(root: &Path, rel: &Path) -> Result<Vec<(String, Kind)>, Unreadable> {
-    match kind_of(root, rel)? {
-        Kind::Dir => {}
-        Kind::Symlink => return Err(Unreadable::Symlink(shown(rel))),
-        _ => return Err(Unreadable::WrongType),
-    }
-    let me = shown(rel);
-    let mut out = Vec::new();
-    for entry in fs::read_dir(root.join(rel)).map_err(|e| Unreadable::from_io(e, &me))? {
-        let entry = entry.map_err(|e| Unreadable::from_io(e, &me))?;
-        let ft = entry.file_type().map_err(|e| Unreadable::from_io(e, &me))?;
-        out.push((entry.file_name().to_string_lossy().into_owned(), kind(ft)));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    Root::open(root)?.list_dir(rel)
 }
 
 /// The text of a symlink below the root (the link is data; it is never followed).
 pub fn link_text(root: &Path, rel: &Path) -> Result<PathBuf, Unreadable> {
-    check_parents(root, rel)?;
-    fs::read_link(root.join(rel)).map_err(|e| Unreadable::from_io(e, &shown(rel)))
+    Root::open(root)?.link_text(rel)
+}
+
+impl Root {
+    /// Reads a regular file below the root as text (invalid UTF-8 is replaced, not fatal).
+    pub fn read_text(&self, rel: &Path) -> Result<String, Unreadable> {
+        let bytes = self.read_bytes(rel)?;
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// Reads a regular file below the root, at most [`MAX_FILE_BYTES`].
+    pub fn read_bytes(&self, rel: &Path) -> Result<Vec<u8>, Unreadable> {
+        let (fd, st) = self.open_at(rel, resolve::read_file())?;
+        resolve::expect_file(&st)?;
+        let mut bytes = Vec::new();
+        fs::File::from(fd)
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Unreadable::from_io(e, &shown(rel)))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(Unreadable::TooLarge);
+        }
+        Ok(bytes)
+    }
+
+    /// `lstat` of a path below the root.
+    pub fn kind_of(&self, rel: &Path) -> Result<Kind, Unreadable> {
+        let (dir, name) = self.parent_of(rel)?;
+        let st = resolve::lstat_at(&dir, name)
+            .map_err(|e| Unreadable::from_io(e.into(), &shown(rel)))?;
+        Ok(Kind::of_mode(st.st_mode))
+    }
+
+    /// Lists a real (non-symlink) directory below the root through its descriptor, sorted by
+    /// name. Entries are not followed; names that are not UTF-8 are shown lossily.
+    pub fn list_dir(&self, rel: &Path) -> Result<Vec<(String, Kind)>, Unreadable> {
+        use nix::dir::{Dir, Type};
+        let me = shown(rel);
+        let (fd, st) = self.open_at(rel, resolve::list_dir())?;
+        resolve::expect_dir(&st)?;
+        let keep = fd.try_clone().map_err(Unreadable::Io)?;
+        let mut dir = Dir::from_fd(fd).map_err(|e| Unreadable::from_io(e.into(), &me))?;
+        let mut out = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| Unreadable::from_io(e.into(), &me))?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name == "." || name == ".." {
+                continue;
+            }
+            let kind = match entry.file_type() {
+                Some(Type::Symlink) => Kind::Symlink,
+                Some(Type::Directory) => Kind::Dir,
+                Some(Type::File) => Kind::File,
+                Some(_) => Kind::Other,
+                // The filesystem does not fill in d_type: ask, without following.
+                None => match resolve::lstat_at(&keep, name) {
+                    Ok(st) => Kind::of_mode(st.st_mode),
+                    Err(nix::errno::Errno::ENOENT) => continue,
+                    Err(e) => return Err(Unreadable::from_io(e.into(), &me)),
+                },
+            };
+            out.push((name.to_string_lossy().into_owned(), kind));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// The text of a symlink below the root (the link is data; it is never followed).
+    pub fn link_text(&self, rel: &Path) -> Result<PathBuf, Unreadable> {
+        let (dir, name) = self.parent_of(rel)?;
+        resolve::readlink_at(&dir, name)
+            .map(PathBuf::from)
+            .map_err(|e| Unreadable::from_io(e.into(), &shown(rel)))
+    }
 }
 
 /// Coverage notes, with malformed-line notes capped per file.
@@ -284,5 +300,7 @@ impl Scan {
     }
 }
 
+#[cfg(test)]
+mod race_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::resolve::Resolver;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
@@ -213,4 +214,161 @@ fn scan_sorts_byte_wise_and_keeps_the_first_duplicate() {
     let keys: Vec<&str> = scan.items.iter().map(|i| i.key.as_str()).collect();
     assert_eq!(keys, ["B", "a", "b", "é"]);
     assert_eq!(scan.items[2].attributes["n"], vigil_plugin::Value::Int(1));
+}
+
+/// Runs `check` with a root opened for each resolver.
+fn each_resolver(root: &Path, check: impl Fn(&Root)) {
+    for resolver in [Resolver::Openat2, Resolver::Walk] {
+        println!("resolver {resolver:?}");
+        check(&Root::open_with(root, resolver).unwrap());
+    }
+}
+
+#[test]
+fn both_resolvers_read_list_and_classify_alike() {
+    let root = tree();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret"), "host data").unwrap();
+    symlink(outside.path(), root.path().join("link")).unwrap();
+    symlink("/etc/hostname", root.path().join("etc/hostname")).unwrap();
+    fs::create_dir_all(root.path().join("var/lib/deep")).unwrap();
+    fs::write(root.path().join("var/lib/deep/f"), "deep").unwrap();
+    let fifo = CString::new(root.path().join("etc/fifo").as_os_str().as_bytes()).unwrap();
+    // SAFETY: `fifo` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    each_resolver(root.path(), |r| {
+        let p = Path::new;
+        assert_eq!(
+            r.read_text(p("etc/passwd")).unwrap(),
+            "root:x:0:0::/root:/bin/sh\n"
+        );
+        assert_eq!(r.read_text(p("var/lib/deep/f")).unwrap(), "deep");
+        assert_eq!(r.read_text(p("var//lib/./deep/f/")).unwrap(), "deep");
+        let err = r.read_bytes(p("link/secret")).unwrap_err();
+        assert!(
+            matches!(&err, Unreadable::Symlink(c) if c == "/link"),
+            "{err:?}"
+        );
+        let err = r.read_bytes(p("etc/hostname")).unwrap_err();
+        assert!(
+            matches!(&err, Unreadable::Symlink(c) if c == "/etc/hostname"),
+            "{err:?}"
+        );
+        assert!(matches!(
+            r.read_bytes(p("etc/fifo")),
+            Err(Unreadable::WrongType)
+        ));
+        assert!(matches!(r.read_bytes(p("etc")), Err(Unreadable::WrongType)));
+        assert!(matches!(
+            r.read_bytes(p("etc/nope")),
+            Err(Unreadable::Missing)
+        ));
+        assert!(matches!(
+            r.read_bytes(p("nope/x")),
+            Err(Unreadable::Missing)
+        ));
+        assert!(matches!(
+            r.read_bytes(p("etc/passwd/x")),
+            Err(Unreadable::Missing)
+        ));
+        for bad in ["", "/etc/passwd", "../etc", "etc/../etc/passwd", "./etc"] {
+            assert!(
+                matches!(r.read_bytes(p(bad)), Err(Unreadable::Io(_))),
+                "{bad:?}"
+            );
+        }
+        let err = r.list_dir(p("link")).unwrap_err();
+        assert!(
+            matches!(&err, Unreadable::Symlink(c) if c == "/link"),
+            "{err:?}"
+        );
+        let err = r.list_dir(p("link/x")).unwrap_err();
+        assert!(
+            matches!(&err, Unreadable::Symlink(c) if c == "/link"),
+            "{err:?}"
+        );
+        assert!(matches!(
+            r.list_dir(p("etc/passwd")),
+            Err(Unreadable::WrongType)
+        ));
+        assert!(matches!(
+            r.list_dir(p("etc/fifo")),
+            Err(Unreadable::WrongType)
+        ));
+        assert!(matches!(
+            r.list_dir(p("etc/nope")),
+            Err(Unreadable::Missing)
+        ));
+        let names: Vec<String> = r
+            .list_dir(p("etc"))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(names, ["fifo", "hostname", "passwd"]);
+        assert_eq!(r.kind_of(p("etc/hostname")).unwrap(), Kind::Symlink);
+        assert_eq!(r.kind_of(p("link")).unwrap(), Kind::Symlink);
+        assert_eq!(r.kind_of(p("var/lib")).unwrap(), Kind::Dir);
+        assert_eq!(r.kind_of(p("etc/fifo")).unwrap(), Kind::Other);
+        assert!(matches!(r.kind_of(p("link/secret")), Err(Unreadable::Symlink(c)) if c == "/link"));
+        assert_eq!(
+            r.link_text(p("etc/hostname")).unwrap(),
+            Path::new("/etc/hostname")
+        );
+        assert!(matches!(
+            r.link_text(p("link/x")),
+            Err(Unreadable::Symlink(_))
+        ));
+    });
+}
+
+#[test]
+fn permission_denied_is_told_apart_and_parents_need_search_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tree();
+    crate::testing::open_up(root.path());
+    let mode = |rel: &str, m: u32| {
+        fs::set_permissions(root.path().join(rel), fs::Permissions::from_mode(m)).unwrap()
+    };
+    fs::create_dir(root.path().join("locked")).unwrap();
+    fs::write(root.path().join("locked/f"), "x").unwrap();
+    fs::create_dir(root.path().join("search")).unwrap();
+    fs::write(root.path().join("search/f"), "through").unwrap();
+    fs::write(root.path().join("etc/secret"), "s").unwrap();
+    mode("etc", 0o755);
+    mode("etc/passwd", 0o644);
+    mode("etc/secret", 0o600);
+    mode("locked", 0o700);
+    mode("search", 0o711);
+    mode("search/f", 0o644);
+    crate::testing::as_nobody(|| {
+        each_resolver(root.path(), |r| {
+            let p = Path::new;
+            assert!(r.read_bytes(p("etc/passwd")).is_ok());
+            assert!(matches!(
+                r.read_bytes(p("etc/secret")),
+                Err(Unreadable::Denied)
+            ));
+            assert!(matches!(
+                r.read_bytes(p("locked/f")),
+                Err(Unreadable::Denied)
+            ));
+            assert!(matches!(r.list_dir(p("locked")), Err(Unreadable::Denied)));
+            assert!(matches!(r.kind_of(p("locked/f")), Err(Unreadable::Denied)));
+            // A directory that may be searched but not read is no obstacle on the way.
+            assert_eq!(r.read_text(p("search/f")).unwrap(), "through");
+            assert!(matches!(r.list_dir(p("search")), Err(Unreadable::Denied)));
+        });
+    });
+}
+
+#[test]
+fn a_missing_root_is_missing() {
+    let root = tree();
+    let gone = root.path().join("gone");
+    assert!(matches!(Root::open(&gone), Err(Unreadable::Missing)));
+    assert!(matches!(
+        read_bytes(&gone, Path::new("etc/passwd")),
+        Err(Unreadable::Missing)
+    ));
 }

@@ -24,6 +24,13 @@
 //!
 //! Symlinks are data: only their text is read (`readlink`), never their target's content.
 //! Drop-in directories (`NAME.d/`) are not interpreted.
+//!
+//! The unit directories are the plugin's primary source. Some of them missing is normal; the
+//! scan **fails** with the reason when none of them can be read (the root is not mounted, or
+//! the node does not use systemd) and when one exists but cannot be listed (permission
+//! denied, an I/O error): reporting the others alone would make every unit defined in it
+//! look removed, and unit names do not tell which directory they came from. A unit
+//! directory that is a symlink (other than the merged-/usr `lib`) is refused with a note.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CStr;
@@ -75,36 +82,60 @@ struct Units {
 }
 
 /// Scans the node at `root`: the whole plugin minus the FFI, for tests and tools.
-pub fn scan_root(root: &Path) -> Scan {
+pub fn scan_root(root: &Path) -> Result<Scan, String> {
     let mut notes = Notes::default();
     let mut units = Units::default();
-    let mut found_any = false;
+    let mut listed = 0;
+    let mut refused = Vec::new();
     for dir in UNIT_DIRS {
         let rel = Path::new(dir);
+        let shown = rootfs::shown(rel);
         match rootfs::list_dir(root, rel) {
             Ok(entries) => {
-                found_any = true;
+                listed += 1;
                 collect_dir(root, rel, entries, &mut units, &mut notes);
             }
             Err(Unreadable::Missing) => {}
             Err(Unreadable::Symlink(at)) if is_usr_merge_link(root, &at) => {}
-            Err(e) => notes.push(e.describe(&rootfs::shown(rel))),
+            // Deliberately not read, the same way on every scan: a note.
+            Err(e @ (Unreadable::Symlink(_) | Unreadable::WrongType)) => {
+                let note = e.describe(&shown);
+                notes.push(note.clone());
+                refused.push(note);
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot list the systemd unit directory {shown}: {} (the units defined \
+                     there would look removed)",
+                    e.describe(&shown)
+                ))
+            }
         }
     }
-    if !found_any {
-        notes
-            .push("no systemd unit directories found (etc/systemd/system, usr/lib/systemd/system)");
+    if listed == 0 {
+        let looked = UNIT_DIRS.map(|d| format!("/{d}")).join(", ");
+        return Err(if refused.is_empty() {
+            format!(
+                "no systemd unit directory under the node root (looked for {looked}; is the \
+                 root mounted? does the node use systemd?)"
+            )
+        } else {
+            format!(
+                "no systemd unit directory could be read under the node root: {}",
+                refused.join("; ")
+            )
+        });
     }
     let names: BTreeSet<&String> = units.defs.keys().chain(units.enabled.keys()).collect();
     let items = names
         .into_iter()
         .map(|name| build_item(root, name, &units, &mut notes))
         .collect();
-    Scan {
+    Ok(Scan {
         items,
         notes: notes.into_vec(),
     }
-    .sorted()
+    .sorted())
 }
 
 /// True when the refused symlink `at` (e.g. `/lib`) is the merged-/usr link to `usr/lib`.
@@ -306,7 +337,7 @@ impl Plugin for Services {
 
     fn scan(ctx: &ScanContext, out: &mut Emitter<'_>) -> Result<(), String> {
         let _config: Config = ctx.config()?;
-        scan_root(&ctx.root).emit(out)
+        scan_root(&ctx.root)?.emit(out)
     }
 }
 

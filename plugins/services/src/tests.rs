@@ -43,7 +43,7 @@ const INSTALLABLE: &str =
 
 #[test]
 fn fixture_unit_states() {
-    let scan = scan_root(Path::new(FIXTURE));
+    let scan = scan_root(Path::new(FIXTURE)).unwrap();
     assert!(scan.notes.is_empty(), "{:?}", scan.notes);
     let keys: Vec<&str> = scan.items.iter().map(|i| i.key.as_str()).collect();
     assert_eq!(
@@ -107,7 +107,7 @@ fn etc_overrides_vendor_unit_file() {
         "etc/systemd/system/a.service",
         "[Service]\nExecStart=/bin/false\n",
     );
-    let scan = scan_root(root);
+    let scan = scan_root(root).unwrap();
     let a = find(&scan.items, "a.service");
     assert_eq!(attr(a, "path"), Some("/etc/systemd/system/a.service"));
     assert_eq!(attr(a, "state"), Some("static"));
@@ -120,7 +120,7 @@ fn real_lib_dir_is_read_below_usr_lib() {
     write(root, "lib/systemd/system/old.service", INSTALLABLE);
     write(root, "lib/systemd/system/both.service", INSTALLABLE);
     write(root, "usr/lib/systemd/system/both.service", "[Unit]\n");
-    let scan = scan_root(root);
+    let scan = scan_root(root).unwrap();
     assert!(scan.notes.is_empty(), "{:?}", scan.notes);
     assert_eq!(
         attr(find(&scan.items, "old.service"), "path"),
@@ -140,8 +140,19 @@ fn symlinked_unit_dirs_are_not_followed() {
     let root = dir.path();
     link(root, "etc/systemd/system", outside.path().to_str().unwrap());
     link(root, "lib", outside.path().to_str().unwrap());
-    let scan = scan_root(root);
-    assert!(scan.items.is_empty(), "{:?}", scan.items);
+    // With nothing else to read, the scan fails and says why.
+    let err = scan_root(root).unwrap_err();
+    assert!(
+        err.starts_with("no systemd unit directory could be read under the node root: "),
+        "{err}"
+    );
+    assert!(err.contains("/etc/systemd/system is a symlink"), "{err}");
+    assert!(err.contains("/lib is a symlink"), "{err}");
+
+    write(root, "usr/lib/systemd/system/good.service", INSTALLABLE);
+    let scan = scan_root(root).unwrap();
+    let keys: Vec<&str> = scan.items.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["good.service"]);
     assert!(
         scan.notes
             .iter()
@@ -153,6 +164,46 @@ fn symlinked_unit_dirs_are_not_followed() {
         scan.notes.iter().any(|n| n.contains("/lib is a symlink")),
         "{:?}",
         scan.notes
+    );
+}
+
+#[test]
+fn no_unit_directory_fails_the_scan_some_missing_is_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    assert_eq!(
+        scan_root(root).unwrap_err(),
+        "no systemd unit directory under the node root (looked for /etc/systemd/system, \
+         /usr/local/lib/systemd/system, /usr/lib/systemd/system, /lib/systemd/system; is the \
+         root mounted? does the node use systemd?)"
+    );
+    // An empty unit directory is a legitimate 0 units.
+    fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+    let scan = scan_root(root).unwrap();
+    assert!(scan.items.is_empty() && scan.notes.is_empty(), "{scan:?}");
+}
+
+#[test]
+fn unlistable_unit_directory_fails_the_scan() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    vigil_rootfs::testing::open_up(root);
+    write(root, "etc/systemd/system/a.service", INSTALLABLE);
+    write(root, "usr/lib/systemd/system/b.service", INSTALLABLE);
+    for d in ["etc", "etc/systemd", "usr", "usr/lib", "usr/lib/systemd"] {
+        fs::set_permissions(root.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(
+        root.join("usr/lib/systemd/system"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let err = vigil_rootfs::testing::as_nobody(|| scan_root(root)).unwrap_err();
+    assert_eq!(
+        err,
+        "cannot list the systemd unit directory /usr/lib/systemd/system: permission denied: \
+         /usr/lib/systemd/system (the units defined there would look removed)"
     );
 }
 
@@ -180,7 +231,7 @@ fn wants_link_without_unit_file_is_noted() {
         "usr/lib/systemd/system/x.timer",
         "[Install]\nWantedBy=timers.target\n",
     );
-    let scan = scan_root(root);
+    let scan = scan_root(root).unwrap();
     let ghost = find(&scan.items, "ghost.service");
     assert_eq!(attr(ghost, "state"), Some("enabled"));
     assert!(
@@ -202,7 +253,7 @@ fn wants_link_under_an_alias_name_points_at_its_unit() {
         "etc/systemd/system/multi-user.target.wants/sshd.service",
         "/lib/systemd/system/ssh.service",
     );
-    let scan = scan_root(root);
+    let scan = scan_root(root).unwrap();
     assert!(scan.notes.is_empty(), "{:?}", scan.notes);
     let sshd = find(&scan.items, "sshd.service");
     assert_eq!(attr(sshd, "alias_of"), Some("ssh.service"));
@@ -214,10 +265,10 @@ fn wants_link_under_an_alias_name_points_at_its_unit() {
 }
 
 #[test]
-fn masked_wins_over_enabled_and_empty_root_is_a_note() {
+fn masked_wins_over_enabled() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    assert!(scan_root(root).notes[0].contains("no systemd unit directories"));
+    assert!(scan_root(root).is_err(), "no unit directory at all");
     write(root, "usr/lib/systemd/system/m.service", INSTALLABLE);
     link(root, "etc/systemd/system/m.service", "/dev/null");
     link(
@@ -225,7 +276,7 @@ fn masked_wins_over_enabled_and_empty_root_is_a_note() {
         "etc/systemd/system/multi-user.target.wants/m.service",
         "/usr/lib/systemd/system/m.service",
     );
-    let scan = scan_root(root);
+    let scan = scan_root(root).unwrap();
     assert_eq!(
         attr(find(&scan.items, "m.service"), "state"),
         Some("masked")
@@ -257,10 +308,16 @@ fn unit_names_and_templates() {
 }
 
 #[test]
-fn host_scan_does_not_fail() {
+fn host_scan_completes_or_says_why() {
     // Smoke test on the machine running the tests: whatever it has, the scan completes
-    // with sorted, unique keys.
-    let scan = scan_root(Path::new("/"));
+    // with sorted, unique keys, or fails saying there is no unit directory (a container).
+    let scan = match scan_root(Path::new("/")) {
+        Ok(scan) => scan,
+        Err(e) => {
+            assert!(e.starts_with("no systemd unit directory"), "{e}");
+            return;
+        }
+    };
     let keys: Vec<&str> = scan.items.iter().map(|i| i.key.as_str()).collect();
     assert!(keys.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()));
 }

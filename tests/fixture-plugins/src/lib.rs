@@ -6,7 +6,8 @@
 //! default, then SIGSEGV), `torn-frame` (`count` items, then half a frame written straight
 //! onto the worker's frame pipe, then SIGSEGV: a crash while another thread was mid-record),
 //! `note-flood` (`huge` notes of almost 4 MiB, then `count` notes of `size` bytes, then
-//! `items` items).
+//! `items` items), `unseen` (an item, `count` unseen records for `/locked`, `/locked-1`, ...,
+//! an item), `bad-unseen` (an unseen record without its `reason`).
 //!
 //! The descriptor is written out by hand (not with `export_plugin!`) because `bad-json` needs
 //! the raw sink; every other mode goes through `vigil_plugin::run_scan` like a normal plugin.
@@ -130,6 +131,18 @@ impl Plugin for Fixture {
                 for i in 0..num("items", 1) {
                     out.item(&item(i)).map_err(stop)?;
                 }
+            }
+            "unseen" => {
+                out.item(&Item::new("/a")).map_err(stop)?;
+                for i in 0..count.max(1) {
+                    let key = if i == 0 {
+                        "/locked".to_owned()
+                    } else {
+                        format!("/locked-{i}")
+                    };
+                    out.unseen(&key, "permission denied").map_err(stop)?;
+                }
+                out.item(&Item::new("/z")).map_err(stop)?;
             }
             "panic" => panic!("fixture panic"),
             "abort" => {
@@ -260,6 +273,17 @@ unsafe extern "C" fn scan(request: *const ScanRequest, sink: *const Sink) -> i32
             let sink = &*sink;
             let bad = b"{\"key\": not json";
             (sink.emit)(sink.ctx, vigil_plugin::RECORD_ITEM, bad.as_ptr(), bad.len());
+            return vigil_plugin::SCAN_OK;
+        }
+        if mode.as_deref() == Some("bad-unseen") {
+            let sink = &*sink;
+            let bad = br#"{"key": "/locked"}"#;
+            (sink.emit)(
+                sink.ctx,
+                vigil_plugin::RECORD_UNSEEN,
+                bad.as_ptr(),
+                bad.len(),
+            );
             return vigil_plugin::SCAN_OK;
         }
     }
