@@ -5,28 +5,80 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use redb::{ReadTransaction, WriteTransaction};
+use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
-use crate::proto::{CheckInfo, CheckOutcome, CheckRecord, PolicyInfo};
+use crate::proto::{CheckInfo, CheckOutcome, CheckRecord, PolicyInfo, QueueTaskId};
 use crate::setup::SetupCell;
-use crate::store::tables::POLICY_RESULTS;
-use crate::store::{Store, StoreError};
+use crate::store::{tables, JsonTable, Store, StoreError};
+
+const POLICY_RESULTS: JsonTable<(&str, &str, &str), StoredCheckRecord> =
+    JsonTable::new(tables::POLICY_RESULTS, "check result");
+
+/// One check's result on one node, as stored (with the audit's log row, and as the
+/// latest result per check and node).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredCheckRecord {
+    policy: String,
+    check: String,
+    outcome: CheckOutcome,
+    evidence: String,
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    audit: Option<QueueTaskId>,
+    #[serde(default)]
+    at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    plugin: String,
+    #[serde(default)]
+    description: String,
+}
+
+impl From<&CheckRecord> for StoredCheckRecord {
+    fn from(c: &CheckRecord) -> Self {
+        StoredCheckRecord {
+            policy: c.policy.clone(),
+            check: c.check.clone(),
+            outcome: c.outcome,
+            evidence: c.evidence.clone(),
+            node: c.node.clone(),
+            audit: c.audit,
+            at: c.at,
+            plugin: c.plugin.clone(),
+            description: c.description.clone(),
+        }
+    }
+}
+
+impl From<StoredCheckRecord> for CheckRecord {
+    fn from(c: StoredCheckRecord) -> Self {
+        CheckRecord {
+            policy: c.policy,
+            check: c.check,
+            outcome: c.outcome,
+            evidence: c.evidence,
+            node: c.node,
+            audit: c.audit,
+            at: c.at,
+            plugin: c.plugin,
+            description: c.description,
+        }
+    }
+}
 
 /// Keeps each check's latest result per node (for `GET /v1/policies`).
 pub fn record_checks(tx: &WriteTransaction, checks: &[CheckRecord]) -> Result<(), StoreError> {
     if checks.is_empty() {
         return Ok(());
     }
-    let mut table = tx.open_table(POLICY_RESULTS)?;
+    let mut table = POLICY_RESULTS.write(tx)?;
     for c in checks {
-        let bytes = serde_json::to_vec(c).map_err(|e| StoreError::Encode {
-            what: "check result",
-            error: e.to_string(),
-        })?;
-        table.insert(
+        table.put(
             (c.policy.as_str(), c.check.as_str(), c.node.as_str()),
-            bytes.as_slice(),
+            &StoredCheckRecord::from(c),
         )?;
     }
     Ok(())
@@ -37,17 +89,15 @@ pub fn policy_results(
     tx: &ReadTransaction,
     policy: &str,
 ) -> Result<BTreeMap<String, Vec<CheckRecord>>, StoreError> {
-    let table = tx.open_table(POLICY_RESULTS)?;
-    let mut out: BTreeMap<String, Vec<CheckRecord>> = Default::default();
+    let table = POLICY_RESULTS.read(tx)?;
+    let mut out: BTreeMap<String, Vec<CheckRecord>> = BTreeMap::new();
     for entry in table.range((policy, "", "")..)? {
-        let (k, v) = entry?;
+        let (k, r) = entry?;
         let (p, check, _) = k.value();
         if p != policy {
             break;
         }
-        if let Ok(r) = serde_json::from_slice::<CheckRecord>(v.value()) {
-            out.entry(check.to_owned()).or_default().push(r);
-        }
+        out.entry(check.to_owned()).or_default().push(r.into());
     }
     Ok(out)
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::drift::DiffRules;
+use crate::drift::{self, DiffRules};
 use crate::proto::{DriftQuery, ItemQuery, ItemValue, NodeDrift, NodeInfo};
 use crate::queue::persist;
 use crate::setup::SetupCell;
@@ -89,11 +89,11 @@ impl Nodes {
             .read(move |tx| -> Result<_, StoreError> {
                 let day = match q.date {
                     Some(d) => Some(d),
-                    None => snapshot::latest_drift_day(tx, &node)?,
+                    None => drift::latest_day(tx, &node)?,
                 };
                 let Some(day) = day else { return Ok(None) };
                 let rules = |plugin: &str| config.plugin(plugin).map(DiffRules::for_plugin);
-                let mut plugins = snapshot::drift_of_day_now(tx, &node, day, rules)?;
+                let mut plugins = drift::of_day_now(tx, &node, day, rules)?;
                 if let Some(p) = &q.plugin {
                     plugins.retain(|d| &d.plugin == p);
                 }

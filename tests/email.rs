@@ -429,7 +429,9 @@ fn scanned_text_cannot_inject_headers() {
             assigned_by: "bob@example.com".into(),
         });
         store
-            .write_blocking(|tx| vigil::outbox::enqueue(tx, mail))
+            .write_blocking(vigil::store::Commit::Durable, |tx| {
+                vigil::outbox::enqueue(tx, mail)
+            })
             .unwrap();
     }
     let d = Daemon::start_on(&dir).expect("vigild starts");

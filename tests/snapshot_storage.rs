@@ -3,11 +3,23 @@
 //! and the snapshot writer, without a daemon, so thirty days take a second.
 
 use chrono::NaiveDate;
-use vigil::drift::DiffRules;
-use vigil::proto::{QueueTaskId, QueueTaskKind};
+use vigil::drift::{self, DiffRules};
+use vigil::proto::{PluginDrift, QueueTaskId, QueueTaskKind};
 use vigil::snapshot::{self, SnapshotWriter};
-use vigil::store::Store;
+use vigil::store::{Commit, Store};
 use vigil_plugin::Item;
+
+/// Commits a snapshot as a scan does: durably here, with its drift recorded by the hook.
+async fn commit(
+    w: SnapshotWriter,
+    scan: QueueTaskId,
+    volatile: Vec<String>,
+) -> Result<PluginDrift, snapshot::SnapshotError> {
+    w.commit(Commit::Durable, scan, Vec::new(), volatile, |tx, c| {
+        drift::record(tx, c, &DiffRules::default())
+    })
+    .await
+}
 
 fn items(n: usize, changed: Option<usize>) -> impl Iterator<Item = Item> {
     (0..n).map(move |i| {
@@ -40,10 +52,7 @@ async fn write_day(
         kind: QueueTaskKind::Scan,
         number: 1,
     };
-    let drift = w
-        .commit(scan, Vec::new(), Vec::new(), DiffRules::default())
-        .await
-        .unwrap();
+    let drift = commit(w, scan, Vec::new()).await.unwrap();
     drift.changes.len()
 }
 
@@ -154,9 +163,7 @@ async fn write_items(store: &Store, node: &str, d: NaiveDate, items: impl Iterat
         kind: QueueTaskKind::Scan,
         number: 1,
     };
-    w.commit(scan, Vec::new(), Vec::new(), DiffRules::default())
-        .await
-        .unwrap();
+    commit(w, scan, Vec::new()).await.unwrap();
 }
 
 /// Days whose data all differ share nothing: pruning them gives their space back.
@@ -201,8 +208,7 @@ async fn pruning_during_a_scan_does_not_take_the_chunks_it_reuses() {
         kind: QueueTaskKind::Scan,
         number: 2,
     };
-    let drift = w
-        .commit(scan, Vec::new(), Vec::new(), DiffRules::default())
+    let drift = commit(w, scan, Vec::new())
         .await
         .expect("the scan's chunks survived the pruning");
     assert_eq!(
@@ -235,9 +241,7 @@ async fn volatile_attributes_are_not_drift() {
             w.push(Item::new("tcp:22").attr("pid", pid).attr("process", "sshd"))
                 .await
                 .unwrap();
-            w.commit(scan, Vec::new(), volatile, DiffRules::default())
-                .await
-                .unwrap()
+            commit(w, scan, volatile).await.unwrap()
         }
     };
     write(0, 100, vec!["pid".into()]).await;
@@ -267,7 +271,7 @@ async fn pruning_removes_old_drift_records_across_batches() {
             .read_blocking(move |tx| -> Result<usize, vigil::store::StoreError> {
                 let mut n = 0;
                 for node in &nodes {
-                    n += snapshot::drift_of_day(tx, node, day(d))?.len();
+                    n += drift::of_day(tx, node, day(d))?.len();
                 }
                 Ok(n)
             })
@@ -276,6 +280,6 @@ async fn pruning_removes_old_drift_records_across_batches() {
     let counts = |store: &Store| [0, 1, 2, 3].map(|d| count(store, d));
     assert_eq!(counts(&store), [150; 4]);
     // On day 3, keeping one day: the 300 records of days 0 and 1 go, days 2 and 3 stay.
-    snapshot::prune_blocking(&store, day(3), 1).unwrap();
+    drift::prune_blocking(&store, day(3), 1).unwrap();
     assert_eq!(counts(&store), [0, 0, 150, 150]);
 }

@@ -5,10 +5,10 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use vigil::drift::DiffRules;
+use vigil::drift::{self, DiffRules};
 use vigil::proto::{QueueTaskId, QueueTaskKind};
 use vigil::snapshot::{self, SnapshotWriter};
-use vigil::store::Store;
+use vigil::store::{Commit, Store};
 use vigil_plugin::Item;
 
 const N: usize = 1_000_000;
@@ -43,7 +43,9 @@ async fn day(store: &Store, d: NaiveDate, changed: Option<usize>) -> (f64, f64, 
         number: 1,
     };
     let drift = w
-        .commit(id, Vec::new(), Vec::new(), DiffRules::default())
+        .commit(Commit::Durable, id, Vec::new(), Vec::new(), |tx, c| {
+            drift::record(tx, c, &DiffRules::default())
+        })
         .await
         .unwrap();
     (

@@ -86,24 +86,27 @@ pub(crate) fn commit_batch(
 ) -> Result<(), StoreError> {
     let findings: Vec<Finding> = batch.iter().map(|(_, f)| f.clone()).collect();
     let owners: Vec<u64> = batch.iter().map(|(i, _)| *i).collect();
-    store.write_blocking(|tx| -> Result<(), StoreError> {
-        let out = persist::ingest(tx, config, &findings)?;
-        let mut created = out.created.iter();
-        let mut last = None;
-        for i in owners {
-            if last == Some(i) {
-                continue;
+    store.write_blocking(
+        vigil::store::Commit::Durable,
+        |tx| -> Result<(), StoreError> {
+            let out = persist::ingest(tx, config, &findings)?;
+            let mut created = out.created.iter();
+            let mut last = None;
+            for i in owners {
+                if last == Some(i) {
+                    continue;
+                }
+                last = Some(i);
+                let id = *created.next().expect("each bulk task is new");
+                assert_eq!(id, i + 1, "task ids follow the build order");
+                if is_closed(i) {
+                    let mut task = persist::get(tx, id)?.expect("just created");
+                    persist::set_open(tx, &mut task, false, "ops@example.com")?;
+                }
             }
-            last = Some(i);
-            let id = *created.next().expect("each bulk task is new");
-            assert_eq!(id, i + 1, "task ids follow the build order");
-            if is_closed(i) {
-                let mut task = persist::get(tx, id)?.expect("just created");
-                persist::set_open(tx, &mut task, false, "ops@example.com")?;
-            }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     batch.clear();
     Ok(())
 }
@@ -190,7 +193,9 @@ pub(crate) fn ingest_timed(
             .collect();
         let t0 = Instant::now();
         let out = store
-            .write_blocking(|tx| UserTasks::ingest(tx, config, &findings))
+            .write_blocking(vigil::store::Commit::Durable, |tx| {
+                UserTasks::ingest(tx, config, &findings)
+            })
             .expect("ingest");
         times.push(t0.elapsed());
         created += out.created.len();
@@ -213,11 +218,15 @@ pub(crate) fn ingest_probe(work: &Path, pristine: &Path, config: &Config) {
     for i in 0..200u64 {
         let t0 = Instant::now();
         store
-            .write_blocking(|tx| -> Result<(), StoreError> {
-                tx.open_table(vigil::store::tables::META)?
-                    .insert("bench.probe", i)?;
-                Ok(())
-            })
+            .write_blocking(
+                vigil::store::Commit::Durable,
+                |tx| -> Result<(), StoreError> {
+                    vigil::store::tables::META
+                        .write(tx)?
+                        .insert("bench.probe", i)?;
+                    Ok(())
+                },
+            )
             .expect("probe commit");
         floor.push(t0.elapsed());
     }

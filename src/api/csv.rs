@@ -31,14 +31,17 @@ pub fn tasks(tasks: &[ExportedUserTask]) -> Result<Vec<u8>, csv::Error> {
         let fixed = [
             task.id.to_string(),
             task.kind.to_string(),
-            format!("{:?}", task.status).to_lowercase(),
+            format!("{:?}", task.status()).to_lowercase(),
             task.title.clone(),
             task.description.clone(),
             task.assignee.clone().unwrap_or_default(),
             task.created_at.to_rfc3339(),
             task.last_event_at.to_rfc3339(),
-            task.closed_by.clone().unwrap_or_default(),
-            task.closed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            task.state.closed_by().unwrap_or_default().to_owned(),
+            task.state
+                .closed_at()
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
             task.events.to_string(),
             task.nodes.to_string(),
         ];

@@ -84,11 +84,11 @@ async fn list(client: &Client, args: &QueueArgs, json: bool) -> CmdResult {
 fn row(t: &QueueTask) -> Vec<String> {
     vec![
         t.target.clone(),
-        t.id.to_string(),
-        text::local_time(t.started_at.unwrap_or(t.queued_at)),
+        t.id().to_string(),
+        text::local_time(t.state.started_at().unwrap_or(t.queued_at)),
         t.scope.to_string(),
         text::initiator(&t.initiator, t.schedule.as_deref()),
-        text::active_status_word(t.status).to_owned(),
+        text::active_status_word(t.status()).to_owned(),
     ]
 }
 

@@ -172,11 +172,11 @@ async fn follow(
             ..QueueQuery::default()
         };
         let queue: Vec<QueueTask> = client.query::<ListQueue>(&(), &only_kind).await?;
-        let in_queue = |id: QueueTaskId| queue.iter().find(|t| t.id == id);
+        let in_queue = |id: QueueTaskId| queue.iter().find(|t| t.id() == id);
         for p in &mut pending {
             if let Some(t) = in_queue(p.id) {
                 p.target = Some(t.target.clone());
-                p.running = t.status == QueueTaskStatus::Running;
+                p.running = t.status() == QueueTaskStatus::Running;
                 p.misses = 0;
             }
         }

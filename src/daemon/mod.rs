@@ -212,7 +212,7 @@ async fn reload(daemon: &Daemon, trigger: &str) {
     systemd::ready(&status);
 }
 
-/// Prunes old snapshots at start and every hour after, off the executor.
+/// Prunes old snapshots and drift records at start and every hour after, off the executor.
 async fn prune_loop(store: Store, cell: Arc<SetupCell>) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -221,11 +221,15 @@ async fn prune_loop(store: Store, cell: Arc<SetupCell>) {
         let today = snapshot::today(config.daemon.tz());
         let keep = config.daemon.retention_days;
         let store = store.clone();
-        match tokio::task::spawn_blocking(move || snapshot::prune_blocking(&store, today, keep))
-            .await
-        {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!("pruned {n} snapshots older than {keep} days"),
+        let pruned = tokio::task::spawn_blocking(move || {
+            let snapshots = snapshot::prune_blocking(&store, today, keep)?;
+            let drift = crate::drift::prune_blocking(&store, today, keep)?;
+            Ok::<_, crate::store::StoreError>((snapshots, drift))
+        })
+        .await;
+        match pruned {
+            Ok(Ok((0, _))) => {}
+            Ok(Ok((n, _))) => tracing::info!("pruned {n} snapshots older than {keep} days"),
             Ok(Err(e)) => tracing::warn!("snapshot pruning failed: {e}; retrying in an hour"),
             Err(e) => tracing::warn!("snapshot pruning task failed: {e}"),
         }

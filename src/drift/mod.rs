@@ -1,29 +1,27 @@
-//! Drift: what changed on a node between its baseline snapshot and today's.
-//!
-//! The diff is a streaming merge of two sorted key lists. Chunks are content-defined (see
-//! `snapshot::chunk`), so identical regions of the two snapshots are identical chunks and are
-//! skipped whole without being read: a million unchanged items cost a comparison of chunk
-//! hashes. Ignore rules (`ignore_attributes`, `ignore_keys`, the plugin's volatile
-//! attributes) apply here, at diff time, so they can be changed without rescanning.
+//! Drift: what changed on a node between its baseline snapshot and a day's, and the one
+//! home of everything about it — the ignore rules ([`DiffRules`]), the streaming merge
+//! (`diff`), the recorded drift of each day (`rows`, written by the snapshot commit hook
+//! [`record`] and pruned here), and the [`Fingerprint`] of a change set. Ignore rules apply
+//! at diff time, so changing them needs no rescan: reports re-diff with the rules in force.
 
+mod diff;
 mod fingerprint;
+mod rows;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
+use chrono::NaiveDate;
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, WriteTransaction};
 
-pub use fingerprint::fingerprint;
+pub use diff::diff;
+pub use fingerprint::Fingerprint;
 
 use crate::config::PluginConfig;
-use crate::proto::{AttributeChange, Change, ChangeKind};
-use crate::snapshot::chunk::{self, Entries, Hash, StoredValue};
-use crate::snapshot::ChunkRef;
-use crate::store::tables::{CHUNKS, VALUES};
-use crate::store::StoreError;
-
-/// Largest unified content diff kept per item; longer ones are cut with a note.
-const MAX_CONTENT_DIFF: usize = 64 * 1024;
+use crate::proto::PluginDrift;
+use crate::snapshot::{self, day_number, from_day_number, Committed, Reader};
+use crate::store::{Commit, Store, StoreError};
+use rows::DRIFT;
 
 /// What drift ignores for one plugin.
 #[derive(Debug, Clone, Default)]
@@ -55,251 +53,123 @@ impl DiffRules {
     }
 }
 
-/// A value as drift sees it: without ignored and volatile attributes.
-fn visible(value: StoredValue, rules: &DiffRules, volatile: &[String]) -> StoredValue {
-    let attributes = value
-        .attributes
-        .into_iter()
-        .filter(|(k, _)| !rules.ignore_attributes.contains(k) && !volatile.iter().any(|v| v == k))
-        .collect();
-    StoredValue {
-        attributes,
-        content: value.content,
-    }
-}
-
-/// Walks a snapshot's entries in key order, a chunk at a time.
-struct Cursor<'a> {
-    chunks: &'a [ChunkRef],
-    next_chunk: usize,
-    entries: Vec<(String, Hash)>,
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(chunks: &'a [ChunkRef]) -> Self {
-        Cursor {
-            chunks,
-            next_chunk: 0,
-            entries: Vec::new(),
-            pos: 0,
-        }
-    }
-
-    /// The next unread chunk, if the cursor sits exactly at its start.
-    fn chunk_at_start(&self) -> Option<&ChunkRef> {
-        (self.pos >= self.entries.len())
-            .then(|| self.chunks.get(self.next_chunk))
-            .flatten()
-    }
-
-    fn skip_chunk(&mut self) {
-        self.next_chunk += 1;
-    }
-
-    fn peek(
-        &mut self,
-        load: &impl Fn(&Hash) -> Result<Vec<u8>, StoreError>,
-    ) -> Result<Option<&(String, Hash)>, StoreError> {
-        while self.pos >= self.entries.len() {
-            let Some(c) = self.chunks.get(self.next_chunk) else {
-                return Ok(None);
-            };
-            let bytes = load(&c.hash)?;
-            let mut it = Entries::new(&bytes);
-            self.entries = it.by_ref().map(|(k, h)| (k.to_owned(), h)).collect();
-            if it.malformed {
-                return Err(StoreError::Corrupt(format!(
-                    "chunk {} is malformed",
-                    chunk::hex(&c.hash)
-                )));
-            }
-            self.pos = 0;
-            self.next_chunk += 1;
-        }
-        Ok(self.entries.get(self.pos))
-    }
-
-    fn advance(&mut self) {
-        self.pos += 1;
-    }
-}
-
-/// Diffs two snapshots' chunk lists within a write transaction (at scan time).
-pub fn diff(
+/// The snapshot commit hook of a scan: diffs the snapshot just recorded against its
+/// baseline and records that drift for the day, in the snapshot's own transaction.
+pub fn record(
     tx: &WriteTransaction,
-    baseline: &[ChunkRef],
-    current: &[ChunkRef],
+    c: &Committed<'_>,
     rules: &DiffRules,
-    volatile: &[String],
-) -> Result<Vec<Change>, StoreError> {
-    let chunks = tx.open_table(CHUNKS)?;
-    let values = tx.open_table(VALUES)?;
-    diff_tables(&chunks, &values, baseline, current, rules, volatile)
+) -> Result<PluginDrift, StoreError> {
+    let (baseline_day, changes) = match c.baseline {
+        Some((day, base)) => {
+            let reader = Reader::in_write(tx)?;
+            let changes = diff(
+                &reader,
+                &base.chunks,
+                &c.meta.chunks,
+                rules,
+                &c.meta.volatile,
+            )?;
+            (Some(day), changes)
+        }
+        None => (None, Vec::new()),
+    };
+    let drift = PluginDrift {
+        node: c.node.to_owned(),
+        plugin: c.plugin.to_owned(),
+        day: c.day,
+        scan: c.meta.scan,
+        baseline_day,
+        items: c.meta.items,
+        changes,
+        coverage_notes: c.meta.notes.clone(),
+    };
+    DRIFT.write(tx)?.put(
+        (c.node, c.plugin, day_number(c.day)),
+        &rows::StoredDrift::from(&drift),
+    )?;
+    Ok(drift)
 }
 
-/// Diffs two snapshots' chunk lists within a read transaction (reports with current rules).
-pub fn diff_read(
+/// Drift recorded for a node on a day, all plugins, as computed at scan time.
+pub fn of_day(
     tx: &ReadTransaction,
-    baseline: &[ChunkRef],
-    current: &[ChunkRef],
-    rules: &DiffRules,
-    volatile: &[String],
-) -> Result<Vec<Change>, StoreError> {
-    let chunks = tx.open_table(CHUNKS)?;
-    let values = tx.open_table(VALUES)?;
-    diff_tables(&chunks, &values, baseline, current, rules, volatile)
+    node: &str,
+    day: NaiveDate,
+) -> Result<Vec<PluginDrift>, StoreError> {
+    let d = day_number(day);
+    let table = DRIFT.read(tx)?;
+    let mut out = Vec::new();
+    for entry in table.range((node, "", d)..)? {
+        let (k, drift) = entry?;
+        let (n, _, day) = k.value();
+        if n != node {
+            break;
+        }
+        if day == d {
+            out.push(drift.into());
+        }
+    }
+    Ok(out)
 }
 
-type Blobs = &'static [u8; 32];
+/// A node's drift for a day, re-diffed from the stored snapshots with the ignore rules in
+/// force now (`rules_for` gives a plugin's rules; `None` keeps the drift recorded at scan
+/// time). Where a snapshot was pruned, the recorded drift is returned as it was.
+pub fn of_day_now(
+    tx: &ReadTransaction,
+    node: &str,
+    day: NaiveDate,
+    rules_for: impl Fn(&str) -> Option<DiffRules>,
+) -> Result<Vec<PluginDrift>, StoreError> {
+    let mut out = of_day(tx, node, day)?;
+    let reader = Reader::in_read(tx)?;
+    for pd in &mut out {
+        let (Some(rules), Some(base_day)) = (rules_for(&pd.plugin), pd.baseline_day) else {
+            continue;
+        };
+        let base = snapshot::snapshot_of(tx, node, &pd.plugin, base_day)?;
+        let cur = snapshot::snapshot_of(tx, node, &pd.plugin, day)?;
+        if let (Some(base), Some(cur)) = (base, cur) {
+            pd.changes = diff(&reader, &base.chunks, &cur.chunks, &rules, &cur.volatile)?;
+        }
+    }
+    Ok(out)
+}
 
-fn diff_tables(
-    chunks: &impl ReadableTable<Blobs, &'static [u8]>,
-    values: &impl ReadableTable<Blobs, &'static [u8]>,
-    baseline: &[ChunkRef],
-    current: &[ChunkRef],
-    rules: &DiffRules,
-    volatile: &[String],
-) -> Result<Vec<Change>, StoreError> {
-    let load = |h: &Hash| {
-        crate::snapshot::chunk_from_table(chunks, h)?
-            .ok_or_else(|| StoreError::Corrupt(format!("chunk {} is missing", chunk::hex(h))))
-    };
-    let value = |h: &Hash| -> Result<StoredValue, StoreError> {
-        let v = crate::snapshot::value_from_table(values, h)?
-            .ok_or_else(|| StoreError::Corrupt(format!("value {} is missing", chunk::hex(h))))?;
-        Ok(visible(v, rules, volatile))
-    };
-    let mut a = Cursor::new(baseline);
-    let mut b = Cursor::new(current);
-    let mut changes = Vec::new();
+/// The newest day with recorded drift for a node.
+pub fn latest_day(tx: &ReadTransaction, node: &str) -> Result<Option<NaiveDate>, StoreError> {
+    let rows = DRIFT.read(tx)?;
+    let mut best = None;
+    for entry in rows.undecoded().range((node, "", i32::MIN)..)? {
+        let (k, _) = entry?;
+        let (n, _, d) = k.value();
+        if n != node {
+            break;
+        }
+        best = best.max(Some(d));
+    }
+    Ok(best.map(from_day_number))
+}
+
+/// Prunes drift records older than `retention_days` before `today`, in small
+/// transactions so that scans are never held up for long. Returns records pruned.
+pub fn prune_blocking(
+    store: &Store,
+    today: NaiveDate,
+    retention_days: u32,
+) -> Result<usize, StoreError> {
+    let cutoff = day_number(today) - retention_days as i32;
+    const BATCH: usize = 256;
+    let mut pruned = 0;
+    let mut cursor: rows::PruneCursor = None;
     loop {
-        if let (Some(ca), Some(cb)) = (a.chunk_at_start(), b.chunk_at_start()) {
-            if ca.hash == cb.hash {
-                a.skip_chunk();
-                b.skip_chunk();
-                continue;
-            }
-        }
-        let left = a.peek(&load)?.cloned();
-        let right = b.peek(&load)?.cloned();
-        match (left, right) {
-            (None, None) => break,
-            (Some((key, h)), None) => {
-                a.advance();
-                if !rules.ignores_key(&key) {
-                    changes.push(added_or_removed(key, ChangeKind::Removed, value(&h)?));
-                }
-            }
-            (None, Some((key, h))) => {
-                b.advance();
-                if !rules.ignores_key(&key) {
-                    changes.push(added_or_removed(key, ChangeKind::Added, value(&h)?));
-                }
-            }
-            (Some((ka, ha)), Some((kb, hb))) => match ka.as_bytes().cmp(kb.as_bytes()) {
-                std::cmp::Ordering::Less => {
-                    a.advance();
-                    if !rules.ignores_key(&ka) {
-                        changes.push(added_or_removed(ka, ChangeKind::Removed, value(&ha)?));
-                    }
-                }
-                std::cmp::Ordering::Greater => {
-                    b.advance();
-                    if !rules.ignores_key(&kb) {
-                        changes.push(added_or_removed(kb, ChangeKind::Added, value(&hb)?));
-                    }
-                }
-                std::cmp::Ordering::Equal => {
-                    a.advance();
-                    b.advance();
-                    if ha != hb && !rules.ignores_key(&ka) {
-                        if let Some(change) = modified(ka, value(&ha)?, value(&hb)?) {
-                            changes.push(change);
-                        }
-                    }
-                }
-            },
+        pruned += store.write_blocking(Commit::Durable, |tx| {
+            rows::prune_some(tx, cutoff, BATCH, &mut cursor)
+        })?;
+        if cursor.is_none() {
+            break;
         }
     }
-    Ok(changes)
-}
-
-fn digest(v: &StoredValue) -> String {
-    chunk::hex(&chunk::hash(&v.encode()))
-}
-
-fn added_or_removed(key: String, kind: ChangeKind, v: StoredValue) -> Change {
-    let current_digest = (kind == ChangeKind::Added).then(|| digest(&v));
-    let attributes = v
-        .attributes
-        .into_iter()
-        .map(|(name, val)| match kind {
-            ChangeKind::Added => AttributeChange {
-                name,
-                previous: None,
-                current: Some(val),
-            },
-            _ => AttributeChange {
-                name,
-                previous: Some(val),
-                current: None,
-            },
-        })
-        .collect();
-    Change {
-        key,
-        kind,
-        attributes,
-        content_diff: None,
-        current_digest,
-    }
-}
-
-/// A modified item, or `None` when only ignored attributes differ.
-fn modified(key: String, old: StoredValue, new: StoredValue) -> Option<Change> {
-    if old == new {
-        return None;
-    }
-    let mut names: BTreeMap<&String, ()> = BTreeMap::new();
-    names.extend(old.attributes.keys().map(|k| (k, ())));
-    names.extend(new.attributes.keys().map(|k| (k, ())));
-    let attributes = names
-        .keys()
-        .filter_map(|name| {
-            let (p, c) = (old.attributes.get(*name), new.attributes.get(*name));
-            (p != c).then(|| AttributeChange {
-                name: (*name).clone(),
-                previous: p.cloned(),
-                current: c.cloned(),
-            })
-        })
-        .collect();
-    let content_diff =
-        (old.content != new.content).then(|| content_diff(&old.content, &new.content));
-    Some(Change {
-        key,
-        kind: ChangeKind::Modified,
-        attributes,
-        content_diff,
-        current_digest: Some(digest(&new)),
-    })
-}
-
-fn content_diff(old: &Option<String>, new: &Option<String>) -> String {
-    let (o, n) = (old.as_deref().unwrap_or(""), new.as_deref().unwrap_or(""));
-    let mut text = similar::TextDiff::from_lines(o, n)
-        .unified_diff()
-        .context_radius(3)
-        .header("previous", "current")
-        .to_string();
-    if text.len() > MAX_CONTENT_DIFF {
-        let mut cut = MAX_CONTENT_DIFF;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str("\n… diff cut at 64 KiB\n");
-    }
-    text
+    Ok(pruned)
 }

@@ -25,8 +25,10 @@ use crate::proto::{
     OutboxTestResponse,
 };
 use crate::setup::SetupCell;
-use crate::store::tables::{META, OUTBOX};
-use crate::store::{Store, StoreError};
+use crate::store::tables::{self, META};
+#[cfg(test)]
+use crate::store::Commit;
+use crate::store::{JsonTable, Rows, Store, StoreError};
 use crate::sync::lock;
 
 /// Meta counters: the last mail id handed out, and the random tag of this state dir that
@@ -87,7 +89,7 @@ pub(crate) enum MailState {
 /// `vigil outbox`, and the caller's change still commits.
 pub fn enqueue(tx: &WriteTransaction, mail: NewMail) -> Result<MailId, StoreError> {
     let (id, instance) = {
-        let mut meta = tx.open_table(META)?;
+        let mut meta = META.write(tx)?;
         let id = meta.get(NEXT_ID)?.map_or(0, |v| v.value()) + 1;
         meta.insert(NEXT_ID, id)?;
         let existing = meta.get(INSTANCE)?.map(|v| v.value());
@@ -117,7 +119,7 @@ pub fn enqueue(tx: &WriteTransaction, mail: NewMail) -> Result<MailId, StoreErro
             next_attempt_at: now,
         },
     };
-    put(tx, OUTBOX, id, &row)?;
+    OUTBOX.write(tx)?.put(id, &row)?;
     Ok(id)
 }
 
@@ -139,64 +141,41 @@ fn message_id_host() -> String {
     }
 }
 
-pub(crate) fn put(
-    tx: &WriteTransaction,
-    table: redb::TableDefinition<u64, &[u8]>,
-    id: MailId,
-    row: &StoredMail,
-) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(row).map_err(|e| StoreError::Encode {
-        what: "outbox mail",
-        error: e.to_string(),
-    })?;
-    tx.open_table(table)?.insert(id, bytes.as_slice())?;
-    Ok(())
+/// Mails waiting or given up on, and delivered ones.
+pub(crate) const OUTBOX: JsonTable<u64, StoredMail> = JsonTable::new(tables::OUTBOX, "outbox mail");
+pub(crate) const OUTBOX_SENT: JsonTable<u64, StoredMail> =
+    JsonTable::new(tables::OUTBOX_SENT, "sent mail");
+/// The same rows, read for their state alone: counting and pruning stay cheap however many
+/// mails (and bodies) the tables hold.
+const OUTBOX_STATES: JsonTable<u64, StateOnly> = JsonTable::new(tables::OUTBOX, "outbox mail");
+pub(crate) const SENT_STATES: JsonTable<u64, StateOnly> =
+    JsonTable::new(tables::OUTBOX_SENT, "sent mail");
+
+#[derive(Deserialize, Serialize)]
+pub(crate) struct StateOnly {
+    pub state: MailState,
 }
 
-/// Every pending and dead mail, by id. A row that does not decode is logged and skipped.
+/// Every pending and dead mail, by id.
 pub(crate) fn load<T: ReadableTable<u64, &'static [u8]>>(
-    table: &T,
+    rows: &Rows<T, u64, StoredMail>,
 ) -> Result<Vec<(MailId, StoredMail)>, StoreError> {
-    let mut out = Vec::new();
-    for entry in table.iter()? {
-        let (k, v) = entry?;
-        match serde_json::from_slice::<StoredMail>(v.value()) {
-            Ok(m) => out.push((k.value(), m)),
-            Err(e) => tracing::error!(
-                id = k.value(),
-                "skipping an outbox row that does not decode: {e}"
-            ),
-        }
-    }
-    Ok(out)
+    rows.iter()?
+        .map(|r| r.map(|(k, m)| (k.value(), m)))
+        .collect()
 }
 
 fn load_read(tx: &ReadTransaction) -> Result<Vec<(MailId, StoredMail)>, StoreError> {
-    load(&tx.open_table(OUTBOX)?)
-}
-
-/// Every row's id and state, decoding nothing else: counting and pruning stay cheap however
-/// many mails (and bodies) the table holds. Undecodable rows are skipped here; `load` logs them.
-pub(crate) fn load_states<T: ReadableTable<u64, &'static [u8]>>(
-    table: &T,
-) -> Result<Vec<(MailId, MailState)>, StoreError> {
-    #[derive(Deserialize)]
-    struct StateOnly {
-        state: MailState,
-    }
-    let mut out = Vec::new();
-    for entry in table.iter()? {
-        let (k, v) = entry?;
-        if let Ok(m) = serde_json::from_slice::<StateOnly>(v.value()) {
-            out.push((k.value(), m.state));
-        }
-    }
-    Ok(out)
+    load(&OUTBOX.read(tx)?)
 }
 
 /// (pending, dead) mails in the outbox.
 fn count_states(tx: &ReadTransaction) -> Result<(u64, u64), StoreError> {
-    let states = load_states(&tx.open_table(OUTBOX)?)?;
+    let states: Vec<(MailId, MailState)> = OUTBOX_STATES
+        .read(tx)?
+        .iter()?
+        .map(|r| r.map(|(k, s)| (k.value(), s.state)))
+        .collect::<Result<_, _>>()?;
     let dead = states
         .iter()
         .filter(|(_, s)| matches!(s, MailState::Dead { .. }))
@@ -309,7 +288,7 @@ impl Outbox {
             .shared
             .store
             .write(move |tx| -> Result<_, StoreError> {
-                let rows = load(&tx.open_table(OUTBOX)?)?;
+                let rows = load(&OUTBOX.write(tx)?)?;
                 let wanted: Vec<MailId> = match ids {
                     Some(ids) => ids,
                     None => rows
@@ -346,7 +325,7 @@ impl Outbox {
                     };
                     row.queued_at = now;
                     row.attempts = 0;
-                    put(tx, OUTBOX, id, &row)?;
+                    OUTBOX.write(tx)?.put(id, &row)?;
                     response.requeued.push(id);
                 }
                 Ok(response)
@@ -387,9 +366,7 @@ impl Outbox {
 }
 
 fn load_one(tx: &WriteTransaction, id: MailId) -> Result<Option<StoredMail>, StoreError> {
-    let table = tx.open_table(OUTBOX)?;
-    let row = table.get(id)?;
-    Ok(row.and_then(|v| serde_json::from_slice(v.value()).ok()))
+    OUTBOX.write(tx)?.get(id)
 }
 
 #[cfg(test)]
@@ -410,16 +387,18 @@ mod tests {
     fn enqueue_commits_with_the_callers_transaction_or_not_at_all() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
-        let r: Result<(), StoreError> = store.write_blocking(|tx| {
+        let r: Result<(), StoreError> = store.write_blocking(Commit::Durable, |tx| {
             enqueue(tx, mail("rolled back"))?;
             Err(StoreError::Join("the caller's change failed".into()))
         });
         assert!(r.is_err());
         let id = store
-            .write_blocking(|tx| enqueue(tx, mail("a\r\nBcc: evil@example.com")))
+            .write_blocking(Commit::Durable, |tx| {
+                enqueue(tx, mail("a\r\nBcc: evil@example.com"))
+            })
             .unwrap();
         let rows = store
-            .write_blocking(|tx| load(&tx.open_table(OUTBOX)?))
+            .write_blocking(Commit::Durable, |tx| load(&OUTBOX.write(tx)?))
             .unwrap();
         assert_eq!(rows.len(), 1, "the rolled-back mail must not exist");
         let (got, m) = &rows[0];
@@ -439,7 +418,7 @@ mod tests {
         let ids: Vec<String> = (0..3)
             .map(|_| {
                 store
-                    .write_blocking(|tx| {
+                    .write_blocking(Commit::Durable, |tx| {
                         let id = enqueue(tx, mail("s"))?;
                         Ok::<_, StoreError>(load_one(tx, id)?.unwrap().message_id)
                     })

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 
 use super::transport::{build_message, SendError, Transport};
 use super::{lock, MailId, MailState, Outbox, StoredMail};
+use super::{OUTBOX, OUTBOX_SENT, SENT_STATES};
 use crate::config::Config;
-use crate::store::tables::{OUTBOX, OUTBOX_SENT};
 use crate::store::StoreError;
 
 /// The first retry comes after about this long (with jitter: between half of it and all).
@@ -187,7 +187,7 @@ async fn give_up_overdue(
                     }
                 });
                 row.state = MailState::Dead { since: now };
-                super::put(tx, OUTBOX, id, &row)?;
+                OUTBOX.write(tx)?.put(id, &row)?;
             }
             Ok(())
         })
@@ -249,10 +249,10 @@ async fn record(
                 return Ok(false);
             }
             if sent {
-                tx.open_table(OUTBOX)?.remove(id)?;
-                super::put(tx, OUTBOX_SENT, id, &stored)?;
+                OUTBOX.write(tx)?.remove(id)?;
+                OUTBOX_SENT.write(tx)?.put(id, &stored)?;
             } else {
-                super::put(tx, OUTBOX, id, &stored)?;
+                OUTBOX.write(tx)?.put(id, &stored)?;
             }
             Ok(true)
         })
@@ -288,12 +288,18 @@ async fn prune(outbox: &Outbox, config: &Config) {
         .shared
         .store
         .write(move |tx| -> Result<usize, StoreError> {
-            let mut table = tx.open_table(OUTBOX_SENT)?;
-            let old: Vec<MailId> = super::load_states(&table)?
-                .into_iter()
-                .filter(|(_, s)| matches!(s, MailState::Sent { sent_at } if *sent_at < cutoff))
-                .map(|(id, _)| id)
-                .collect();
+            let old: Vec<MailId> = {
+                let states = SENT_STATES.write(tx)?;
+                let mut old = Vec::new();
+                for row in states.iter()? {
+                    let (k, s) = row?;
+                    if matches!(s.state, MailState::Sent { sent_at } if sent_at < cutoff) {
+                        old.push(k.value());
+                    }
+                }
+                old
+            };
+            let mut table = OUTBOX_SENT.write(tx)?;
             for id in &old {
                 table.remove(*id)?;
             }

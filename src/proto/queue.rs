@@ -113,25 +113,175 @@ impl<'de> Deserialize<'de> for QueueTaskId {
 /// Initiator of scheduled tasks (the schedule's name is a separate field).
 pub const SCHEDULE_INITIATOR: &str = "Schedule";
 
-/// An active queue task (`GET /v1/queue`). Also its stored form in the queue table.
+/// An active queue task (`GET /v1/queue`).
+///
+/// On the wire it is one flat object (`id`, `plugins`/`policies`, `status`, `started_at`,
+/// `attempt`, ...) as it always was; in code the kind of work and the state carry what each
+/// has, so that a Running task without a start or an audit with plugins cannot be written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "wire::QueueTask", try_from = "wire::QueueTask")]
 pub struct QueueTask {
-    pub id: QueueTaskId,
+    /// `N` of `Scan #N` / `Audit #N`; the kind is the work's.
+    pub number: u64,
     /// Device/Resource: the node's name.
     pub target: String,
     pub scope: Scope,
     /// The caller's email for ad-hoc requests, `Schedule` for scheduled ones.
     pub initiator: String,
     pub schedule: Option<String>,
-    /// Scan: the plugins to run (`null`: all configured). Audit: unused.
-    pub plugins: Option<Vec<String>>,
-    /// Audit: the policies to evaluate (`null`: all). Scan: unused.
-    pub policies: Option<Vec<String>>,
+    pub work: QueueWork,
     pub queued_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub status: QueueTaskStatus,
-    /// 1 for the first run; incremented when a run is interrupted by a daemon stop.
-    pub attempt: u32,
+    pub state: QueueTaskState,
+}
+
+impl QueueTask {
+    pub fn id(&self) -> QueueTaskId {
+        QueueTaskId {
+            kind: self.work.kind(),
+            number: self.number,
+        }
+    }
+
+    pub fn status(&self) -> QueueTaskStatus {
+        self.state.status()
+    }
+}
+
+/// What a queue task does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueWork {
+    /// Scan the node with these plugins (`None`: every configured plugin).
+    Scan { plugins: Option<Vec<String>> },
+    /// Audit the node against these policies (`None`: every policy that applies).
+    Audit { policies: Option<Vec<String>> },
+}
+
+impl QueueWork {
+    pub fn kind(&self) -> QueueTaskKind {
+        match self {
+            QueueWork::Scan { .. } => QueueTaskKind::Scan,
+            QueueWork::Audit { .. } => QueueTaskKind::Audit,
+        }
+    }
+}
+
+/// Where an active task is in its life. Its end is a Scan log / Audit log row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueTaskState {
+    /// Waiting for a slot; `attempt` is the run it will be (1, or more after interruptions).
+    Queued { attempt: u32 },
+    /// Running since `started_at`, its `attempt`-th run.
+    Running {
+        started_at: DateTime<Utc>,
+        attempt: u32,
+    },
+}
+
+impl QueueTaskState {
+    pub fn status(self) -> QueueTaskStatus {
+        match self {
+            QueueTaskState::Queued { .. } => QueueTaskStatus::Queued,
+            QueueTaskState::Running { .. } => QueueTaskStatus::Running,
+        }
+    }
+
+    /// 1 for the first run; raised when a run is interrupted by a daemon stop.
+    pub fn attempt(self) -> u32 {
+        match self {
+            QueueTaskState::Queued { attempt } | QueueTaskState::Running { attempt, .. } => attempt,
+        }
+    }
+
+    pub fn started_at(self) -> Option<DateTime<Utc>> {
+        match self {
+            QueueTaskState::Queued { .. } => None,
+            QueueTaskState::Running { started_at, .. } => Some(started_at),
+        }
+    }
+}
+
+/// The flat JSON form of [`QueueTask`].
+mod wire {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Serialize};
+
+    use super::{QueueTaskId, QueueTaskKind, QueueTaskState, QueueTaskStatus, QueueWork, Scope};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct QueueTask {
+        id: QueueTaskId,
+        target: String,
+        scope: Scope,
+        initiator: String,
+        schedule: Option<String>,
+        /// Scan: the plugins to run (`null`: all configured). Audit: `null`.
+        plugins: Option<Vec<String>>,
+        /// Audit: the policies to evaluate (`null`: all). Scan: `null`.
+        policies: Option<Vec<String>>,
+        queued_at: DateTime<Utc>,
+        started_at: Option<DateTime<Utc>>,
+        status: QueueTaskStatus,
+        attempt: u32,
+    }
+
+    impl From<super::QueueTask> for QueueTask {
+        fn from(t: super::QueueTask) -> Self {
+            let id = t.id();
+            let (plugins, policies) = match t.work {
+                QueueWork::Scan { plugins } => (plugins, None),
+                QueueWork::Audit { policies } => (None, policies),
+            };
+            QueueTask {
+                id,
+                target: t.target,
+                scope: t.scope,
+                initiator: t.initiator,
+                schedule: t.schedule,
+                plugins,
+                policies,
+                queued_at: t.queued_at,
+                started_at: t.state.started_at(),
+                status: t.state.status(),
+                attempt: t.state.attempt(),
+            }
+        }
+    }
+
+    impl TryFrom<QueueTask> for super::QueueTask {
+        type Error = String;
+        fn try_from(t: QueueTask) -> Result<Self, String> {
+            let work = match (t.id.kind, t.plugins, t.policies) {
+                (QueueTaskKind::Scan, plugins, None) => QueueWork::Scan { plugins },
+                (QueueTaskKind::Audit, None, policies) => QueueWork::Audit { policies },
+                (QueueTaskKind::Scan, _, Some(_)) => {
+                    return Err(format!("{}: a scan has no `policies`", t.id))
+                }
+                (QueueTaskKind::Audit, Some(_), _) => {
+                    return Err(format!("{}: an audit has no `plugins`", t.id))
+                }
+            };
+            let state = match (t.status, t.started_at) {
+                (QueueTaskStatus::Queued, _) => QueueTaskState::Queued { attempt: t.attempt },
+                (QueueTaskStatus::Running, Some(started_at)) => QueueTaskState::Running {
+                    started_at,
+                    attempt: t.attempt,
+                },
+                (QueueTaskStatus::Running, None) => {
+                    return Err(format!("{}: Running without `started_at`", t.id))
+                }
+            };
+            Ok(super::QueueTask {
+                number: t.id.number,
+                target: t.target,
+                scope: t.scope,
+                initiator: t.initiator,
+                schedule: t.schedule,
+                work,
+                queued_at: t.queued_at,
+                state,
+            })
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,6 +458,44 @@ pub struct LogPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The JSON of queue tasks as the API has always shown them (and as the queue table
+    /// stored them before the renovation).
+    #[test]
+    fn queue_tasks_keep_their_flat_json_form() {
+        let running = r#"{"id":"Scan #7","target":"web-1","scope":"group:web","initiator":"Schedule","schedule":"nightly","plugins":["files"],"policies":null,"queued_at":"2026-03-01T02:00:00Z","started_at":"2026-03-01T02:00:05Z","status":"Running","attempt":2}"#;
+        let t: QueueTask = serde_json::from_str(running).unwrap();
+        assert_eq!(t.id().to_string(), "Scan #7");
+        assert_eq!(
+            t.work,
+            QueueWork::Scan {
+                plugins: Some(vec!["files".into()])
+            }
+        );
+        assert!(matches!(
+            t.state,
+            QueueTaskState::Running { attempt: 2, .. }
+        ));
+        assert_eq!(serde_json::to_string(&t).unwrap(), running);
+
+        let queued = r#"{"id":"Audit #3","target":"db-1","scope":"all","initiator":"alice@example.com","schedule":null,"plugins":null,"policies":null,"queued_at":"2026-03-01T02:00:00Z","started_at":null,"status":"Queued","attempt":1}"#;
+        let t: QueueTask = serde_json::from_str(queued).unwrap();
+        assert_eq!(t.work, QueueWork::Audit { policies: None });
+        assert_eq!(t.state, QueueTaskState::Queued { attempt: 1 });
+        assert_eq!(serde_json::to_string(&t).unwrap(), queued);
+    }
+
+    #[test]
+    fn impossible_queue_tasks_do_not_decode() {
+        let bad = [
+            r#"{"id":"Scan #1","target":"n","scope":"all","initiator":"x","schedule":null,"plugins":null,"policies":["p"],"queued_at":"2026-03-01T02:00:00Z","started_at":null,"status":"Queued","attempt":1}"#,
+            r#"{"id":"Audit #1","target":"n","scope":"all","initiator":"x","schedule":null,"plugins":["f"],"policies":null,"queued_at":"2026-03-01T02:00:00Z","started_at":null,"status":"Queued","attempt":1}"#,
+            r#"{"id":"Scan #1","target":"n","scope":"all","initiator":"x","schedule":null,"plugins":null,"policies":null,"queued_at":"2026-03-01T02:00:00Z","started_at":null,"status":"Running","attempt":1}"#,
+        ];
+        for b in bad {
+            assert!(serde_json::from_str::<QueueTask>(b).is_err(), "{b}");
+        }
+    }
 
     #[test]
     fn scope_parses_and_prints() {

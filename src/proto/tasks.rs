@@ -32,18 +32,19 @@ pub enum UserTaskStatus {
 }
 
 /// A user task: one finding, seen on one or more nodes (its events).
+///
+/// On the wire `state` is the flat `status`, `closed_by`, `closed_at` it always was.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "flat::UserTask", try_from = "flat::UserTask")]
 pub struct UserTask {
     pub id: u64,
     pub kind: UserTaskKind,
     pub title: String,
     pub description: String,
-    pub status: UserTaskStatus,
+    pub state: UserTaskState,
     pub assignee: Option<String>,
     pub created_at: DateTime<Utc>,
     pub last_event_at: DateTime<Utc>,
-    pub closed_by: Option<String>,
-    pub closed_at: Option<DateTime<Utc>>,
     pub events: u64,
     /// Distinct nodes among the events.
     pub nodes: u64,
@@ -54,9 +55,138 @@ pub struct UserTask {
     /// The closed task this one recurs (same finding seen again after it was closed).
     pub recurrence_of: Option<u64>,
     /// Raised by every stored change of the task: of two copies, the higher revision is
-    /// the newer. 0 in rows written before revisions existed.
-    #[serde(default)]
+    /// the newer.
     pub revision: u64,
+}
+
+impl UserTask {
+    pub fn status(&self) -> UserTaskStatus {
+        self.state.status()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.state == UserTaskState::Open
+    }
+}
+
+/// Open, or closed by someone (a user, Close All, an audit) at some time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserTaskState {
+    Open,
+    Closed { by: String, at: DateTime<Utc> },
+}
+
+impl UserTaskState {
+    /// Who closed it; `None` while open.
+    pub fn closed_by(&self) -> Option<&str> {
+        match self {
+            UserTaskState::Open => None,
+            UserTaskState::Closed { by, .. } => Some(by),
+        }
+    }
+
+    /// When it was closed; `None` while open.
+    pub fn closed_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            UserTaskState::Open => None,
+            UserTaskState::Closed { at, .. } => Some(*at),
+        }
+    }
+
+    pub fn status(&self) -> UserTaskStatus {
+        match self {
+            UserTaskState::Open => UserTaskStatus::Open,
+            UserTaskState::Closed { .. } => UserTaskStatus::Closed,
+        }
+    }
+}
+
+/// The flat JSON form of [`UserTask`].
+mod flat {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Serialize};
+
+    use super::{UserTaskKind, UserTaskState, UserTaskStatus};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct UserTask {
+        id: u64,
+        kind: UserTaskKind,
+        title: String,
+        description: String,
+        status: UserTaskStatus,
+        assignee: Option<String>,
+        created_at: DateTime<Utc>,
+        last_event_at: DateTime<Utc>,
+        closed_by: Option<String>,
+        closed_at: Option<DateTime<Utc>>,
+        events: u64,
+        nodes: u64,
+        first_nodes: Vec<String>,
+        fingerprint: String,
+        recurrence_of: Option<u64>,
+        #[serde(default)]
+        revision: u64,
+    }
+
+    impl From<super::UserTask> for UserTask {
+        fn from(t: super::UserTask) -> Self {
+            let (status, closed_by, closed_at) = match t.state {
+                UserTaskState::Open => (UserTaskStatus::Open, None, None),
+                UserTaskState::Closed { by, at } => (UserTaskStatus::Closed, Some(by), Some(at)),
+            };
+            UserTask {
+                id: t.id,
+                kind: t.kind,
+                title: t.title,
+                description: t.description,
+                status,
+                assignee: t.assignee,
+                created_at: t.created_at,
+                last_event_at: t.last_event_at,
+                closed_by,
+                closed_at,
+                events: t.events,
+                nodes: t.nodes,
+                first_nodes: t.first_nodes,
+                fingerprint: t.fingerprint,
+                recurrence_of: t.recurrence_of,
+                revision: t.revision,
+            }
+        }
+    }
+
+    impl TryFrom<UserTask> for super::UserTask {
+        type Error = String;
+        fn try_from(t: UserTask) -> Result<Self, String> {
+            let state = match (t.status, t.closed_by, t.closed_at) {
+                (UserTaskStatus::Open, _, _) => UserTaskState::Open,
+                (UserTaskStatus::Closed, Some(by), Some(at)) => UserTaskState::Closed { by, at },
+                (UserTaskStatus::Closed, _, _) => {
+                    return Err(format!(
+                        "task #{}: closed without `closed_by` and `closed_at`",
+                        t.id
+                    ))
+                }
+            };
+            Ok(super::UserTask {
+                id: t.id,
+                kind: t.kind,
+                title: t.title,
+                description: t.description,
+                state,
+                assignee: t.assignee,
+                created_at: t.created_at,
+                last_event_at: t.last_event_at,
+                events: t.events,
+                nodes: t.nodes,
+                first_nodes: t.first_nodes,
+                fingerprint: t.fingerprint,
+                recurrence_of: t.recurrence_of,
+                revision: t.revision,
+            })
+        }
+    }
 }
 
 /// One occurrence of a task's finding on a node.
@@ -297,4 +427,64 @@ pub struct ExportedUserTask {
     #[serde(flatten)]
     pub task: UserTask,
     pub event_list: Vec<UserTaskEvent>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_tasks_keep_their_flat_json_form() {
+        let closed = r#"{"id":3,"kind":"policy","title":"t","description":"d","status":"closed","assignee":"alice@example.com","created_at":"2026-03-01T02:00:00Z","last_event_at":"2026-03-02T02:00:00Z","closed_by":"Audit #4","closed_at":"2026-03-02T03:00:00Z","events":2,"nodes":2,"first_nodes":["n1","n2"],"fingerprint":"policy:p/c","recurrence_of":null,"revision":5}"#;
+        let t: UserTask = serde_json::from_str(closed).unwrap();
+        assert!(matches!(&t.state, UserTaskState::Closed { by, .. } if by == "Audit #4"));
+        assert_eq!(serde_json::to_string(&t).unwrap(), closed);
+        let open = closed
+            .replace(r#""status":"closed""#, r#""status":"open""#)
+            .replace(
+                r#""closed_by":"Audit #4","closed_at":"2026-03-02T03:00:00Z""#,
+                r#""closed_by":null,"closed_at":null"#,
+            );
+        let t: UserTask = serde_json::from_str(&open).unwrap();
+        assert_eq!(t.state, UserTaskState::Open);
+        assert_eq!(serde_json::to_string(&t).unwrap(), open);
+        // Rows written before revisions existed.
+        let old = open.replace(r#","revision":5"#, "");
+        assert_eq!(serde_json::from_str::<UserTask>(&old).unwrap().revision, 0);
+    }
+
+    #[test]
+    fn a_closed_task_needs_who_and_when() {
+        let bad = r#"{"id":3,"kind":"policy","title":"t","description":"d","status":"closed","assignee":null,"created_at":"2026-03-01T02:00:00Z","last_event_at":"2026-03-02T02:00:00Z","closed_by":null,"closed_at":null,"events":2,"nodes":2,"first_nodes":[],"fingerprint":"f","recurrence_of":null}"#;
+        assert!(serde_json::from_str::<UserTask>(bad).is_err());
+    }
+
+    #[test]
+    fn the_filter_is_one_definition_in_a_body_and_in_a_query_string() {
+        let filter = UserTaskFilter {
+            status: Some(UserTaskStatusFilter::All),
+            q: Some("openssl 3".into()),
+            kind: Some(UserTaskKind::ScanFailure),
+            ..UserTaskFilter::default()
+        };
+        let query = UserTaskQuery {
+            filter: filter.clone(),
+            limit: Some(5),
+            ..UserTaskQuery::default()
+        };
+        let encoded = serde_urlencoded::to_string(&query).unwrap();
+        assert_eq!(encoded, "status=all&q=openssl+3&kind=scan-failure&limit=5");
+        let back: UserTaskQuery = serde_urlencoded::from_str(&encoded).unwrap();
+        assert_eq!(back, query);
+        let json = serde_json::to_string(&filter).unwrap();
+        assert_eq!(
+            serde_json::from_str::<UserTaskFilter>(&json).unwrap(),
+            filter
+        );
+        // A misspelt parameter is refused, not ignored.
+        let err = serde_urlencoded::from_str::<UserTaskQuery>("stauts=all").unwrap_err();
+        assert!(err.to_string().contains("unknown field `stauts`"), "{err}");
+        assert!(serde_urlencoded::from_str::<UserTaskQuery>("limit=-1").is_err());
+        assert!(serde_urlencoded::from_str::<UserTaskQuery>("status=maybe").is_err());
+    }
 }

@@ -37,7 +37,7 @@ impl Queue {
                 }
             };
             match inner.by_id.get(&id).copied() {
-                Some(seq) if inner.tasks[&seq].status == QueueTaskStatus::Queued => {
+                Some(seq) if inner.tasks[&seq].status() == QueueTaskStatus::Queued => {
                     queued_now.insert(seq);
                     results.push(result(CancelOutcome::Cancelled, format!("{id} cancelled")));
                 }
@@ -88,7 +88,7 @@ impl Queue {
                 })
                 .await?;
             for t in inner.remove_all(&queued_now) {
-                tracing::info!(id = %t.id, "queued task Cancelled");
+                tracing::info!(id = %t.id(), "queued task Cancelled");
             }
         }
         drop(inner);

@@ -7,12 +7,12 @@ use super::*;
 impl Queue {
     /// Records a task's end: removes it from the queue and appends its log row, in one
     /// commit that also starts the next Queued task(s) in the slot it frees.
-    pub(super) async fn complete(&self, seq: u64, result: QueueTaskResult) {
+    pub(super) async fn complete(&self, seq: u64, end: RunEnd) {
         // Group commit: every task that ended while an earlier end was being committed is
         // committed together by whoever gets the lock next, so a fleet of short scans costs
         // one durable commit per batch rather than one per scan. A task's end is still
         // committed before anything acts on it.
-        crate::sync::lock(&self.shared.ended_tasks).push((seq, result));
+        crate::sync::lock(&self.shared.ended_tasks).push((seq, end));
         let mut inner = self.shared.lock().await;
         let batch = std::mem::take(&mut *crate::sync::lock(&self.shared.ended_tasks));
         if batch.is_empty() {
@@ -22,16 +22,16 @@ impl Queue {
         let config = loaded.config.clone();
         let today = crate::snapshot::today(config.daemon.tz());
         let mut ends = Vec::new();
-        for (seq, result) in batch {
+        for (seq, end) in batch {
             let Some(task) = inner.tasks.get(&seq).cloned() else {
                 continue;
             };
-            if result.interrupted {
+            let Ok(result) = end else {
                 // The stored row stays Running: the next start requeues it (attempt + 1).
                 inner.remove(seq);
-                tracing::info!(id = %task.id, "task interrupted by shutdown; it will run again at the next start");
+                tracing::info!(id = %task.id(), "task interrupted by shutdown; it will run again at the next start");
                 continue;
-            }
+            };
             let findings = findings_of(&task, &result, today, &loaded.policies);
             let passing = passing_of(&task, &result);
             let row = log_row(&task, result, Utc::now());

@@ -29,16 +29,16 @@ pub(super) struct Inner {
 
 impl Inner {
     pub fn insert(&mut self, seq: u64, task: QueueTask) {
-        if task.status == QueueTaskStatus::Queued {
+        if task.status() == QueueTaskStatus::Queued {
             self.fifo.push_back(seq);
         }
-        self.by_id.insert(task.id, seq);
+        self.by_id.insert(task.id(), seq);
         self.tasks.insert(seq, task);
     }
 
     pub fn remove(&mut self, seq: u64) -> Option<QueueTask> {
         let task = self.take(seq)?;
-        if task.status == QueueTaskStatus::Queued {
+        if task.status() == QueueTaskStatus::Queued {
             self.fifo.retain(|s| *s != seq);
         }
         Some(task)
@@ -54,7 +54,7 @@ impl Inner {
     /// Removes a task from everything but the FIFO.
     fn take(&mut self, seq: u64) -> Option<QueueTask> {
         let task = self.tasks.remove(&seq)?;
-        self.by_id.remove(&task.id);
+        self.by_id.remove(&task.id());
         self.running.remove(&seq);
         Some(task)
     }
@@ -67,7 +67,7 @@ impl Inner {
             oldest_started: self
                 .running
                 .keys()
-                .filter_map(|seq| self.tasks.get(seq).and_then(|t| t.started_at))
+                .filter_map(|seq| self.tasks.get(seq).and_then(|t| t.state.started_at()))
                 .min(),
         }
     }

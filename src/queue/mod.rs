@@ -8,14 +8,16 @@
 //! other way (new work, more slots after a reload). Terminal tasks leave the queue and
 //! become Scan log / Audit log rows.
 
-mod audit;
+mod audit_task;
 mod cancel;
 mod complete;
 mod inner;
 mod outcome;
 pub mod persist;
 mod request;
+pub(crate) mod rows;
 mod runner;
+mod scan_task;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,11 +29,11 @@ use tokio_util::task::TaskTracker;
 
 pub use persist::LogFilter;
 
-use crate::config::{QueueTaskKind, ScheduleConfig};
+use crate::config::ScheduleConfig;
 use crate::plugin::supervisor::WorkerCommand;
 use crate::proto::{
     CancelOutcome, CancelResult, EnqueueRequest, LogPage, LogRow, QueueFigures, QueueTask,
-    QueueTaskId, QueueTaskStatus, SCHEDULE_INITIATOR,
+    QueueTaskId, QueueTaskKind, QueueTaskState, QueueTaskStatus, QueueWork, SCHEDULE_INITIATOR,
 };
 use crate::setup::{Setup, SetupCell};
 use crate::store::{Store, StoreError};
@@ -39,7 +41,7 @@ use crate::tasks::UserTasks;
 use inner::{Figures, Inner};
 use outcome::{cancelled_result, findings_of, interrupted_result, log_row, passing_of};
 use request::check_request;
-use runner::{QueueTaskResult, Stop};
+use runner::{RunEnd, Stop};
 
 /// A scheduled run on its way into the store.
 struct ScheduleRun {
@@ -96,7 +98,7 @@ struct Shared {
     /// The queue's figures as of the last release of `inner` (see `inner.rs`).
     figures: std::sync::Mutex<Figures>,
     /// Tasks that ended and wait for their end to be committed (see `complete`).
-    ended_tasks: std::sync::Mutex<Vec<(u64, QueueTaskResult)>>,
+    ended_tasks: std::sync::Mutex<Vec<(u64, RunEnd)>>,
     /// Wakes the dispatcher: something was queued, or a slot freed up.
     wake: Notify,
     /// Signals every waiter that some task reached its end.
@@ -123,20 +125,18 @@ impl Queue {
                 }
                 let mut kept = Vec::new();
                 for (seq, mut task) in persist::load_tasks(tx)? {
-                    if task.status == QueueTaskStatus::Running {
-                        if task.attempt >= MAX_ATTEMPTS {
+                    if let QueueTaskState::Running { attempt, .. } = task.state {
+                        if attempt >= MAX_ATTEMPTS {
                             // The row keeps the last attempt's number and start time.
                             let row = log_row(&task, interrupted_result(&task), Utc::now());
                             persist::remove_task(tx, seq)?;
                             persist::append_log(tx, &row)?;
-                            tracing::warn!(id = %task.id, attempt = task.attempt, "task interrupted {MAX_ATTEMPTS} times, marked Failed");
+                            tracing::warn!(id = %task.id(), attempt, "task interrupted {MAX_ATTEMPTS} times, marked Failed");
                             continue;
                         }
-                        task.attempt += 1;
-                        task.status = QueueTaskStatus::Queued;
-                        task.started_at = None;
+                        task.state = QueueTaskState::Queued { attempt: attempt + 1 };
                         persist::put_task(tx, seq, &task)?;
-                        tracing::info!(id = %task.id, attempt = task.attempt, "requeued a task interrupted by a daemon stop");
+                        tracing::info!(id = %task.id(), attempt = attempt + 1, "requeued a task interrupted by a daemon stop");
                     }
                     kept.push((seq, task));
                 }
@@ -226,7 +226,7 @@ impl Queue {
             let cancel = self.shared.shutdown.child_token();
             inner.running.insert(seq, cancel.clone());
             inner.tasks.insert(seq, task.clone());
-            tracing::info!(id = %task.id, node = %task.target, attempt = task.attempt, "task Running");
+            tracing::info!(id = %task.id(), node = %task.target, attempt = task.state.attempt(), "task Running");
             let queue = self.clone();
             let config = loaded.config.clone();
             let policies = loaded.policies.clone();
@@ -241,8 +241,15 @@ impl Queue {
                     store: &queue.shared.store,
                     worker: &queue.shared.worker,
                 };
-                let result = runner::run(&task, &env, &stop).await;
-                queue.complete(seq, result).await;
+                let end = match &task.work {
+                    QueueWork::Scan { plugins } => {
+                        scan_task::scan(&task, plugins.as_deref(), &env, &stop).await
+                    }
+                    QueueWork::Audit { policies } => {
+                        audit_task::audit(&task, policies.as_deref(), &env, &stop).await
+                    }
+                };
+                queue.complete(seq, end).await;
             });
         }
     }
@@ -270,28 +277,22 @@ impl Queue {
             });
         }
         let template = QueueTask {
-            id: QueueTaskId {
-                kind: req.kind,
-                number: 0,
-            },
+            number: 0,
             target: String::new(),
             scope: req.scope.clone(),
             initiator,
             schedule: None,
-            plugins: req.plugins.clone(),
-            policies: req.policies.clone(),
+            work: work_of(req.kind, req.plugins.clone(), req.policies.clone()),
             queued_at: Utc::now(),
-            started_at: None,
-            status: QueueTaskStatus::Queued,
-            attempt: 1,
+            state: QueueTaskState::Queued { attempt: 1 },
         };
         let created = self
             .commit_new(template, nodes, None)
             .await?
             .unwrap_or_default();
-        let ids = created.iter().map(|(_, t)| t.id).collect();
+        let ids = created.iter().map(|(_, t)| t.id()).collect();
         for (seq, task) in created {
-            tracing::info!(id = %task.id, node = %task.target, initiator = %task.initiator, "task Queued");
+            tracing::info!(id = %task.id(), node = %task.target, initiator = %task.initiator, "task Queued");
             inner.insert(seq, task);
         }
         drop(inner);
@@ -336,20 +337,18 @@ impl Queue {
         let dropped = nodes.len().saturating_sub(room);
         nodes.truncate(room);
         let template = QueueTask {
-            id: QueueTaskId {
-                kind: schedule.kind,
-                number: 0,
-            },
+            number: 0,
             target: String::new(),
             scope: schedule.scope.clone(),
             initiator: SCHEDULE_INITIATOR.to_owned(),
             schedule: Some(schedule.name.clone()),
-            plugins: schedule.plugins.clone(),
-            policies: schedule.policies.clone(),
+            work: work_of(
+                schedule.kind,
+                schedule.plugins.clone(),
+                schedule.policies.clone(),
+            ),
             queued_at: Utc::now(),
-            started_at: None,
-            status: QueueTaskStatus::Queued,
-            attempt: 1,
+            state: QueueTaskState::Queued { attempt: 1 },
         };
         let run = ScheduleRun {
             name: schedule.name.clone(),
@@ -401,7 +400,7 @@ impl Queue {
                 for node in nodes {
                     let seq = persist::next(tx, persist::NEXT_SEQ)?;
                     let mut task = template.clone();
-                    task.id.number = persist::next_task_number(tx, task.id.kind)?;
+                    task.number = persist::next_task_number(tx, task.work.kind())?;
                     task.target = node;
                     persist::put_task(tx, seq, &task)?;
                     out.push((seq, task));
@@ -417,12 +416,12 @@ impl Queue {
         let mut out: Vec<QueueTask> = inner
             .tasks
             .values()
-            .filter(|t| filter.status.is_none_or(|s| s == t.status))
-            .filter(|t| filter.kind.is_none_or(|k| k == t.id.kind))
+            .filter(|t| filter.status.is_none_or(|s| s == t.status()))
+            .filter(|t| filter.kind.is_none_or(|k| k == t.work.kind()))
             .filter(|t| filter.node.as_ref().is_none_or(|n| n == &t.target))
             .cloned()
             .collect();
-        out.sort_by(|a, b| b.queued_at.cmp(&a.queued_at).then(b.id.cmp(&a.id)));
+        out.sort_by(|a, b| b.queued_at.cmp(&a.queued_at).then(b.id().cmp(&a.id())));
         out
     }
 
@@ -496,6 +495,19 @@ impl Queue {
     }
 }
 
+/// The work of a request or schedule of `kind`: its plugins or its policies (the request
+/// was checked to name only the one that fits).
+fn work_of(
+    kind: QueueTaskKind,
+    plugins: Option<Vec<String>>,
+    policies: Option<Vec<String>>,
+) -> QueueWork {
+    match kind {
+        QueueTaskKind::Scan => QueueWork::Scan { plugins },
+        QueueTaskKind::Audit => QueueWork::Audit { policies },
+    }
+}
+
 /// The oldest Queued tasks that fit in the free slots (`ending` running tasks are about to
 /// free theirs), marked Running as of now; nothing while the daemon is stopping.
 fn pick_ready(inner: &Inner, slots: u32, ending: usize) -> Vec<(u64, QueueTask)> {
@@ -511,8 +523,10 @@ fn pick_ready(inner: &Inner, slots: u32, ending: usize) -> Vec<(u64, QueueTask)>
         .take(free)
         .map(|seq| {
             let mut t = inner.tasks[seq].clone();
-            t.status = QueueTaskStatus::Running;
-            t.started_at = Some(now);
+            t.state = QueueTaskState::Running {
+                started_at: now,
+                attempt: t.state.attempt(),
+            };
             (*seq, t)
         })
         .collect()

@@ -19,7 +19,7 @@ pub(super) fn findings_of(
         return Vec::new();
     }
     let day = result.drifts.first().map_or(today, |d| d.day);
-    let mut out: Vec<Finding> = finding::from_drift(&task.target, task.id, day, &result.drifts)
+    let mut out: Vec<Finding> = finding::from_drift(&task.target, task.id(), day, &result.drifts)
         .into_iter()
         .collect();
     for c in result
@@ -39,13 +39,13 @@ pub(super) fn findings_of(
             plugin: &c.plugin,
             evidence: &c.evidence,
         };
-        out.push(finding::from_policy(&task.target, task.id, day, &failed));
+        out.push(finding::from_policy(&task.target, task.id(), day, &failed));
     }
     for run in &result.plugins {
         if let Some(error) = &run.error {
             out.push(finding::from_scan_failure(
                 &task.target,
-                task.id,
+                task.id(),
                 day,
                 &run.plugin,
                 error,
@@ -77,7 +77,7 @@ pub(super) fn cancelled_result() -> QueueTaskResult {
 pub(super) fn interrupted_result(task: &QueueTask) -> QueueTaskResult {
     QueueTaskResult::failed(format!(
         "interrupted {} times by daemon stops or crashes; not retried again",
-        task.attempt
+        task.state.attempt()
     ))
 }
 
@@ -92,21 +92,21 @@ pub(super) fn log_row(
         0
     };
     let changes_found = result.changes();
-    let drift_fingerprint = result.fingerprint();
+    let drift_fingerprint = result.fingerprint().map(|f| f.to_string());
     LogRow {
-        id: task.id,
+        id: task.id(),
         target: task.target.clone(),
         scope: task.scope.clone(),
         initiator: task.initiator.clone(),
         schedule: task.schedule.clone(),
         queued_at: task.queued_at,
-        started_at: task.started_at,
+        started_at: task.state.started_at(),
         finished_at,
         status: result.status,
         errors,
         messages: result.messages,
         summary: result.summary,
-        attempt: task.attempt,
+        attempt: task.state.attempt(),
         items_scanned: result.items,
         changes_found,
         checks: result.checks,

@@ -2,16 +2,14 @@
 //! schedule fire times. Plain blocking functions over a redb transaction, so that callers can
 //! combine several of them (and other modules' writes) in one commit.
 
-use redb::{
-    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
-};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
-use crate::proto::{FinalStatus, LastScan, LogPage, LogRow, QueueTask, QueueTaskKind};
-use crate::store::tables::{
-    AUDIT_LOG, LOG_BY_NODE, LOG_BY_STATUS, LOG_COUNTS, META, NODE_LAST_SCAN, QUEUE, SCAN_LOG,
-    SCHEDULE_FIRED,
+use super::rows::{
+    StoredLastScan, StoredLogRow, StoredQueueTask, AUDIT_LOG, NODE_LAST_SCAN, QUEUE, SCAN_LOG,
 };
-use crate::store::StoreError;
+use crate::proto::{FinalStatus, LastScan, LogPage, LogRow, QueueTask, QueueTaskKind};
+use crate::store::tables::{LOG_BY_NODE, LOG_BY_STATUS, LOG_COUNTS, META, SCHEDULE_FIRED};
+use crate::store::{JsonTable, StoreError};
 
 /// Counter names in the meta table.
 pub const NEXT_SEQ: &str = "queue.next_seq";
@@ -22,21 +20,21 @@ pub const DROPPED_SCHEDULED: &str = "queue.dropped_scheduled";
 
 /// Increments a counter and returns its new value (the first value handed out is 1).
 pub fn next(tx: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
-    let mut meta = tx.open_table(META)?;
+    let mut meta = META.write(tx)?;
     let n = meta.get(name)?.map_or(0, |v| v.value()) + 1;
     meta.insert(name, n)?;
     Ok(n)
 }
 
 pub fn add(tx: &WriteTransaction, name: &str, by: u64) -> Result<u64, StoreError> {
-    let mut meta = tx.open_table(META)?;
+    let mut meta = META.write(tx)?;
     let n = meta.get(name)?.map_or(0, |v| v.value()) + by;
     meta.insert(name, n)?;
     Ok(n)
 }
 
 pub fn counter(tx: &ReadTransaction, name: &str) -> Result<u64, StoreError> {
-    Ok(tx.open_table(META)?.get(name)?.map_or(0, |v| v.value()))
+    Ok(META.read(tx)?.get(name)?.map_or(0, |v| v.value()))
 }
 
 pub fn next_task_number(tx: &WriteTransaction, kind: QueueTaskKind) -> Result<u64, StoreError> {
@@ -50,36 +48,28 @@ pub fn next_task_number(tx: &WriteTransaction, kind: QueueTaskKind) -> Result<u6
     )
 }
 
-fn encode<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Encode {
-        what,
-        error: e.to_string(),
-    })
-}
-
 pub fn put_task(tx: &WriteTransaction, seq: u64, task: &QueueTask) -> Result<(), StoreError> {
-    let bytes = encode("queue task", task)?;
-    tx.open_table(QUEUE)?.insert(seq, bytes.as_slice())?;
-    Ok(())
+    QUEUE.write(tx)?.put(seq, &StoredQueueTask::from(task))
 }
 
 pub fn remove_task(tx: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
-    tx.open_table(QUEUE)?.remove(seq)?;
+    QUEUE.write(tx)?.remove(seq)?;
     Ok(())
 }
 
-/// Every active task in queue order. A row that does not decode is logged and skipped: it
-/// cannot be run, and refusing to start over it would take the whole daemon down.
+/// Every active task in queue order. A row that does not decode (or describes a task that
+/// cannot be) is logged and counted, and left out: it cannot be run, and refusing to start
+/// over it would take the whole daemon down.
 pub fn load_tasks(tx: &WriteTransaction) -> Result<Vec<(u64, QueueTask)>, StoreError> {
-    let table = tx.open_table(QUEUE)?;
+    let table = QUEUE.write(tx)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
-        let (k, v) = entry?;
-        match serde_json::from_slice::<QueueTask>(v.value()) {
+        let (k, row) = entry?;
+        match QueueTask::try_from(row) {
             Ok(task) => out.push((k.value(), task)),
             Err(e) => tracing::error!(
                 seq = k.value(),
-                "skipping a queue row that does not decode: {e}"
+                "skipping a queue row that cannot be run: {e}"
             ),
         }
     }
@@ -93,7 +83,7 @@ const STATUSES: [FinalStatus; 3] = [
 ];
 
 /// The log table of a kind, and its name in the log indexes.
-fn log_table(kind: QueueTaskKind) -> (TableDefinition<'static, u64, &'static [u8]>, &'static str) {
+fn log_table(kind: QueueTaskKind) -> (JsonTable<u64, StoredLogRow>, &'static str) {
     match kind {
         QueueTaskKind::Scan => (SCAN_LOG, "scans"),
         QueueTaskKind::Audit => (AUDIT_LOG, "audits"),
@@ -115,22 +105,14 @@ fn status_name(status: FinalStatus) -> &'static str {
 
 pub fn append_log(tx: &WriteTransaction, row: &LogRow) -> Result<(), StoreError> {
     let seq = next(tx, NEXT_LOG)?;
-    let bytes = encode("log row", row)?;
-    let (def, log) = log_table(row.id.kind);
-    tx.open_table(def)?.insert(seq, bytes.as_slice())?;
+    let (table, log) = log_table(row.id.kind);
+    table.write(tx)?.put(seq, &StoredLogRow::from(row))?;
     index_log_row(tx, log, seq, &row.target, row.status)?;
     add(tx, &indexed_counter(log), 1)?;
     if row.id.kind == QueueTaskKind::Scan {
-        let last = LastScan {
-            id: row.id,
-            finished_at: row.finished_at,
-            status: row.status,
-            items_scanned: row.items_scanned,
-            changes_found: row.changes_found,
-        };
-        let bytes = encode("last scan", &last)?;
-        tx.open_table(NODE_LAST_SCAN)?
-            .insert(row.target.as_str(), bytes.as_slice())?;
+        NODE_LAST_SCAN
+            .write(tx)?
+            .put(row.target.as_str(), &StoredLastScan::from(row))?;
     }
     Ok(())
 }
@@ -143,11 +125,9 @@ fn index_log_row(
     status: FinalStatus,
 ) -> Result<(), StoreError> {
     let status = status_name(status);
-    tx.open_table(LOG_BY_NODE)?
-        .insert((log, node, seq), status)?;
-    tx.open_table(LOG_BY_STATUS)?
-        .insert((log, status, seq), ())?;
-    let mut counts = tx.open_table(LOG_COUNTS)?;
+    LOG_BY_NODE.write(tx)?.insert((log, node, seq), status)?;
+    LOG_BY_STATUS.write(tx)?.insert((log, status, seq), ())?;
+    let mut counts = LOG_COUNTS.write(tx)?;
     for key in [(log, Some(node), status), (log, None, status)] {
         let n = counts.get(key)?.map_or(0, |v| v.value()) + 1;
         counts.insert(key, n)?;
@@ -161,10 +141,10 @@ fn index_log_row(
 pub fn ensure_log_index(tx: &WriteTransaction) -> Result<u64, StoreError> {
     let mut complete = true;
     for kind in [QueueTaskKind::Scan, QueueTaskKind::Audit] {
-        let (def, log) = log_table(kind);
-        let rows = tx.open_table(def)?.len()?;
-        let indexed = tx
-            .open_table(META)?
+        let (table, log) = log_table(kind);
+        let rows = table.write(tx)?.len()?;
+        let indexed = META
+            .write(tx)?
             .get(indexed_counter(log).as_str())?
             .map_or(0, |v| v.value());
         complete &= rows == indexed;
@@ -172,23 +152,20 @@ pub fn ensure_log_index(tx: &WriteTransaction) -> Result<u64, StoreError> {
     if complete {
         return Ok(0);
     }
-    tx.open_table(LOG_BY_NODE)?.retain(|_, _| false)?;
-    tx.open_table(LOG_BY_STATUS)?.retain(|_, _| false)?;
-    tx.open_table(LOG_COUNTS)?.retain(|_, _| false)?;
+    LOG_BY_NODE.write(tx)?.retain(|_, _| false)?;
+    LOG_BY_STATUS.write(tx)?.retain(|_, _| false)?;
+    LOG_COUNTS.write(tx)?.retain(|_, _| false)?;
     let mut total = 0;
     for kind in [QueueTaskKind::Scan, QueueTaskKind::Audit] {
-        let (def, log) = log_table(kind);
-        let table = tx.open_table(def)?;
-        let mut rows = 0;
+        let (table, log) = log_table(kind);
+        let table = table.write(tx)?;
+        // Rows that do not decode are counted as covered (reading leaves them out too).
+        let rows = table.len()?;
         for entry in table.iter()? {
-            let (k, v) = entry?;
-            rows += 1;
-            // A row that does not decode is counted as covered; reading skips it.
-            if let Ok(row) = serde_json::from_slice::<LogRow>(v.value()) {
-                index_log_row(tx, log, k.value(), &row.target, row.status)?;
-            }
+            let (k, row) = entry?;
+            index_log_row(tx, log, k.value(), &row.target, row.status)?;
         }
-        tx.open_table(META)?
+        META.write(tx)?
             .insert(indexed_counter(log).as_str(), rows)?;
         total += rows;
     }
@@ -196,10 +173,7 @@ pub fn ensure_log_index(tx: &WriteTransaction) -> Result<u64, StoreError> {
 }
 
 pub fn last_scan(tx: &ReadTransaction, node: &str) -> Result<Option<LastScan>, StoreError> {
-    Ok(tx
-        .open_table(NODE_LAST_SCAN)?
-        .get(node)?
-        .and_then(|v| serde_json::from_slice(v.value()).ok()))
+    Ok(NODE_LAST_SCAN.read(tx)?.get(node)?.map(LastScan::from))
 }
 
 /// Which log rows to return.
@@ -220,11 +194,11 @@ pub fn read_log(
     kind: QueueTaskKind,
     filter: &LogFilter,
 ) -> Result<LogPage, StoreError> {
-    let (def, log) = log_table(kind);
-    let table = tx.open_table(def)?;
+    let (table, log) = log_table(kind);
+    let table = table.read(tx)?;
     let status = filter.status.map(status_name);
     let node = filter.node.as_deref();
-    let counts = tx.open_table(LOG_COUNTS)?;
+    let counts = LOG_COUNTS.read(tx)?;
     let count = |node: Option<&str>, status: &str| -> Result<u64, StoreError> {
         Ok(counts.get((log, node, status))?.map_or(0, |v| v.value()))
     };
@@ -252,14 +226,14 @@ pub fn read_log(
     if take > 0 {
         match (node, status) {
             (None, None) => {
-                for entry in table.iter()?.rev() {
-                    if !keep(entry?.0.value()) {
+                for key in table.keys()?.rev() {
+                    if !keep(key?.value()) {
                         break;
                     }
                 }
             }
             (None, Some(s)) => {
-                let index = tx.open_table(LOG_BY_STATUS)?;
+                let index = LOG_BY_STATUS.read(tx)?;
                 for entry in index.range((log, s, 0)..=(log, s, u64::MAX))?.rev() {
                     if !keep(entry?.0.value().2) {
                         break;
@@ -267,7 +241,7 @@ pub fn read_log(
                 }
             }
             (Some(n), s) => {
-                let index = tx.open_table(LOG_BY_NODE)?;
+                let index = LOG_BY_NODE.read(tx)?;
                 for entry in index.range((log, n, 0)..=(log, n, u64::MAX))?.rev() {
                     let (k, v) = entry?;
                     if s.is_some_and(|s| s != v.value()) {
@@ -282,10 +256,8 @@ pub fn read_log(
     }
     let mut rows = Vec::with_capacity(seqs.len());
     for seq in seqs {
-        let Some(v) = table.get(seq)? else { continue };
-        match serde_json::from_slice::<LogRow>(v.value()) {
-            Ok(row) => rows.push(row),
-            Err(e) => tracing::warn!(seq, "skipping a {log} log row that does not decode: {e}"),
+        if let Some(row) = table.get(seq)? {
+            rows.push(LogRow::from(row));
         }
     }
     Ok(LogPage {
@@ -295,14 +267,14 @@ pub fn read_log(
 }
 
 pub fn schedule_fired(tx: &ReadTransaction, name: &str) -> Result<Option<i64>, StoreError> {
-    Ok(tx.open_table(SCHEDULE_FIRED)?.get(name)?.map(|v| v.value()))
+    Ok(SCHEDULE_FIRED.read(tx)?.get(name)?.map(|v| v.value()))
 }
 
 /// Compare-and-set of a schedule's last due time: records `due_unix` and returns true if it
 /// is later than the recorded one (or none is recorded); false, changing nothing, if that
 /// due time (or a later one) already ran.
 pub fn claim_due(tx: &WriteTransaction, name: &str, due_unix: i64) -> Result<bool, StoreError> {
-    let mut table = tx.open_table(SCHEDULE_FIRED)?;
+    let mut table = SCHEDULE_FIRED.write(tx)?;
     if table
         .get(name)?
         .is_some_and(|last| last.value() >= due_unix)
@@ -315,7 +287,7 @@ pub fn claim_due(tx: &WriteTransaction, name: &str, due_unix: i64) -> Result<boo
 
 /// Records `now_unix` as a schedule's last due time if it has none yet.
 pub fn schedule_seen(tx: &WriteTransaction, name: &str, now_unix: i64) -> Result<(), StoreError> {
-    let mut table = tx.open_table(SCHEDULE_FIRED)?;
+    let mut table = SCHEDULE_FIRED.write(tx)?;
     if table.get(name)?.is_none() {
         table.insert(name, now_unix)?;
     }
@@ -327,7 +299,7 @@ mod tests {
     use super::*;
     use crate::config::Scope;
     use crate::proto::QueueTaskId;
-    use crate::store::Store;
+    use crate::store::{Commit, Store};
 
     fn row(kind: QueueTaskKind, number: u64, node: &str, status: FinalStatus) -> LogRow {
         let now = chrono::Utc::now();
@@ -427,7 +399,7 @@ mod tests {
             })
             .collect();
         store
-            .write_blocking(|tx| -> Result<(), StoreError> {
+            .write_blocking(Commit::Durable, |tx| -> Result<(), StoreError> {
                 for r in &rows {
                     append_log(tx, r)?;
                 }
@@ -436,20 +408,29 @@ mod tests {
             .unwrap();
         check_pages(&store, &rows);
         // Complete indexes are left alone.
-        assert_eq!(store.write_blocking(ensure_log_index).unwrap(), 0);
+        assert_eq!(
+            store
+                .write_blocking(Commit::Durable, ensure_log_index)
+                .unwrap(),
+            0
+        );
 
         // A store whose logs were written without the indexes gets them at the next start.
         store
-            .write_blocking(|tx| -> Result<(), StoreError> {
-                tx.open_table(LOG_BY_NODE)?.retain(|_, _| false)?;
-                tx.open_table(LOG_BY_STATUS)?.retain(|_, _| false)?;
-                tx.open_table(LOG_COUNTS)?.retain(|_, _| false)?;
-                tx.open_table(META)?
-                    .remove(indexed_counter("audits").as_str())?;
+            .write_blocking(Commit::Durable, |tx| -> Result<(), StoreError> {
+                LOG_BY_NODE.write(tx)?.retain(|_, _| false)?;
+                LOG_BY_STATUS.write(tx)?.retain(|_, _| false)?;
+                LOG_COUNTS.write(tx)?.retain(|_, _| false)?;
+                META.write(tx)?.remove(indexed_counter("audits").as_str())?;
                 Ok(())
             })
             .unwrap();
-        assert_eq!(store.write_blocking(ensure_log_index).unwrap(), 60);
+        assert_eq!(
+            store
+                .write_blocking(Commit::Durable, ensure_log_index)
+                .unwrap(),
+            60
+        );
         check_pages(&store, &rows);
     }
 }

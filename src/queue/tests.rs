@@ -63,7 +63,7 @@ async fn a_due_time_runs_once_even_when_fires_race() {
     assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|r| **r).count(), 1);
     let queued = queue.list(&QueueFilter::default()).await;
     assert_eq!(queued.len(), 1);
-    assert_eq!(queued[0].id.to_string(), "Scan #2");
+    assert_eq!(queued[0].id().to_string(), "Scan #2");
 
     // First sight of a schedule records it; later sightings keep the recorded run.
     queue

@@ -2,11 +2,13 @@
 //! (almost) nothing: values and chunks are content-addressed and shared between days and
 //! nodes (see `chunk`). A scan streams its items through a [`SnapshotWriter`], which never
 //! holds more than one chunk in memory; [`SnapshotWriter::commit`] then records the day's
-//! snapshot and its drift against the baseline in one durable commit (or, for a queue
-//! task, in a lazy one that the task's end commit makes durable).
+//! snapshot and, in the same transaction, runs the caller's hook on it and its baseline
+//! (the drift stage records the day's drift there). Stored snapshots are read through a
+//! [`Reader`] and walked in key order by an [`EntryCursor`].
 
 pub mod chunk;
 mod day;
+mod reader;
 mod refs;
 
 use std::collections::BTreeMap;
@@ -17,13 +19,15 @@ use serde::{Deserialize, Serialize};
 use vigil_plugin::Item;
 
 pub use day::{day_number, from_day_number, today, TODAY_FILE_ENV};
-pub use refs::{chunk_from as chunk_from_table, value_from as value_from_table};
+pub use reader::{EntryCursor, Reader};
 
-use crate::drift::{self, DiffRules};
-use crate::proto::{PluginDrift, QueueTaskId};
-use crate::store::tables::{DRIFT, SNAPSHOTS};
-use crate::store::{Store, StoreError};
+use crate::proto::QueueTaskId;
+use crate::store::{tables, Commit, JsonTable, Store, StoreError};
 use chunk::{ChunkBuilder, Hash, StoredValue, MAX_CHUNK_ENTRIES};
+
+/// Snapshots: (node, plugin, day number) → its chunk list.
+const SNAPSHOTS: JsonTable<(&str, &str, i32), SnapshotMeta> =
+    JsonTable::new(tables::SNAPSHOTS, "snapshot");
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -168,7 +172,7 @@ impl SnapshotWriter {
         self.pinned.extend(hashes);
         let refs = self
             .store
-            .write_lazy(move |tx| {
+            .write_as(Commit::Lazy, move |tx| {
                 pending
                     .iter()
                     .map(|c| refs::put_chunk(tx, c.hash, &c.bytes, &c.first, c.n, &c.values))
@@ -180,42 +184,24 @@ impl SnapshotWriter {
     }
 
     /// Records the snapshot as the node's snapshot of the day for this plugin (replacing an
-    /// earlier one of the same day), computes its drift against the baseline (the newest
-    /// snapshot of an earlier day) and records that too, in one durable commit.
-    pub async fn commit(
-        self,
-        scan: QueueTaskId,
-        notes: Vec<String>,
-        volatile: Vec<String>,
-        rules: DiffRules,
-    ) -> Result<PluginDrift, SnapshotError> {
-        self.store_snapshot(scan, notes, volatile, rules, true)
-            .await
-    }
-
-    /// Like [`SnapshotWriter::commit`], but the commit is lazy: it becomes durable with the
-    /// next durable commit, which for a queue task is the commit that records the task's
-    /// end (made right after its plugins ran). A crash before that loses the snapshot
-    /// together with the task's end, and the task, still Running in the store, runs again.
-    pub async fn commit_with_task(
-        self,
-        scan: QueueTaskId,
-        notes: Vec<String>,
-        volatile: Vec<String>,
-        rules: DiffRules,
-    ) -> Result<PluginDrift, SnapshotError> {
-        self.store_snapshot(scan, notes, volatile, rules, false)
-            .await
-    }
-
-    async fn store_snapshot(
+    /// earlier one of the same day), then runs `hook` in the same transaction with it and
+    /// its baseline (the newest snapshot of an earlier day). With [`Commit::Lazy`] the
+    /// commit becomes durable with the next durable one — for a queue task, the commit
+    /// that records its end, made right after its plugins ran: a crash before that loses
+    /// the snapshot together with the task's end, and the task, still Running in the
+    /// store, runs again.
+    pub async fn commit<T, F>(
         mut self,
+        commit: Commit,
         scan: QueueTaskId,
         notes: Vec<String>,
         volatile: Vec<String>,
-        rules: DiffRules,
-        durable: bool,
-    ) -> Result<PluginDrift, SnapshotError> {
+        hook: F,
+    ) -> Result<T, SnapshotError>
+    where
+        F: FnOnce(&WriteTransaction, &Committed<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
         self.flush().await?;
         self.write_pending().await?;
         let meta = SnapshotMeta {
@@ -233,18 +219,32 @@ impl SnapshotWriter {
             self.day,
         );
         let store = self.store.clone();
-        let write = move |tx: &WriteTransaction| -> Result<PluginDrift, SnapshotError> {
-            record(tx, store.pins(), &node, &plugin, day, &meta, &rules)
-                .map_err(SnapshotError::from)
+        let write = move |tx: &WriteTransaction| -> Result<T, SnapshotError> {
+            let baseline = record(tx, store.pins(), &node, &plugin, day, &meta)?;
+            let committed = Committed {
+                node: &node,
+                plugin: &plugin,
+                day,
+                meta: &meta,
+                baseline: baseline.as_ref().map(|(d, m)| (*d, m)),
+            };
+            hook(tx, &committed).map_err(SnapshotError::from)
         };
-        if durable {
-            self.store.write(write).await
-        } else {
-            self.store.write_lazy(write).await
-        }
+        self.store.write_as(commit, write).await
     }
 }
 
+/// A snapshot just recorded, as a commit hook sees it.
+pub struct Committed<'a> {
+    pub node: &'a str,
+    pub plugin: &'a str,
+    pub day: NaiveDate,
+    pub meta: &'a SnapshotMeta,
+    /// The newest snapshot of an earlier day, if any.
+    pub baseline: Option<(NaiveDate, &'a SnapshotMeta)>,
+}
+
+/// Stores the day's snapshot (releasing the one it replaces) and returns its baseline.
 fn record(
     tx: &WriteTransaction,
     pins: &crate::store::Pins,
@@ -252,63 +252,34 @@ fn record(
     plugin: &str,
     day: NaiveDate,
     meta: &SnapshotMeta,
-    rules: &DiffRules,
-) -> Result<PluginDrift, StoreError> {
+) -> Result<Option<(NaiveDate, SnapshotMeta)>, StoreError> {
     let d = day_number(day);
-    let mut snapshots = tx.open_table(SNAPSHOTS)?;
+    let mut snapshots = SNAPSHOTS.write(tx)?;
     for c in &meta.chunks {
         refs::retain_chunk(tx, &c.hash)?;
     }
-    let old = snapshots
-        .get((node, plugin, d))?
-        .map(|v| v.value().to_vec());
-    if let Some(old) = old.and_then(|b| decode_meta(&b)) {
+    if let Some(old) = snapshots.get((node, plugin, d))? {
         for c in &old.chunks {
             refs::release_chunk(tx, pins, &c.hash)?;
         }
     }
-    snapshots.insert((node, plugin, d), encode_meta(meta)?.as_slice())?;
+    snapshots.put((node, plugin, d), meta)?;
     let baseline = snapshots
         .range((node, plugin, i32::MIN)..(node, plugin, d))?
         .next_back()
         .transpose()?
-        .and_then(|(k, v)| decode_meta(v.value()).map(|m| (k.value().2, m)));
-    drop(snapshots);
-    let (baseline_day, changes) = match &baseline {
-        Some((bd, base)) => (
-            Some(from_day_number(*bd)),
-            drift::diff(tx, &base.chunks, &meta.chunks, rules, &meta.volatile)?,
-        ),
-        None => (None, Vec::new()),
-    };
-    let result = PluginDrift {
-        node: node.to_owned(),
-        plugin: plugin.to_owned(),
-        day,
-        scan: meta.scan,
-        baseline_day,
-        items: meta.items,
-        changes,
-        coverage_notes: meta.notes.clone(),
-    };
-    let bytes = serde_json::to_vec(&result).map_err(|e| StoreError::Encode {
-        what: "drift",
-        error: e.to_string(),
-    })?;
-    tx.open_table(DRIFT)?
-        .insert((node, plugin, d), bytes.as_slice())?;
-    Ok(result)
+        .map(|(k, m)| (from_day_number(k.value().2), m));
+    Ok(baseline)
 }
 
-fn encode_meta(meta: &SnapshotMeta) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(meta).map_err(|e| StoreError::Encode {
-        what: "snapshot",
-        error: e.to_string(),
-    })
-}
-
-pub fn decode_meta(bytes: &[u8]) -> Option<SnapshotMeta> {
-    serde_json::from_slice(bytes).ok()
+/// A node's snapshot of one day for one plugin.
+pub fn snapshot_of(
+    tx: &redb::ReadTransaction,
+    node: &str,
+    plugin: &str,
+    day: NaiveDate,
+) -> Result<Option<SnapshotMeta>, StoreError> {
+    SNAPSHOTS.read(tx)?.get((node, plugin, day_number(day)))
 }
 
 /// The newest snapshot per plugin of a node: (plugin → (day, meta)).
@@ -316,68 +287,15 @@ pub fn latest_per_plugin(
     tx: &redb::ReadTransaction,
     node: &str,
 ) -> Result<BTreeMap<String, (NaiveDate, SnapshotMeta)>, StoreError> {
-    let table = tx.open_table(SNAPSHOTS)?;
+    let table = SNAPSHOTS.read(tx)?;
     let mut out = BTreeMap::new();
     for entry in table.range((node, "", i32::MIN)..)? {
-        let (k, v) = entry?;
+        let (k, meta) = entry?;
         let (n, plugin, d) = k.value();
         if n != node {
             break;
         }
-        if let Some(meta) = decode_meta(v.value()) {
-            out.insert(plugin.to_owned(), (from_day_number(d), meta));
-        }
-    }
-    Ok(out)
-}
-
-/// Drift recorded for a node on a day, all plugins.
-pub fn drift_of_day(
-    tx: &redb::ReadTransaction,
-    node: &str,
-    day: NaiveDate,
-) -> Result<Vec<PluginDrift>, StoreError> {
-    let d = day_number(day);
-    let table = tx.open_table(DRIFT)?;
-    let mut out = Vec::new();
-    for entry in table.range((node, "", d)..)? {
-        let (k, v) = entry?;
-        let (n, _, day) = k.value();
-        if n != node {
-            break;
-        }
-        if day == d {
-            if let Ok(pd) = serde_json::from_slice::<PluginDrift>(v.value()) {
-                out.push(pd);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A node's drift for a day, re-diffed from the stored snapshots with the ignore rules in
-/// force now (`rules_for` gives a plugin's rules; `None` keeps the drift recorded at scan
-/// time). Where a snapshot was pruned, the recorded drift is returned as it was.
-pub fn drift_of_day_now(
-    tx: &redb::ReadTransaction,
-    node: &str,
-    day: NaiveDate,
-    rules_for: impl Fn(&str) -> Option<DiffRules>,
-) -> Result<Vec<PluginDrift>, StoreError> {
-    let mut out = drift_of_day(tx, node, day)?;
-    let snapshots = tx.open_table(SNAPSHOTS)?;
-    for pd in &mut out {
-        let (Some(rules), Some(base_day)) = (rules_for(&pd.plugin), pd.baseline_day) else {
-            continue;
-        };
-        let get = |d: NaiveDate| -> Result<Option<SnapshotMeta>, StoreError> {
-            Ok(snapshots
-                .get((node, pd.plugin.as_str(), day_number(d)))?
-                .and_then(|v| decode_meta(v.value())))
-        };
-        if let (Some(base), Some(cur)) = (get(base_day)?, get(day)?) {
-            pd.changes = drift::diff_read(tx, &base.chunks, &cur.chunks, &rules, &cur.volatile)?;
-        }
+        out.insert(plugin.to_owned(), (from_day_number(d), meta));
     }
     Ok(out)
 }
@@ -386,36 +304,18 @@ pub fn drift_of_day_now(
 pub fn stored_bytes(tx: &redb::ReadTransaction) -> Result<u64, StoreError> {
     use crate::store::tables::{CHUNKS, VALUES};
     let mut total = 0u64;
-    for entry in tx.open_table(VALUES)?.iter()? {
+    for entry in VALUES.read(tx)?.iter()? {
         total += entry?.1.value().len() as u64 + 32;
     }
-    for entry in tx.open_table(CHUNKS)?.iter()? {
+    for entry in CHUNKS.read(tx)?.iter()? {
         total += entry?.1.value().len() as u64 + 32;
     }
-    for entry in tx.open_table(SNAPSHOTS)?.iter()? {
+    for entry in SNAPSHOTS.read(tx)?.undecoded().iter()? {
         let (k, v) = entry?;
         let (n, p, _) = k.value();
         total += (v.value().len() + n.len() + p.len() + 4) as u64;
     }
     Ok(total)
-}
-
-/// The newest day with recorded drift for a node.
-pub fn latest_drift_day(
-    tx: &redb::ReadTransaction,
-    node: &str,
-) -> Result<Option<NaiveDate>, StoreError> {
-    let table = tx.open_table(DRIFT)?;
-    let mut best = None;
-    for entry in table.range((node, "", i32::MIN)..)? {
-        let (k, _) = entry?;
-        let (n, _, d) = k.value();
-        if n != node {
-            break;
-        }
-        best = best.max(Some(d));
-    }
-    Ok(best.map(from_day_number))
 }
 
 /// Looks up one item in the newest snapshot of a node's plugin.
@@ -433,20 +333,19 @@ pub fn current_item(
     let Some(c) = idx.checked_sub(1).map(|i| &meta.chunks[i]) else {
         return Ok(None);
     };
-    let Some(bytes) = refs::chunk_bytes(tx, &c.hash)? else {
-        return Ok(None);
-    };
+    let reader = Reader::in_read(tx)?;
+    let bytes = reader.chunk(&c.hash)?;
     for (k, h) in chunk::Entries::new(&bytes) {
         if k == key {
-            return Ok(refs::value(tx, &h)?.map(|v| (*day, v)));
+            return Ok(Some((*day, reader.value(&h)?)));
         }
     }
     Ok(None)
 }
 
-/// Prunes snapshots and drift older than `retention_days` before `today`, keeping each
-/// node's newest snapshot per plugin (it is the baseline of the next scan). Works in small
-/// transactions so that scans are never held up for long. Returns snapshots pruned.
+/// Prunes snapshots older than `retention_days` before `today`, keeping each node's newest
+/// snapshot per plugin (it is the baseline of the next scan). Works in small transactions
+/// so that scans are never held up for long. Returns snapshots pruned.
 pub fn prune_blocking(
     store: &Store,
     today: NaiveDate,
@@ -458,16 +357,10 @@ pub fn prune_blocking(
     let mut pruned = 0;
     let mut cursor: refs::PruneCursor = None;
     loop {
-        let n = store
-            .write_blocking(|tx| refs::prune_some(tx, store.pins(), cutoff, BATCH, &mut cursor))?;
+        let n = store.write_blocking(Commit::Durable, |tx| {
+            refs::prune_some(tx, store.pins(), cutoff, BATCH, &mut cursor)
+        })?;
         pruned += n;
-        if cursor.is_none() {
-            break;
-        }
-    }
-    let mut cursor: refs::PruneCursor = None;
-    loop {
-        store.write_blocking(|tx| refs::prune_drift_some(tx, cutoff, BATCH, &mut cursor))?;
         if cursor.is_none() {
             break;
         }
@@ -478,7 +371,7 @@ pub fn prune_blocking(
 /// Removes chunks that no snapshot references (left by scans that failed or were
 /// interrupted). Only safe while no scan is writing: run at start, before the queue starts.
 pub fn sweep_blocking(store: &Store) -> Result<usize, StoreError> {
-    store.write_blocking(refs::sweep_unreferenced)
+    store.write_blocking(Commit::Durable, refs::sweep_unreferenced)
 }
 
 mod hex32 {

@@ -12,14 +12,14 @@
 //! Without that, pruning an old snapshot in the middle of a scan could delete a chunk the
 //! scan is about to list.
 
-use redb::{ReadableTable, TableHandle, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::chunk::{self, split_refcount, with_refcount, Entries, Hash, StoredValue};
-use super::{decode_meta, ChunkRef};
-use crate::store::tables::{CHUNKS, DRIFT, SNAPSHOTS, VALUES};
-use crate::store::{Pins, StoreError};
+use super::{ChunkRef, SNAPSHOTS};
+use crate::store::tables::{CHUNKS, VALUES};
+use crate::store::{Pins, PlainTable, StoreError};
 
-type BlobTable = redb::TableDefinition<'static, &'static [u8; 32], &'static [u8]>;
+type BlobTable = PlainTable<&'static [u8; 32], &'static [u8]>;
 
 /// Stores a chunk (and its values) unless it already exists; `h` is the chunk's hash.
 pub fn put_chunk(
@@ -30,10 +30,10 @@ pub fn put_chunk(
     items: usize,
     values: &[(Hash, Vec<u8>)],
 ) -> Result<ChunkRef, StoreError> {
-    let mut chunks = tx.open_table(CHUNKS)?;
+    let mut chunks = CHUNKS.write(tx)?;
     if chunks.get(&h)?.is_none() {
         chunks.insert(&h, with_refcount(0, bytes).as_slice())?;
-        let mut vt = tx.open_table(VALUES)?;
+        let mut vt = VALUES.write(tx)?;
         for (vh, vb) in values {
             let existing = vt.get(vh)?.map(|g| g.value().to_vec());
             let row = match existing {
@@ -57,16 +57,15 @@ pub fn put_chunk(
 /// returned, unless `keep_at_zero`.
 fn adjust(
     tx: &WriteTransaction,
-    def: BlobTable,
+    (def, what): (BlobTable, &str),
     h: &Hash,
     delta: i64,
     keep_at_zero: bool,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let mut table = tx.open_table(def)?;
+    let mut table = def.write(tx)?;
     let Some(row) = table.get(h)?.map(|g| g.value().to_vec()) else {
         return Err(StoreError::Corrupt(format!(
-            "{} {} is referenced but missing",
-            def.name(),
+            "snapshot {what} {} is referenced but missing",
             chunk::hex(h)
         )));
     };
@@ -82,13 +81,13 @@ fn adjust(
 
 /// One more snapshot lists this chunk.
 pub fn retain_chunk(tx: &WriteTransaction, h: &Hash) -> Result<(), StoreError> {
-    adjust(tx, CHUNKS, h, 1, false).map(|_| ())
+    adjust(tx, (CHUNKS, "chunk"), h, 1, false).map(|_| ())
 }
 
 /// One snapshot fewer lists this chunk; the last one takes it (and its value refs) away,
 /// unless a scan in progress has pinned it.
 pub fn release_chunk(tx: &WriteTransaction, pins: &Pins, h: &Hash) -> Result<(), StoreError> {
-    if let Some(bytes) = adjust(tx, CHUNKS, h, -1, pins.is_pinned(h))? {
+    if let Some(bytes) = adjust(tx, (CHUNKS, "chunk"), h, -1, pins.is_pinned(h))? {
         release_values(tx, &bytes)?;
     }
     Ok(())
@@ -96,7 +95,7 @@ pub fn release_chunk(tx: &WriteTransaction, pins: &Pins, h: &Hash) -> Result<(),
 
 fn release_values(tx: &WriteTransaction, chunk_bytes: &[u8]) -> Result<(), StoreError> {
     for (_, vh) in Entries::new(chunk_bytes) {
-        adjust(tx, VALUES, &vh, -1, false)?;
+        adjust(tx, (VALUES, "value"), &vh, -1, false)?;
     }
     Ok(())
 }
@@ -119,14 +118,6 @@ pub fn value_from<T: ReadableTable<&'static [u8; 32], &'static [u8]>>(
         .and_then(|g| StoredValue::decode(split_refcount(g.value()).1)))
 }
 
-pub fn chunk_bytes(tx: &redb::ReadTransaction, h: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-    chunk_from(&tx.open_table(CHUNKS)?, h)
-}
-
-pub fn value(tx: &redb::ReadTransaction, h: &Hash) -> Result<Option<StoredValue>, StoreError> {
-    value_from(&tx.open_table(VALUES)?, h)
-}
-
 /// Where [`prune_some`] goes on: the first snapshot key the next batch looks at.
 pub type PruneCursor = Option<(String, String, i32)>;
 
@@ -143,13 +134,15 @@ pub fn prune_some(
 ) -> Result<usize, StoreError> {
     let mut victims: Vec<(String, String, i32)> = Vec::new();
     {
-        let table = tx.open_table(SNAPSHOTS)?;
+        let rows = SNAPSHOTS.write(tx)?;
+        let table = rows.undecoded();
         let start = cursor.take();
         let rows = match &start {
             Some((n, p, d)) => table.range((n.as_str(), p.as_str(), *d)..)?,
             None => table.range::<(&str, &str, i32)>(..)?,
         };
         let mut prev: Option<(String, String, i32)> = None;
+        // Keys only: a pruned snapshot's record is read once, as it is removed.
         for entry in rows {
             let (k, _) = entry?;
             let (node, plugin, day) = k.value();
@@ -166,11 +159,9 @@ pub fn prune_some(
             }
         }
     }
-    let mut snapshots = tx.open_table(SNAPSHOTS)?;
+    let mut snapshots = SNAPSHOTS.write(tx)?;
     for (node, plugin, day) in &victims {
-        let removed = snapshots.remove((node.as_str(), plugin.as_str(), *day))?;
-        let meta = removed.and_then(|bytes| decode_meta(bytes.value()));
-        if let Some(meta) = meta {
+        if let Some(meta) = snapshots.remove((node.as_str(), plugin.as_str(), *day))? {
             for c in &meta.chunks {
                 release_chunk(tx, pins, &c.hash)?;
             }
@@ -179,46 +170,10 @@ pub fn prune_some(
     Ok(victims.len())
 }
 
-/// Removes up to `limit` drift records of days before `cutoff`, looking from `cursor` on and
-/// leaving it where the next batch should look (`None` once the table has been gone
-/// through); returns how many it removed.
-pub fn prune_drift_some(
-    tx: &WriteTransaction,
-    cutoff: i32,
-    limit: usize,
-    cursor: &mut PruneCursor,
-) -> Result<usize, StoreError> {
-    let mut drift = tx.open_table(DRIFT)?;
-    let mut old: Vec<(String, String, i32)> = Vec::new();
-    {
-        let start = cursor.take();
-        let rows = match &start {
-            Some((n, p, d)) => drift.range((n.as_str(), p.as_str(), *d)..)?,
-            None => drift.range::<(&str, &str, i32)>(..)?,
-        };
-        for entry in rows {
-            let (k, _) = entry?;
-            let (n, p, d) = k.value();
-            if old.len() >= limit {
-                // The first row not looked at: the next batch starts there.
-                *cursor = Some((n.to_owned(), p.to_owned(), d));
-                break;
-            }
-            if d < cutoff {
-                old.push((n.to_owned(), p.to_owned(), d));
-            }
-        }
-    }
-    for (n, p, d) in &old {
-        drift.remove((n.as_str(), p.as_str(), *d))?;
-    }
-    Ok(old.len())
-}
-
 /// Removes chunks no snapshot lists, with their value references.
 pub fn sweep_unreferenced(tx: &WriteTransaction) -> Result<usize, StoreError> {
     let orphans: Vec<(Hash, Vec<u8>)> = {
-        let table = tx.open_table(CHUNKS)?;
+        let table = CHUNKS.write(tx)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (k, v) = entry?;
@@ -230,7 +185,7 @@ pub fn sweep_unreferenced(tx: &WriteTransaction) -> Result<usize, StoreError> {
         out
     };
     for (h, bytes) in &orphans {
-        tx.open_table(CHUNKS)?.remove(h)?;
+        CHUNKS.write(tx)?.remove(h)?;
         release_values(tx, bytes)?;
     }
     Ok(orphans.len())

@@ -5,7 +5,10 @@
 //! never acknowledges something that a crash could lose. All redb calls run on the blocking
 //! thread pool, never on the async executor.
 
+mod table;
 pub mod tables;
+
+pub use table::{undecodable_rows, JsonTable, PlainTable, Row, Rows};
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -197,7 +200,7 @@ impl Store {
     fn check_schema(&self) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
         {
-            let mut meta = tx.open_table(META)?;
+            let mut meta = META.write(&tx)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => {
@@ -226,6 +229,12 @@ impl Store {
         Ok(tx)
     }
 
+    fn begin_lazy_write(&self) -> Result<WriteTransaction, StoreError> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::None)?;
+        Ok(tx)
+    }
+
     /// Runs `f` in a write transaction on the blocking pool and commits durably before
     /// returning. If `f` fails, nothing is written.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
@@ -234,51 +243,49 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_blocking(f))
-            .await
-            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+        self.write_as(Commit::Durable, f).await
     }
 
-    /// Like [`Store::write`], with a lazy commit (see [`Store::write_lazy_blocking`]).
-    pub async fn write_lazy<T, E, F>(&self, f: F) -> Result<T, E>
+    /// [`Store::write`] with the commit's durability chosen (see [`Commit`]).
+    pub async fn write_as<T, E, F>(&self, commit: Commit, f: F) -> Result<T, E>
     where
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_lazy_blocking(f))
+        tokio::task::spawn_blocking(move || store.write_blocking(commit, f))
             .await
             .map_err(|e| E::from(StoreError::Join(e.to_string())))?
     }
 
-    /// The blocking form of [`Store::write`], for code already off the executor.
-    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    /// The blocking form of [`Store::write_as`], for code already off the executor.
+    pub fn write_blocking<T, E, F>(&self, commit: Commit, f: F) -> Result<T, E>
     where
         F: FnOnce(&WriteTransaction) -> Result<T, E>,
         E: From<StoreError>,
     {
-        let tx = self.begin_write().map_err(E::from)?;
+        let tx = match commit {
+            Commit::Durable => self.begin_write(),
+            Commit::Lazy => self.begin_lazy_write(),
+        }
+        .map_err(E::from)?;
         let value = f(&tx)?;
         tx.commit().map_err(|e| E::from(e.into()))?;
         Ok(value)
     }
 
-    /// Like [`Store::write_blocking`], but the commit is not made durable by itself: it
-    /// becomes durable with the next durable commit. For intermediate data that is useless
-    /// until a later durable commit references it (a scan's snapshot chunks).
-    pub fn write_lazy_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    /// Runs `f` in a read transaction on the blocking pool.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&WriteTransaction) -> Result<T, E>,
-        E: From<StoreError>,
+        F: FnOnce(&ReadTransaction) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
-        let mut tx = self.db.begin_write().map_err(|e| E::from(e.into()))?;
-        tx.set_durability(Durability::None)
-            .map_err(|e| E::from(e.into()))?;
-        let value = f(&tx)?;
-        tx.commit().map_err(|e| E::from(e.into()))?;
-        Ok(value)
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
     }
 
     /// The blocking form of [`Store::read`], for code already off the executor.
@@ -290,22 +297,18 @@ impl Store {
         let tx = self.db.begin_read().map_err(|e| E::from(e.into()))?;
         f(&tx)
     }
+}
 
-    /// Runs `f` in a read transaction on the blocking pool.
-    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        F: FnOnce(&ReadTransaction) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let tx = db.begin_read().map_err(|e| E::from(e.into()))?;
-            f(&tx)
-        })
-        .await
-        .map_err(|e| E::from(StoreError::Join(e.to_string())))?
-    }
+/// How a write commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Durable before the write returns (`Durability::Immediate`, two-phase commit): what
+    /// a caller acknowledges after it cannot be lost.
+    Durable,
+    /// Not made durable by itself: it becomes durable with the next durable commit. For
+    /// intermediate data that is useless until a later durable commit references it (a
+    /// scan's snapshot chunks).
+    Lazy,
 }
 
 fn ensure_state_dir(dir: &Path) -> Result<(), StoreError> {
@@ -361,7 +364,7 @@ mod tests {
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let tx = store.db.begin_read().unwrap();
-        let meta = tx.open_table(META).unwrap();
+        let meta = META.read(&tx).unwrap();
         assert_eq!(
             meta.get("schema_version").unwrap().unwrap().value(),
             SCHEMA_VERSION
@@ -385,8 +388,8 @@ mod tests {
         {
             let store = Store::open(tmp.path()).unwrap();
             store
-                .write_blocking(|tx| -> Result<(), StoreError> {
-                    tx.open_table(META)?
+                .write_blocking(Commit::Durable, |tx| -> Result<(), StoreError> {
+                    META.write(tx)?
                         .insert("schema_version", SCHEMA_VERSION + 1)?;
                     Ok(())
                 })
@@ -401,12 +404,12 @@ mod tests {
     fn failed_write_leaves_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
-        let r: Result<(), StoreError> = store.write_blocking(|tx| {
-            tx.open_table(META)?.insert("probe", 1)?;
+        let r: Result<(), StoreError> = store.write_blocking(Commit::Durable, |tx| {
+            META.write(tx)?.insert("probe", 1)?;
             Err(StoreError::Join("abort".into()))
         });
         assert!(r.is_err());
         let tx = store.db.begin_read().unwrap();
-        assert!(tx.open_table(META).unwrap().get("probe").unwrap().is_none());
+        assert!(META.read(&tx).unwrap().get("probe").unwrap().is_none());
     }
 }

@@ -33,7 +33,7 @@ pub struct Finding {
 
 /// The task fingerprint of a node's drift (none without changes).
 pub fn drift_fingerprint(drifts: &[PluginDrift]) -> Option<String> {
-    drift::fingerprint(drifts).map(|fp| format!("drift:{fp}"))
+    drift::Fingerprint::of(drifts).map(|fp| format!("drift:{fp}"))
 }
 
 /// The drift finding of one scan on one node, if anything changed.

@@ -162,7 +162,7 @@ impl TaskIndex {
                 let slot = self.tasks.len() as u32;
                 let (text_start, text_end) = self.push_text(&task, slot);
                 self.rows.push(Row {
-                    status: task.status,
+                    status: task.status(),
                     kind: task.kind,
                     assignee,
                     text_start,
@@ -175,7 +175,7 @@ impl TaskIndex {
             }
         };
         let row = &mut self.rows[slot as usize];
-        row.status = task.status;
+        row.status = task.status();
         row.kind = task.kind;
         row.assignee = assignee;
         let row = *row;
@@ -462,7 +462,7 @@ impl Filter {
     /// Text never changes and nodes are only ever added, so a task that matched the whole
     /// filter once still matches it if this holds on a newer copy.
     pub fn matches_task(&self, t: &UserTask) -> bool {
-        self.status.is_none_or(|s| s == t.status)
+        self.status.is_none_or(|s| s == t.status())
             && self
                 .assignee
                 .as_ref()

@@ -3,6 +3,8 @@
 use super::*;
 use chrono::TimeZone;
 
+use crate::proto::UserTaskState;
+
 fn task(id: u64, revision: u64, minute: u32) -> UserTask {
     let at = Utc.with_ymd_and_hms(2026, 4, 1, 12, minute, 0).unwrap();
     UserTask {
@@ -10,12 +12,10 @@ fn task(id: u64, revision: u64, minute: u32) -> UserTask {
         kind: UserTaskKind::Drift,
         title: format!("Drift: Task {id}"),
         description: format!("Changes on node {id}\nopenssl {}", id % 3),
-        status: UserTaskStatus::Open,
+        state: UserTaskState::Open,
         assignee: None,
         created_at: at,
         last_event_at: at,
-        closed_by: None,
-        closed_at: None,
         events: 1,
         nodes: 1,
         first_nodes: Vec::new(),
@@ -40,7 +40,7 @@ fn recount(index: &TaskIndex, email: &str) -> (u64, u64) {
     let (tasks, _) = index.page(&all(), 0, usize::MAX);
     let open: Vec<_> = tasks
         .iter()
-        .filter(|t| t.status == UserTaskStatus::Open)
+        .filter(|t| t.status() == UserTaskStatus::Open)
         .collect();
     let mine = open
         .iter()
@@ -81,7 +81,10 @@ fn counts_stay_exact_whatever_order_copies_arrive_in() {
         for rev in 1..=10 {
             let mut t = task(id, rev, (id % 60) as u32);
             if rng.bool() {
-                t.status = UserTaskStatus::Closed;
+                t.state = UserTaskState::Closed {
+                    by: "test".into(),
+                    at: t.last_event_at,
+                };
             }
             t.assignee = match rng.u8(0..3) {
                 0 => None,

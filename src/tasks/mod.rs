@@ -13,6 +13,7 @@ mod index;
 mod mail;
 pub mod persist;
 mod rights;
+mod rows;
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -27,7 +28,6 @@ use crate::proto::{
     CloseAllResponse, ExportedUserTask, UserTask, UserTaskDetail, UserTaskFilter, UserTaskKind,
     UserTaskList, UserTaskNodeReport, UserTaskReport, UserTaskStatus,
 };
-use crate::snapshot;
 use crate::store::{Store, StoreError};
 
 pub use mail::MailWaker;
@@ -260,7 +260,7 @@ impl UserTasks {
                     let (drift, message) = if kind == UserTaskKind::Drift {
                         let rules =
                             |p: &str| config.plugin(p).map(crate::drift::DiffRules::for_plugin);
-                        (snapshot::drift_of_day_now(tx, &e.node, e.day, rules)?, None)
+                        (crate::drift::of_day_now(tx, &e.node, e.day, rules)?, None)
                     } else {
                         (Vec::new(), Some(e.details.clone()))
                     };
@@ -347,7 +347,7 @@ impl UserTasks {
                 } else {
                     UserTaskStatus::Closed
                 };
-                if task.status == want {
+                if task.status() == want {
                     return Ok(task);
                 }
                 if open {

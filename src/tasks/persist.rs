@@ -7,12 +7,12 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::finding::Finding;
 use super::index::TaskIndex;
+use super::rows::{StoredEvent, StoredUserTask, TASK_EVENTS, USER_TASKS};
 use crate::config::Config;
-use crate::proto::{UserTask, UserTaskEvent, UserTaskNode, UserTaskStatus};
+use crate::proto::{UserTask, UserTaskEvent, UserTaskNode, UserTaskState};
 use crate::snapshot::day_number;
 use crate::store::tables::{
-    LAST_FINGERPRINTS, META, OPEN_FINGERPRINTS, TASK_EVENTS, TASK_EVENT_DAYS, TASK_NODES,
-    TASK_NODE_RESOLVED, USER_TASKS,
+    LAST_FINGERPRINTS, META, OPEN_FINGERPRINTS, TASK_EVENT_DAYS, TASK_NODES, TASK_NODE_RESOLVED,
 };
 use crate::store::StoreError;
 
@@ -20,34 +20,17 @@ const NEXT_TASK: &str = "tasks.next_id";
 /// Nodes listed in a task's `first_nodes`.
 const FIRST_NODES: usize = 10;
 
-fn encode<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Encode {
-        what,
-        error: e.to_string(),
-    })
-}
-
 pub fn get(tx: &WriteTransaction, id: u64) -> Result<Option<UserTask>, StoreError> {
-    Ok(tx
-        .open_table(USER_TASKS)?
-        .get(id)?
-        .and_then(|v| serde_json::from_slice(v.value()).ok()))
+    Ok(USER_TASKS.write(tx)?.get(id)?.map(UserTask::from))
 }
 
 /// Stores a changed task, raising its revision: of two copies of a task, the one with the
 /// higher revision is the newer (the in-memory index relies on it).
 pub fn put(tx: &WriteTransaction, task: &mut UserTask) -> Result<(), StoreError> {
-    put_into(&mut tx.open_table(USER_TASKS)?, task)
-}
-
-fn put_into(
-    table: &mut redb::Table<'_, u64, &'static [u8]>,
-    task: &mut UserTask,
-) -> Result<(), StoreError> {
     task.revision += 1;
-    let bytes = encode("user task", task)?;
-    table.insert(task.id, bytes.as_slice())?;
-    Ok(())
+    USER_TASKS
+        .write(tx)?
+        .put(task.id, &StoredUserTask::from(&*task))
 }
 
 /// A new assignment to announce by mail.
@@ -81,8 +64,8 @@ pub fn ingest(
     let mut out = Ingested::default();
     let now = Utc::now();
     for f in findings {
-        let open = tx
-            .open_table(OPEN_FINGERPRINTS)?
+        let open = OPEN_FINGERPRINTS
+            .write(tx)?
             .get(f.fingerprint.as_str())?
             .map(|v| v.value());
         let mut task = match open.map(|id| get(tx, id)).transpose()?.flatten() {
@@ -102,8 +85,8 @@ pub fn ingest(
             }
         };
         let day = day_number(f.day);
-        let seen = tx
-            .open_table(TASK_EVENT_DAYS)?
+        let seen = TASK_EVENT_DAYS
+            .write(tx)?
             .get((task.id, f.node.as_str(), day))?
             .is_some();
         if seen {
@@ -117,18 +100,21 @@ pub fn ingest(
             day: f.day,
             details: f.details.clone(),
         };
-        tx.open_table(TASK_EVENTS)?
-            .insert((task.id, seq), encode("task event", &event)?.as_slice())?;
-        tx.open_table(TASK_EVENT_DAYS)?
+        TASK_EVENTS
+            .write(tx)?
+            .put((task.id, seq), &StoredEvent::from(&event))?;
+        TASK_EVENT_DAYS
+            .write(tx)?
             .insert((task.id, f.node.as_str(), day), seq)?;
-        let mut nodes = tx.open_table(TASK_NODES)?;
+        let mut nodes = TASK_NODES.write(tx)?;
         let per_node = nodes
             .get((task.id, f.node.as_str()))?
             .map_or(0, |v| v.value());
         nodes.insert((task.id, f.node.as_str()), per_node + 1)?;
         drop(nodes);
         // Failing again: no longer resolved.
-        tx.open_table(TASK_NODE_RESOLVED)?
+        TASK_NODE_RESOLVED
+            .write(tx)?
             .remove((task.id, f.node.as_str()))?;
         task.events = seq;
         task.last_event_at = now;
@@ -159,19 +145,21 @@ fn new_task(
     f: &Finding,
     now: chrono::DateTime<Utc>,
 ) -> Result<UserTask, StoreError> {
-    let mut meta = tx.open_table(META)?;
+    let mut meta = META.write(tx)?;
     let id = meta.get(NEXT_TASK)?.map_or(0, |v| v.value()) + 1;
     meta.insert(NEXT_TASK, id)?;
     drop(meta);
-    let previous = tx
-        .open_table(LAST_FINGERPRINTS)?
+    let previous = LAST_FINGERPRINTS
+        .write(tx)?
         .get(f.fingerprint.as_str())?
         .map(|v| v.value());
     let mut description = f.description.clone();
     if let Some(prev) = previous.map(|p| get(tx, p)).transpose()?.flatten() {
-        let closed = match (&prev.closed_by, prev.closed_at) {
-            (Some(by), Some(at)) => format!(", closed by {by} on {}", at.format("%Y-%m-%d")),
-            _ => String::new(),
+        let closed = match &prev.state {
+            UserTaskState::Closed { by, at } => {
+                format!(", closed by {by} on {}", at.format("%Y-%m-%d"))
+            }
+            UserTaskState::Open => String::new(),
         };
         description.push_str(&format!(
             "\nThis finding was seen before: task #{}{closed}.\n",
@@ -183,14 +171,12 @@ fn new_task(
         kind: f.kind,
         title: f.title.clone(),
         description,
-        status: UserTaskStatus::Open,
+        state: UserTaskState::Open,
         assignee: first_auto_group(config, &f.node)
             .and_then(|g| config.group(&g))
             .and_then(|g| g.owners.first().cloned()),
         created_at: now,
         last_event_at: now,
-        closed_by: None,
-        closed_at: None,
         events: 0,
         nodes: 0,
         first_nodes: Vec::new(),
@@ -199,9 +185,11 @@ fn new_task(
         revision: 0,
     };
     put(tx, &mut task)?;
-    tx.open_table(OPEN_FINGERPRINTS)?
+    OPEN_FINGERPRINTS
+        .write(tx)?
         .insert(f.fingerprint.as_str(), id)?;
-    tx.open_table(LAST_FINGERPRINTS)?
+    LAST_FINGERPRINTS
+        .write(tx)?
         .insert(f.fingerprint.as_str(), id)?;
     Ok(task)
 }
@@ -229,7 +217,7 @@ pub fn resolve(
         return Ok(None);
     };
     let nodes: Vec<String> = {
-        let table = tx.open_table(TASK_NODES)?;
+        let table = TASK_NODES.write(tx)?;
         let mut out = Vec::new();
         for entry in table.range((id, "")..)? {
             let (k, _) = entry?;
@@ -244,7 +232,7 @@ pub fn resolve(
     if !nodes.iter().any(|n| n == node) {
         return Ok(None);
     }
-    let mut resolved = tx.open_table(TASK_NODE_RESOLVED)?;
+    let mut resolved = TASK_NODE_RESOLVED.write(tx)?;
     resolved.insert((id, node), audit)?;
     for n in &nodes {
         if resolved.get((id, n.as_str()))?.is_none() {
@@ -267,7 +255,7 @@ pub fn set_open(
     open: bool,
     by: &str,
 ) -> Result<(), StoreError> {
-    let mut index = tx.open_table(OPEN_FINGERPRINTS)?;
+    let mut index = OPEN_FINGERPRINTS.write(tx)?;
     mark(&mut index, task, open, by)?;
     drop(index);
     put(tx, task)
@@ -280,14 +268,13 @@ fn mark(
     by: &str,
 ) -> Result<(), StoreError> {
     if open {
-        task.status = UserTaskStatus::Open;
-        task.closed_by = None;
-        task.closed_at = None;
+        task.state = UserTaskState::Open;
         index.insert(task.fingerprint.as_str(), task.id)?;
     } else {
-        task.status = UserTaskStatus::Closed;
-        task.closed_by = Some(by.to_owned());
-        task.closed_at = Some(Utc::now());
+        task.state = UserTaskState::Closed {
+            by: by.to_owned(),
+            at: Utc::now(),
+        };
         if index.get(task.fingerprint.as_str())?.map(|v| v.value()) == Some(task.id) {
             index.remove(task.fingerprint.as_str())?;
         }
@@ -303,19 +290,19 @@ pub fn close_many(
     by: &str,
     keep: impl Fn(&UserTask) -> bool,
 ) -> Result<Vec<UserTask>, StoreError> {
-    let mut tasks = tx.open_table(USER_TASKS)?;
-    let mut index = tx.open_table(OPEN_FINGERPRINTS)?;
+    let mut tasks = USER_TASKS.write(tx)?;
+    let mut index = OPEN_FINGERPRINTS.write(tx)?;
     let mut out = Vec::new();
     for &id in ids {
-        let task = tasks
-            .get(id)?
-            .and_then(|v| serde_json::from_slice::<UserTask>(v.value()).ok());
-        let Some(mut task) = task else { continue };
-        if task.status != UserTaskStatus::Open || !keep(&task) {
+        let Some(mut task) = tasks.get(id)?.map(UserTask::from) else {
+            continue;
+        };
+        if !task.is_open() || !keep(&task) {
             continue;
         }
         mark(&mut index, &mut task, false, by)?;
-        put_into(&mut tasks, &mut task)?;
+        task.revision += 1;
+        tasks.put(task.id, &StoredUserTask::from(&task))?;
         out.push(task);
     }
     Ok(out)
@@ -323,22 +310,19 @@ pub fn close_many(
 
 /// The open task with this fingerprint, if any.
 pub fn open_with_fingerprint(tx: &WriteTransaction, fp: &str) -> Result<Option<u64>, StoreError> {
-    Ok(tx
-        .open_table(OPEN_FINGERPRINTS)?
-        .get(fp)?
-        .map(|v| v.value()))
+    Ok(OPEN_FINGERPRINTS.write(tx)?.get(fp)?.map(|v| v.value()))
 }
 
 /// Loads every task with its nodes into `index` (at start). Both tables are ordered by task
 /// id, so one merged pass over them needs no memory beyond the index. A task row that does
-/// not decode is logged and left in the store, untouched.
+/// not decode is logged and counted, and left in the store, untouched.
 pub fn load_into(tx: &ReadTransaction, index: &mut TaskIndex) -> Result<(), StoreError> {
-    let nodes_table = tx.open_table(TASK_NODES)?;
+    let nodes_table = TASK_NODES.read(tx)?;
     let mut nodes = nodes_table.iter()?;
     // The first (task id, node) entry not yet given to a task.
     let mut next: Option<(u64, String)> = None;
-    for entry in tx.open_table(USER_TASKS)?.iter()? {
-        let (k, v) = entry?;
+    for entry in USER_TASKS.read(tx)?.iter()? {
+        let (k, task) = entry?;
         let id = k.value();
         let mut names = Vec::new();
         loop {
@@ -364,18 +348,15 @@ pub fn load_into(tx: &ReadTransaction, index: &mut TaskIndex) -> Result<(), Stor
                 }
             }
         }
-        match serde_json::from_slice::<UserTask>(v.value()) {
-            Ok(task) => index.load(task, names.iter().map(String::as_str)),
-            Err(e) => tracing::error!(task = id, "skipping a task row that does not decode: {e}"),
-        }
+        index.load(task.into(), names.iter().map(String::as_str));
     }
     Ok(())
 }
 
 /// A task's nodes with their event counts.
 pub fn node_counts(tx: &ReadTransaction, id: u64) -> Result<Vec<UserTaskNode>, StoreError> {
-    let table = tx.open_table(TASK_NODES)?;
-    let resolved = tx.open_table(TASK_NODE_RESOLVED)?;
+    let table = TASK_NODES.read(tx)?;
+    let resolved = TASK_NODE_RESOLVED.read(tx)?;
     let mut out = Vec::new();
     for entry in table.range((id, "")..)? {
         let (k, v) = entry?;
@@ -399,7 +380,7 @@ pub fn events(
     offset: usize,
     limit: usize,
 ) -> Result<Vec<UserTaskEvent>, StoreError> {
-    let table = tx.open_table(TASK_EVENTS)?;
+    let table = TASK_EVENTS.read(tx)?;
     let mut out = Vec::new();
     for entry in table
         .range((id, 0)..=(id, u64::MAX))?
@@ -407,10 +388,7 @@ pub fn events(
         .skip(offset)
         .take(limit)
     {
-        let (_, v) = entry?;
-        if let Ok(e) = serde_json::from_slice(v.value()) {
-            out.push(e);
-        }
+        out.push(entry?.1.into());
     }
     Ok(out)
 }

@@ -6,6 +6,7 @@ use crate::config::QueueTaskKind;
 use crate::outbox::Outbox;
 use crate::proto::{QueueTaskId, Role};
 use crate::setup::{Setup, SetupCell};
+use crate::store::Commit;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -65,7 +66,9 @@ impl Fixture {
             message,
         );
         self.store
-            .write_blocking(|tx| UserTasks::ingest(tx, &self.config, &[f]))
+            .write_blocking(Commit::Durable, |tx| {
+                UserTasks::ingest(tx, &self.config, &[f])
+            })
             .unwrap()
     }
 
@@ -73,7 +76,7 @@ impl Fixture {
     /// reached the index yet).
     fn assign_in_store(&self, id: u64, assignee: &str) {
         self.store
-            .write_blocking(|tx| -> Result<(), StoreError> {
+            .write_blocking(Commit::Durable, |tx| -> Result<(), StoreError> {
                 let mut t = persist::get(tx, id)?.unwrap();
                 t.assignee = Some(assignee.to_owned());
                 persist::put(tx, &mut t)
@@ -209,11 +212,11 @@ async fn rights_are_checked_on_the_task_as_stored_not_as_indexed() {
     // Reopening is for administrators, even of one's own task.
     let alice = site_user("alice@example.com");
     let closed = fx.tasks.set_open(id, false, &alice).await.unwrap();
-    assert_eq!(closed.status, UserTaskStatus::Closed);
+    assert_eq!(closed.status(), UserTaskStatus::Closed);
     let err = fx.tasks.set_open(id, true, &alice).await.unwrap_err();
     assert!(matches!(err, UserTaskError::Forbidden(_)), "{err}");
     assert_eq!(fx.stored(id).await, closed);
     let reopened = fx.tasks.set_open(id, true, &admin()).await.unwrap();
-    assert_eq!(reopened.status, UserTaskStatus::Open);
+    assert_eq!(reopened.status(), UserTaskStatus::Open);
     assert_eq!(fx.tasks.open_counts(Some("alice@example.com")), (1, 1));
 }

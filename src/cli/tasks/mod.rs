@@ -20,7 +20,7 @@ use crate::proto::endpoints::{
 use crate::proto::{
     AssignRequest, CloseAllResponse, EventsPage, ExportQuery, Status, UserTask, UserTaskDetail,
     UserTaskFilter, UserTaskKind, UserTaskList, UserTaskNodeReport, UserTaskQuery, UserTaskReport,
-    UserTaskStatus, UserTaskStatusFilter,
+    UserTaskState, UserTaskStatus, UserTaskStatusFilter,
 };
 
 /// Titles are cut to this many characters in the table (`--json` and `show` have them whole).
@@ -296,7 +296,7 @@ fn task_table(tasks: &[UserTask]) -> String {
                 t.events.to_string(),
                 t.nodes.to_string(),
                 t.assignee.clone().unwrap_or_else(|| "-".into()),
-                status_word(t.status).to_owned(),
+                status_word(t.status()).to_owned(),
                 text::local_time(t.last_event_at),
             ]
         })

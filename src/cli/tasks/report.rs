@@ -43,16 +43,11 @@ fn render_detail(detail: &UserTaskDetail, report: &UserTaskReport, paint: Paint)
         "{}",
         paint.bold(&format!("Task #{}: {}", t.id, clean(&t.title)))
     );
-    let status = match (t.status, &t.closed_by, t.closed_at) {
-        (UserTaskStatus::Closed, by, at) => format!(
-            "closed{}{}",
-            by.as_deref()
-                .map(|b| format!(" by {b}"))
-                .unwrap_or_default(),
-            at.map(|a| format!(" at {}", text::local_time(a)))
-                .unwrap_or_default()
-        ),
-        (UserTaskStatus::Open, _, _) => "open".to_owned(),
+    let status = match &t.state {
+        UserTaskState::Closed { by, at } => {
+            format!("closed by {by} at {}", text::local_time(*at))
+        }
+        UserTaskState::Open => "open".to_owned(),
     };
     let mut rows = vec![
         field("kind", t.kind.to_string()),

@@ -3,32 +3,35 @@
 //! memory), and every check ends Pass, Fail (with evidence) or Error.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::runner::{Env, Failure, QueueTaskResult, Stop, MAX_NOTES_PER_PLUGIN};
+use super::runner::{
+    unseen_note, Env, Failure, QueueTaskResult, RunEnd, Start, Stop, MAX_NOTES_PER_PLUGIN,
+};
 use crate::plugin::supervisor::{self, ScanEvent, ScanOutcome, ScanSpec};
 use crate::policy::{Check, Evaluator, Outcome, Policy, Selector};
 use crate::proto::{CheckOutcome, CheckRecord, FinalStatus, PluginRun, QueueTask};
 
+/// Audits the task's node against `policies` (`None`: every policy that applies to it).
 pub async fn audit(
     task: &QueueTask,
+    policies: Option<&[String]>,
     env: &Env<'_>,
     stop: &Stop,
-    deadline: Instant,
-    timeout: Duration,
-) -> QueueTaskResult {
+) -> RunEnd {
     let config = env.config;
-    let mut result = QueueTaskResult::empty(FinalStatus::Finished);
-    let Some(node) = config.node(&task.target) else {
-        return QueueTaskResult::failed(format!(
-            "node {:?} is no longer in the config",
-            task.target
-        ));
+    let Start {
+        node,
+        deadline,
+        timeout,
+    } = match Start::of(task, config) {
+        Ok(s) => s,
+        Err(ended) => return Ok(ended),
     };
-    let policies: Vec<&Policy> = match &task.policies {
+    let mut result = QueueTaskResult::empty(FinalStatus::Finished);
+    let policies: Vec<&Policy> = match policies {
         Some(names) => {
             let mut out = Vec::new();
             for name in names {
@@ -49,7 +52,7 @@ pub async fn audit(
     };
     if !result.messages.is_empty() {
         result.status = FinalStatus::Failed;
-        return result;
+        return Ok(result);
     }
     let mut by_plugin: BTreeMap<&str, Vec<&Check>> = BTreeMap::new();
     for p in &policies {
@@ -99,8 +102,9 @@ pub async fn audit(
                 .checks
                 .extend(results.into_iter().map(|r| record(r, &checks, task))),
             Err(failure) => {
-                if result.stopped_during(stop, plugin) {
-                    return result;
+                if let Some(stopped) = result.stopped_during(stop, plugin) {
+                    stopped?;
+                    return Ok(result);
                 }
                 let message = failure.message(plugin, timeout);
                 let evidence = match failure {
@@ -137,7 +141,7 @@ pub async fn audit(
     result.summary = Some(format!(
         "{checks} of {of}: {pass} passed, {fail} failed, {error} could not be evaluated"
     ));
-    result
+    Ok(result)
 }
 
 /// Error records for checks that were never evaluated.
@@ -152,7 +156,7 @@ fn not_evaluated<'a>(
         outcome: CheckOutcome::Error,
         evidence: format!("not evaluated: {why}"),
         node: task.target.clone(),
-        audit: Some(task.id),
+        audit: Some(task.id()),
         at: Some(Utc::now()),
         plugin: c.plugin.clone(),
         description: c.description.clone().unwrap_or_default(),
@@ -182,7 +186,7 @@ async fn evaluate(
             ScanEvent::Unseen { key, reason } => {
                 if run.notes.len() < MAX_NOTES_PER_PLUGIN {
                     let unseen = supervisor::Unseen { key, reason };
-                    run.notes.push(super::runner::unseen_note(&unseen));
+                    run.notes.push(unseen_note(&unseen));
                 }
             }
         }
@@ -205,7 +209,7 @@ fn record(r: crate::policy::CheckResult, checks: &[&Check], task: &QueueTask) ->
         },
         evidence: r.evidence,
         node: task.target.clone(),
-        audit: Some(task.id),
+        audit: Some(task.id()),
         at: Some(Utc::now()),
         plugin: check.map(|c| c.plugin.clone()).unwrap_or_default(),
         description: check

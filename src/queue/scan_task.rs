@@ -1,0 +1,179 @@
+//! Running a scan task: the node's plugins one after the other through the plugin
+//! supervisor, each one's items streamed into the node's snapshot of the day, whose commit
+//! records the day's drift against the baseline.
+
+use chrono::NaiveDate;
+use tokio::time::Instant;
+
+use super::runner::{
+    unseen_note, Env, Failure, QueueTaskResult, RunEnd, Start, Stop, MAX_NOTES_PER_PLUGIN,
+};
+use crate::drift::{self, DiffRules};
+use crate::plugin::supervisor::{self, ScanEvent, ScanOutcome, ScanSpec};
+use crate::proto::{FinalStatus, PluginDrift, PluginRun, QueueTask};
+use crate::snapshot::{self, SnapshotWriter};
+use crate::store::Commit;
+
+/// Notes kept per plugin with the snapshot (shown in the drift report).
+const MAX_STORED_NOTES: usize = 200;
+
+/// Scans the task's node with `plugins` (`None`: every configured plugin).
+pub async fn scan(
+    task: &QueueTask,
+    plugins: Option<&[String]>,
+    env: &Env<'_>,
+    stop: &Stop,
+) -> RunEnd {
+    let config = env.config;
+    let Start {
+        node,
+        deadline,
+        timeout,
+    } = match Start::of(task, config) {
+        Ok(s) => s,
+        Err(ended) => return Ok(ended),
+    };
+    let root = &node.root;
+    // The whole task belongs to the day it started, even if it runs past midnight.
+    let day = snapshot::today(config.daemon.tz());
+    let names: Vec<String> = match plugins {
+        Some(list) => list.to_vec(),
+        None => config.plugins.iter().map(|p| p.name.clone()).collect(),
+    };
+    let mut result = QueueTaskResult::empty(FinalStatus::Finished);
+    for name in names {
+        let mut run = PluginRun {
+            plugin: name.clone(),
+            items: 0,
+            notes: Vec::new(),
+            error: None,
+        };
+        let outcome = match config.plugin(&name) {
+            None => Err(Failure::Other(format!(
+                "plugin {name:?} is no longer in the config"
+            ))),
+            Some(plugin) => {
+                let mut spec =
+                    ScanSpec::new(&name, plugin.library_path(&config.daemon.plugin_dir), root);
+                spec.config = serde_json::to_value(&plugin.config).unwrap_or_default();
+                spec.timeout = Some(deadline.saturating_duration_since(Instant::now()));
+                spec.cancel = stop.cancel.child_token();
+                let target = Target {
+                    task,
+                    day,
+                    rules: DiffRules::for_plugin(plugin),
+                };
+                match scan_one(env, spec, &target, &mut run).await {
+                    Ok(drift) => {
+                        result.drifts.push(drift);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        result.items += run.items;
+        if let Err(failure) = outcome {
+            if let Some(stopped) = result.stopped_during(stop, &name) {
+                stopped?;
+                result.plugins.push(run);
+                return Ok(result);
+            }
+            let message = failure.message(&name, timeout);
+            result.status = FinalStatus::Failed;
+            result.messages.push(message.clone());
+            run.error = Some(message);
+            let timed_out = Instant::now() >= deadline;
+            result.plugins.push(run);
+            if timed_out {
+                // The task's time is used up: the remaining plugins cannot run either.
+                break;
+            }
+            continue;
+        }
+        result.plugins.push(run);
+    }
+    Ok(result)
+}
+
+/// Where one plugin's snapshot goes.
+struct Target<'a> {
+    task: &'a QueueTask,
+    day: NaiveDate,
+    rules: DiffRules,
+}
+
+/// Runs one plugin, streaming its items into the node's snapshot of the day; on success
+/// commits the snapshot and returns its drift. `Err` is the failure message; a failed plugin
+/// leaves the day's earlier snapshot (if any) in place.
+async fn scan_one(
+    env: &Env<'_>,
+    spec: ScanSpec,
+    target: &Target<'_>,
+    run: &mut PluginRun,
+) -> Result<PluginDrift, Failure> {
+    let plugin = spec.plugin.clone();
+    let mut scan = supervisor::start(env.worker, spec).await?;
+    let volatile = scan.info().volatile_attributes.clone();
+    let mut writer =
+        SnapshotWriter::new(env.store.clone(), &target.task.target, &plugin, target.day);
+    while let Some(event) = scan.next().await {
+        match event {
+            ScanEvent::Item(item) => {
+                if let Err(e) = writer.push(item).await {
+                    // Dropping the scan kills its worker.
+                    drop(scan);
+                    return Err(Failure::Other(e.to_string()));
+                }
+                run.items += 1;
+            }
+            // The outcome keeps the notes and unseen records (bounded) and counts the ones it
+            // did not keep.
+            ScanEvent::ItemJson(_) | ScanEvent::Note(_) | ScanEvent::Unseen { .. } => {}
+        }
+    }
+    let (mut notes, more) = match scan.finish().await {
+        ScanOutcome::Failed(e) => return Err(e.into()),
+        ScanOutcome::Succeeded {
+            mut notes,
+            more_notes,
+            unseen,
+            more_unseen,
+            ..
+        } => {
+            // For now what could not be seen is one more coverage note.
+            notes.extend(unseen.iter().map(unseen_note));
+            (notes, more_notes + more_unseen)
+        }
+    };
+    let all_notes = notes.len() as u64 + more;
+    run.notes = notes.iter().take(MAX_NOTES_PER_PLUGIN).cloned().collect();
+    if all_notes > MAX_NOTES_PER_PLUGIN as u64 {
+        run.notes.push(more_notes(all_notes, MAX_NOTES_PER_PLUGIN));
+    }
+    // What the scan could not see is never dropped silently: the snapshot keeps the first
+    // notes and says how many more there were.
+    notes.truncate(MAX_STORED_NOTES);
+    if all_notes > notes.len() as u64 {
+        let kept = notes.len();
+        notes.push(more_notes(all_notes, kept));
+    }
+    // Durable with the task's end, which the queue commits next; the drift of the day is
+    // recorded in the same transaction as the snapshot.
+    let rules = target.rules.clone();
+    writer
+        .commit(
+            Commit::Lazy,
+            target.task.id(),
+            notes,
+            volatile,
+            move |tx, committed| drift::record(tx, committed, &rules),
+        )
+        .await
+        .map_err(|e| Failure::Other(format!("cannot store the snapshot: {e}")))
+}
+
+/// `… and 4800 more notes (5000 in all)`: the line that stands for the notes not kept.
+fn more_notes(all: u64, kept: usize) -> String {
+    format!("… and {} more notes ({all} in all)", all - kept as u64)
+}

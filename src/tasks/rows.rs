@@ -1,0 +1,130 @@
+//! User tasks and their events as stored: their own types, apart from the wire's, in the
+//! JSON shape vigil has always stored (a task's state flat as `status`, `closed_by`,
+//! `closed_at`).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::proto::{
+    QueueTaskId, UserTask, UserTaskEvent, UserTaskKind, UserTaskState, UserTaskStatus,
+};
+use crate::store::{tables, JsonTable};
+
+pub const USER_TASKS: JsonTable<u64, StoredUserTask> =
+    JsonTable::new(tables::USER_TASKS, "user task");
+pub const TASK_EVENTS: JsonTable<(u64, u64), StoredEvent> =
+    JsonTable::new(tables::TASK_EVENTS, "user task event");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredUserTask {
+    id: u64,
+    kind: UserTaskKind,
+    title: String,
+    description: String,
+    status: UserTaskStatus,
+    assignee: Option<String>,
+    created_at: DateTime<Utc>,
+    last_event_at: DateTime<Utc>,
+    closed_by: Option<String>,
+    closed_at: Option<DateTime<Utc>>,
+    events: u64,
+    nodes: u64,
+    first_nodes: Vec<String>,
+    fingerprint: String,
+    recurrence_of: Option<u64>,
+    /// 0 in rows written before revisions existed.
+    #[serde(default)]
+    revision: u64,
+}
+
+impl From<&UserTask> for StoredUserTask {
+    fn from(t: &UserTask) -> Self {
+        let (status, closed_by, closed_at) = match &t.state {
+            UserTaskState::Open => (UserTaskStatus::Open, None, None),
+            UserTaskState::Closed { by, at } => {
+                (UserTaskStatus::Closed, Some(by.clone()), Some(*at))
+            }
+        };
+        StoredUserTask {
+            id: t.id,
+            kind: t.kind,
+            title: t.title.clone(),
+            description: t.description.clone(),
+            status,
+            assignee: t.assignee.clone(),
+            created_at: t.created_at,
+            last_event_at: t.last_event_at,
+            closed_by,
+            closed_at,
+            events: t.events,
+            nodes: t.nodes,
+            first_nodes: t.first_nodes.clone(),
+            fingerprint: t.fingerprint.clone(),
+            recurrence_of: t.recurrence_of,
+            revision: t.revision,
+        }
+    }
+}
+
+impl From<StoredUserTask> for UserTask {
+    /// A closed row without who or when (written by no version of vigil, but possible in a
+    /// damaged store) reads as closed by "unknown" at its last event.
+    fn from(t: StoredUserTask) -> Self {
+        let state = match t.status {
+            UserTaskStatus::Open => UserTaskState::Open,
+            UserTaskStatus::Closed => UserTaskState::Closed {
+                by: t.closed_by.unwrap_or_else(|| "unknown".to_owned()),
+                at: t.closed_at.unwrap_or(t.last_event_at),
+            },
+        };
+        UserTask {
+            id: t.id,
+            kind: t.kind,
+            title: t.title,
+            description: t.description,
+            state,
+            assignee: t.assignee,
+            created_at: t.created_at,
+            last_event_at: t.last_event_at,
+            events: t.events,
+            nodes: t.nodes,
+            first_nodes: t.first_nodes,
+            fingerprint: t.fingerprint,
+            recurrence_of: t.recurrence_of,
+            revision: t.revision,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredEvent {
+    node: String,
+    time: DateTime<Utc>,
+    source: QueueTaskId,
+    day: NaiveDate,
+    details: String,
+}
+
+impl From<&UserTaskEvent> for StoredEvent {
+    fn from(e: &UserTaskEvent) -> Self {
+        StoredEvent {
+            node: e.node.clone(),
+            time: e.time,
+            source: e.source,
+            day: e.day,
+            details: e.details.clone(),
+        }
+    }
+}
+
+impl From<StoredEvent> for UserTaskEvent {
+    fn from(e: StoredEvent) -> Self {
+        UserTaskEvent {
+            node: e.node,
+            time: e.time,
+            source: e.source,
+            day: e.day,
+            details: e.details,
+        }
+    }
+}
