@@ -4,6 +4,7 @@
 //! ARCHITECTURE.md for the module map and the invariants between modules.
 
 pub mod api;
+pub mod app;
 pub mod audits;
 pub mod caller;
 pub mod cli;

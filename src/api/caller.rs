@@ -24,6 +24,6 @@ impl FromRequestParts<super::AppState> for Caller {
             .get::<PeerUid>()
             .ok_or_else(|| ApiError::internal("connection has no peer credentials"))?
             .0;
-        Ok(Caller::resolve(uid, &state.daemon.config()))
+        Ok(Caller::resolve(uid, &state.app.config()))
     }
 }

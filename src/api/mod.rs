@@ -29,12 +29,12 @@ use tower::ServiceExt;
 pub use caller::PeerUid;
 pub use error::ApiError;
 
-use crate::daemon::state::Daemon;
+use crate::app::App;
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub daemon: Arc<Daemon>,
+    pub app: Arc<App>,
 }
 
 /// Protections against misbehaving clients.

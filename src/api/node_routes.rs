@@ -24,13 +24,13 @@ impl From<NodeError> for ApiError {
 }
 
 async fn list(req: Req<ListNodes>) -> Result<Vec<NodeInfo>, ApiError> {
-    Ok(req.state.daemon.nodes.list().await?)
+    Ok(req.state.app.nodes.list().await?)
 }
 
 async fn drift(req: Req<GetNodeDrift>) -> Result<NodeDrift, ApiError> {
-    Ok(req.state.daemon.nodes.drift(&req.param, req.query).await?)
+    Ok(req.state.app.nodes.drift(&req.param, req.query).await?)
 }
 
 async fn item(req: Req<GetNodeItem>) -> Result<ItemValue, ApiError> {
-    Ok(req.state.daemon.nodes.item(&req.param, req.query).await?)
+    Ok(req.state.app.nodes.item(&req.param, req.query).await?)
 }

@@ -15,7 +15,7 @@ pub fn add(routes: Routes) -> Routes {
 
 async fn list(req: Req<ListOutbox>) -> Result<Vec<OutboxEntry>, ApiError> {
     req.caller.require_admin("reading the outbox")?;
-    let mut mails = req.state.daemon.outbox.list().await?;
+    let mut mails = req.state.app.outbox.list().await?;
     if let Some(s) = req.query.state {
         mails.retain(|m| m.state == s);
     }
@@ -33,7 +33,7 @@ async fn retry(req: Req<RetryOutbox>) -> Result<OutboxRetryResponse, ApiError> {
                 "name the mails to retry with {\"ids\": [3, 4]} or say {\"all\": true}, not both",
             )),
         };
-    Ok(req.state.daemon.outbox.retry(ids).await?)
+    Ok(req.state.app.outbox.retry(ids).await?)
 }
 
 async fn test(req: Req<TestOutbox>) -> Result<OutboxTestResponse, ApiError> {
@@ -42,7 +42,7 @@ async fn test(req: Req<TestOutbox>) -> Result<OutboxTestResponse, ApiError> {
     crate::config::email::check_address(to).map_err(ApiError::bad_request)?;
     Ok(req
         .state
-        .daemon
+        .app
         .outbox
         .send_test(to, &req.caller.name())
         .await?)

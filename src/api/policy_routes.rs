@@ -12,12 +12,12 @@ pub fn add(routes: Routes) -> Routes {
 }
 
 async fn list(req: Req<ListPolicies>) -> Result<Vec<PolicyInfo>, ApiError> {
-    Ok(req.state.daemon.audits.policies().await?)
+    Ok(req.state.app.audits.policies().await?)
 }
 
 async fn show(req: Req<GetPolicy>) -> Result<PolicyInfo, ApiError> {
     let name = &req.param;
-    req.state.daemon.audits.policy(name).await?.ok_or_else(|| {
+    req.state.app.audits.policy(name).await?.ok_or_else(|| {
         ApiError::not_found(format!(
             "there is no policy {name:?}; `vigil policies` lists them"
         ))

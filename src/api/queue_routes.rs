@@ -21,14 +21,14 @@ async fn list(req: Req<ListQueue>) -> Result<Vec<QueueTask>, ApiError> {
         node: q.node,
         kind: q.kind,
     };
-    Ok(req.state.daemon.queue.list(&filter).await)
+    Ok(req.state.app.queue.list(&filter).await)
 }
 
 async fn enqueue(req: Req<Enqueue>) -> Result<EnqueueResponse, ApiError> {
     req.caller.require_admin("starting scans and audits")?;
     let ids = req
         .state
-        .daemon
+        .app
         .queue
         .enqueue(req.body, req.caller.name())
         .await?;
@@ -42,7 +42,7 @@ async fn cancel(req: Req<CancelQueueTasks>) -> Result<CancelResponse, ApiError> 
             "`ids` is empty: name the tasks to cancel, e.g. [\"Scan #12\"]",
         ));
     }
-    let results = req.state.daemon.queue.cancel(&req.body.ids).await?;
+    let results = req.state.app.queue.cancel(&req.body.ids).await?;
     Ok(CancelResponse { results })
 }
 
@@ -63,5 +63,5 @@ async fn log(req: Req<GetLog>) -> Result<LogPage, ApiError> {
         offset: q.offset,
         limit: q.limit.unwrap_or(50).min(1000),
     };
-    Ok(req.state.daemon.queue.log(kind, filter).await?)
+    Ok(req.state.app.queue.log(kind, filter).await?)
 }

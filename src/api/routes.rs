@@ -60,22 +60,22 @@ async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) 
 }
 
 async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
-    let (daemon, caller) = (&req.state.daemon, &req.caller);
-    let setup = daemon.setup();
-    let (open, mine) = daemon.tasks.open_counts(caller.email.as_deref());
+    let (app, caller) = (&req.state.app, &req.caller);
+    let setup = app.setup();
+    let (open, mine) = app.tasks.open_counts(caller.email.as_deref());
     Ok(Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         pid: std::process::id(),
-        started_at: daemon.started_at,
-        uptime_secs: daemon.uptime_secs(),
-        config_path: daemon.config_path.display().to_string(),
+        started_at: app.started_at,
+        uptime_secs: app.uptime_secs(),
+        config_path: app.config_path.display().to_string(),
         config_loaded_at: setup.loaded_at,
-        last_reload_error: daemon.last_reload_error(),
+        last_reload_error: app.last_reload_error(),
         caller: caller.identity(),
         nodes: setup.config.nodes.len(),
         slots: setup.config.daemon.slots,
-        queue: Some(daemon.queue.status().await),
-        outbox: match daemon.outbox.status().await {
+        queue: Some(app.queue.status().await),
+        outbox: match app.outbox.status().await {
             Ok(o) => Some(o),
             Err(e) => {
                 tracing::error!("cannot read the outbox for /v1/status: {e}");
@@ -90,12 +90,7 @@ async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
 async fn reload(req: Req<Reload>) -> Result<Reloaded, ApiError> {
     req.caller.require_admin("reloading the config")?;
     let who = req.caller.name();
-    match req
-        .state
-        .daemon
-        .reload(&format!("API request by {who}"))
-        .await
-    {
+    match req.state.app.reload(&format!("API request by {who}")).await {
         Ok(r) => Ok(r),
         Err(errors) => Err(ApiError::new(
             ErrorCode::InvalidConfig,

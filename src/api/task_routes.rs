@@ -29,7 +29,7 @@ pub fn add(routes: Routes) -> Routes {
 async fn list(req: Req<ListUserTasks>) -> Result<UserTaskList, ApiError> {
     let q = &req.query;
     let limit = q.limit.unwrap_or(100).min(10_000);
-    let tasks = &req.state.daemon.tasks;
+    let tasks = &req.state.app.tasks;
     Ok(if q.closable {
         tasks
             .list_closable(&q.filter, &req.caller, q.offset, limit)
@@ -42,7 +42,7 @@ async fn list(req: Req<ListUserTasks>) -> Result<UserTaskList, ApiError> {
 async fn export(req: Req<ExportUserTasks>) -> Result<Response, ApiError> {
     let tasks = req
         .state
-        .daemon
+        .app
         .tasks
         .export(&req.query.filter, &req.caller)
         .await?;
@@ -60,35 +60,35 @@ async fn detail(req: Req<GetUserTask>) -> Result<UserTaskDetail, ApiError> {
     let limit = req.query.events_limit.unwrap_or(100).min(10_000);
     Ok(req
         .state
-        .daemon
+        .app
         .tasks
         .detail(req.param, req.query.events_offset, limit)
         .await?)
 }
 
 async fn report(req: Req<GetUserTaskReport>) -> Result<UserTaskReport, ApiError> {
-    let daemon = &req.state.daemon;
-    Ok(daemon.tasks.report(req.param, daemon.config()).await?)
+    let app = &req.state.app;
+    Ok(app.tasks.report(req.param, app.config()).await?)
 }
 
 async fn assign(req: Req<AssignUserTask>) -> Result<UserTask, ApiError> {
-    let tasks = &req.state.daemon.tasks;
+    let tasks = &req.state.app.tasks;
     Ok(tasks
         .assign(req.param, req.body.assignee, &req.caller)
         .await?)
 }
 
 async fn close(req: Req<CloseUserTask>) -> Result<UserTask, ApiError> {
-    let tasks = &req.state.daemon.tasks;
+    let tasks = &req.state.app.tasks;
     Ok(tasks.set_open(req.param, false, &req.caller).await?)
 }
 
 async fn reopen(req: Req<ReopenUserTask>) -> Result<UserTask, ApiError> {
-    let tasks = &req.state.daemon.tasks;
+    let tasks = &req.state.app.tasks;
     Ok(tasks.set_open(req.param, true, &req.caller).await?)
 }
 
 async fn close_all(req: Req<CloseAllUserTasks>) -> Result<CloseAllResponse, ApiError> {
-    let tasks = &req.state.daemon.tasks;
+    let tasks = &req.state.app.tasks;
     Ok(tasks.close_all(&req.body, &req.caller).await?)
 }

@@ -323,7 +323,7 @@ fn check_name(name: &str, path: &[Seg<'_>], r: &mut Reporter<'_>) {
 mod tests {
     use std::path::Path;
 
-    use super::super::load::parse;
+    use crate::config::parse;
 
     fn errors(text: &str) -> Vec<String> {
         match parse(Path::new("c.toml"), text, Path::new("/")) {

@@ -2,7 +2,6 @@
 //! signals and config changes, and stop gracefully.
 
 pub mod socket;
-pub mod state;
 mod systemd;
 pub mod tools;
 mod watch;
@@ -19,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Limits};
+use crate::app::{self, App};
 use crate::outbox::Outbox;
 use crate::plugin::supervisor::WorkerCommand;
 use crate::queue::Queue;
@@ -27,7 +27,6 @@ use crate::setup::{self, SetupCell};
 use crate::snapshot;
 use crate::store::Store;
 use crate::tasks::UserTasks;
-use state::Daemon;
 
 /// Quiet time after the last change to the config file before it is re-read, so that an
 /// editor's write-rename-chmod sequence causes one reload, not three.
@@ -103,7 +102,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
 
     let summary = format!(
         "{}, {} policies",
-        state::summary_line(config),
+        app::summary_line(config),
         setup.policies.len()
     );
     let policy_dir = config.policy_dir.clone();
@@ -121,7 +120,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let tasks = UserTasks::open(store.clone(), outbox.clone()).await?;
     let queue = Queue::open(store.clone(), cell.clone(), worker, tasks.clone()).await?;
     tokio::spawn(prune_loop(store.clone(), cell.clone()));
-    let daemon = Arc::new(Daemon::new(state::Parts {
+    let app = Arc::new(App::new(app::Parts {
         config_path: config_path.clone(),
         cell,
         store,
@@ -130,17 +129,15 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         tasks,
     }));
     queue.start();
-    let scheduler = Scheduler::start(queue.clone(), daemon.config())
+    let scheduler = Scheduler::start(queue.clone(), app.config())
         .await
         .context("cannot start the schedules")?;
-    daemon.set_scheduler(scheduler);
-    daemon.outbox.start();
+    app.set_scheduler(scheduler);
+    app.outbox.start();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(api::serve(
         listener,
-        AppState {
-            daemon: daemon.clone(),
-        },
+        AppState { app: app.clone() },
         limits,
         shutdown.clone(),
     ));
@@ -169,7 +166,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             signal = signals.next() => match signal {
-                Some(SIGHUP) => reload(&daemon, "SIGHUP").await,
+                Some(SIGHUP) => reload(&app, "SIGHUP").await,
                 Some(sig) => {
                     let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
                     tracing::info!("{name} received, stopping");
@@ -180,7 +177,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             Some(()) = changed_rx.recv() => {
                 // Debounce: wait until the file has been quiet for a moment.
                 while let Ok(Some(())) = tokio::time::timeout(RELOAD_DEBOUNCE, changed_rx.recv()).await {}
-                reload(&daemon, "config file changed").await;
+                reload(&app, "config file changed").await;
             }
             _ = tick(&mut watchdog) => systemd::watchdog(),
         }
@@ -190,22 +187,22 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     shutdown.cancel();
     // One deadline for all of it: running tasks, a mail being delivered and open control
     // connections share `shutdown_grace` (plus the few seconds killing leftover workers takes).
-    let grace = daemon.config().daemon.shutdown_grace;
+    let grace = app.config().daemon.shutdown_grace;
     let deadline = tokio::time::Instant::now() + grace;
     let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
-    tokio::join!(queue.shutdown(grace), daemon.outbox.shutdown(grace));
+    tokio::join!(queue.shutdown(grace), app.outbox.shutdown(grace));
     if tokio::time::timeout(left(), server).await.is_err() {
         tracing::warn!("control connections still open after {grace:?}; closing them");
     }
     socket::remove(&socket_path, &socket_meta);
-    drop(daemon);
+    drop(app);
     tracing::info!("vigild stopped");
     Ok(())
 }
 
-async fn reload(daemon: &Daemon, trigger: &str) {
+async fn reload(app: &App, trigger: &str) {
     systemd::reloading();
-    let status = match daemon.reload(trigger).await {
+    let status = match app.reload(trigger).await {
         Ok(r) => format!("config reloaded: {}", r.summary),
         Err(_) => "config reload rejected; previous config in force (see log)".to_owned(),
     };

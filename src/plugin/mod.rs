@@ -8,6 +8,7 @@ pub mod devtool;
 pub mod frame;
 pub mod library;
 mod pump;
+pub mod scan;
 mod stderr;
 pub mod supervisor;
 pub mod worker;

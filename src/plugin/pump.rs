@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use vigil_plugin::{Item, Unseen};
 
 use super::frame::{self, Frame, PluginInfo};
-use super::supervisor::{
+use super::scan::{
     ItemForm, PluginFailure, ScanEvent, ScanOutcome, MAX_NOTES, MAX_NOTES_BYTES, MAX_NOTE_BYTES,
 };
 

@@ -28,7 +28,7 @@ pub async fn audit(
         timeout,
     } = match Start::of(task, config) {
         Ok(s) => s,
-        Err(ended) => return Ok(ended),
+        Err(ended) => return Ok(*ended),
     };
     let mut result = QueueTaskResult::empty(FinalStatus::Finished);
     let policies: Vec<&Policy> = match policies {

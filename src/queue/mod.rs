@@ -43,13 +43,16 @@ use outcome::{cancelled_result, findings_of, interrupted_result, log_row, passin
 use request::check_request;
 use runner::{RunEnd, Stop};
 
-/// A scheduled run on its way into the store.
+/// A scheduled run on its way into the store: the claim of its due time (made in the
+/// transaction that queues it; false when that due time already ran) and its drop count.
 struct ScheduleRun {
-    name: String,
-    /// Unix seconds (UTC).
-    due: i64,
+    claim: Claim,
     dropped: u64,
 }
+
+/// Claims a scheduled run's due time inside the transaction that queues it (see
+/// `schedule::fired::claim`): true if this due time has not run yet.
+pub type Claim = Box<dyn FnOnce(&redb::WriteTransaction) -> Result<bool, StoreError> + Send>;
 
 /// A task interrupted this many times (daemon stopped or crashed while it ran) fails.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -310,6 +313,7 @@ impl Queue {
         &self,
         schedule: &ScheduleConfig,
         due: DateTime<Utc>,
+        claim: Claim,
     ) -> Result<bool, QueueError> {
         let config = self.shared.config.config();
         let mut inner = self.shared.lock().await;
@@ -351,8 +355,7 @@ impl Queue {
             state: QueueTaskState::Queued { attempt: 1 },
         };
         let run = ScheduleRun {
-            name: schedule.name.clone(),
-            due: due.timestamp(),
+            claim,
             dropped: dropped as u64,
         };
         let Some(created) = self.commit_new(template, nodes, Some(run)).await? else {
@@ -390,8 +393,8 @@ impl Queue {
         self.shared
             .store
             .write(move |tx| -> Result<_, StoreError> {
-                if let Some(run) = &run {
-                    if !persist::claim_due(tx, &run.name, run.due)? {
+                if let Some(run) = run {
+                    if !(run.claim)(tx)? {
                         return Ok(None);
                     }
                     persist::add(tx, persist::DROPPED_SCHEDULED, run.dropped)?;
@@ -425,6 +428,11 @@ impl Queue {
         out
     }
 
+    /// The store the queue commits to (the schedules claim their due times in it).
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
     /// The queue's figures for `/v1/status`. Never waits for the queue's lock, which a
     /// commit of task ends may hold for a while: the figures are those of the last change.
     pub async fn status(&self) -> QueueFigures {
@@ -446,28 +454,6 @@ impl Queue {
         self.shared
             .store
             .read(move |tx| persist::read_log(tx, kind, &filter))
-            .await
-    }
-
-    /// The due time of a schedule's last run, if it ever ran.
-    pub async fn schedule_fired(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let name = name.to_owned();
-        let secs = self
-            .shared
-            .store
-            .read(move |tx| persist::schedule_fired(tx, &name))
-            .await?;
-        Ok(secs.and_then(|s| DateTime::from_timestamp(s, 0)))
-    }
-
-    /// Records a schedule seen for the first time as having run at `now`, without queueing
-    /// anything (so that adding a schedule does not start a run at once). A schedule that
-    /// has a recorded run keeps it.
-    pub async fn schedule_seen(&self, name: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let name = name.to_owned();
-        self.shared
-            .store
-            .write(move |tx| persist::schedule_seen(tx, &name, now.timestamp()))
             .await
     }
 
@@ -533,4 +519,4 @@ fn pick_ready(inner: &Inner, slots: u32, ending: usize) -> Vec<(u64, QueueTask)>
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,5 +1,5 @@
-//! The queue's rows in the store: active tasks, the Scan and Audit logs, counters and
-//! schedule fire times. Plain blocking functions over a redb transaction, so that callers can
+//! The queue's rows in the store: active tasks, the Scan and Audit logs and their indexes,
+//! each node's last scan, and the queue's counters. Plain blocking functions over a redb transaction, so that callers can
 //! combine several of them (and other modules' writes) in one commit.
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -8,7 +8,7 @@ use super::rows::{
     StoredLastScan, StoredLogRow, StoredQueueTask, AUDIT_LOG, NODE_LAST_SCAN, QUEUE, SCAN_LOG,
 };
 use crate::proto::{FinalStatus, LastScan, LogPage, LogRow, QueueTask, QueueTaskKind};
-use crate::store::tables::{LOG_BY_NODE, LOG_BY_STATUS, LOG_COUNTS, META, SCHEDULE_FIRED};
+use crate::store::tables::{LOG_BY_NODE, LOG_BY_STATUS, LOG_COUNTS, META};
 use crate::store::{JsonTable, StoreError};
 
 /// Counter names in the meta table.
@@ -264,34 +264,6 @@ pub fn read_log(
         rows,
         total: total as usize,
     })
-}
-
-pub fn schedule_fired(tx: &ReadTransaction, name: &str) -> Result<Option<i64>, StoreError> {
-    Ok(SCHEDULE_FIRED.read(tx)?.get(name)?.map(|v| v.value()))
-}
-
-/// Compare-and-set of a schedule's last due time: records `due_unix` and returns true if it
-/// is later than the recorded one (or none is recorded); false, changing nothing, if that
-/// due time (or a later one) already ran.
-pub fn claim_due(tx: &WriteTransaction, name: &str, due_unix: i64) -> Result<bool, StoreError> {
-    let mut table = SCHEDULE_FIRED.write(tx)?;
-    if table
-        .get(name)?
-        .is_some_and(|last| last.value() >= due_unix)
-    {
-        return Ok(false);
-    }
-    table.insert(name, due_unix)?;
-    Ok(true)
-}
-
-/// Records `now_unix` as a schedule's last due time if it has none yet.
-pub fn schedule_seen(tx: &WriteTransaction, name: &str, now_unix: i64) -> Result<(), StoreError> {
-    let mut table = SCHEDULE_FIRED.write(tx)?;
-    if table.get(name)?.is_none() {
-        table.insert(name, now_unix)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

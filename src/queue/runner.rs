@@ -148,13 +148,13 @@ pub(super) struct Start<'a> {
 }
 
 impl<'a> Start<'a> {
-    pub fn of(task: &QueueTask, config: &'a Config) -> Result<Start<'a>, QueueTaskResult> {
+    pub fn of(task: &QueueTask, config: &'a Config) -> Result<Start<'a>, Box<QueueTaskResult>> {
         let timeout = config.daemon.task_timeout;
         let Some(node) = config.node(&task.target) else {
-            return Err(QueueTaskResult::failed(format!(
+            return Err(Box::new(QueueTaskResult::failed(format!(
                 "node {:?} is no longer in the config; the task cannot run",
                 task.target
-            )));
+            ))));
         };
         Ok(Start {
             node,

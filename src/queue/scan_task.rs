@@ -31,7 +31,7 @@ pub async fn scan(
         timeout,
     } = match Start::of(task, config) {
         Ok(s) => s,
-        Err(ended) => return Ok(ended),
+        Err(ended) => return Ok(*ended),
     };
     let root = &node.root;
     // The whole task belongs to the day it started, even if it runs past midnight.

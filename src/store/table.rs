@@ -54,18 +54,12 @@ impl<K: Key + 'static, V> JsonTable<K, V> {
     }
 
     /// The table in a read transaction.
-    pub fn read(
-        &self,
-        tx: &ReadTransaction,
-    ) -> Result<Rows<ReadOnlyTable<K, &'static [u8]>, K, V>, StoreError> {
+    pub fn read(&self, tx: &ReadTransaction) -> Result<ReadRows<K, V>, StoreError> {
         Ok(self.rows(tx.open_table(self.def)?))
     }
 
     /// The table in a write transaction, for reading and writing.
-    pub fn write<'t>(
-        &self,
-        tx: &'t WriteTransaction,
-    ) -> Result<Rows<Table<'t, K, &'static [u8]>, K, V>, StoreError> {
+    pub fn write<'t>(&self, tx: &'t WriteTransaction) -> Result<WriteRows<'t, K, V>, StoreError> {
         Ok(self.rows(tx.open_table(self.def)?))
     }
 
@@ -84,6 +78,11 @@ pub struct Rows<T, K, V> {
     what: &'static str,
     types: PhantomData<fn() -> (K, V)>,
 }
+
+/// A [`JsonTable`] open in a read transaction.
+pub type ReadRows<K, V> = Rows<ReadOnlyTable<K, &'static [u8]>, K, V>;
+/// A [`JsonTable`] open in a write transaction.
+pub type WriteRows<'t, K, V> = Rows<Table<'t, K, &'static [u8]>, K, V>;
 
 /// A decoded row and its key.
 pub type Row<'g, K, V> = (AccessGuard<'g, K>, V);
@@ -173,6 +172,10 @@ where
     /// Rows stored, decodable or not.
     pub fn len(&self) -> Result<u64, StoreError> {
         Ok(self.table.len()?)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.table.is_empty()?)
     }
 }
 

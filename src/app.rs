@@ -1,5 +1,6 @@
-//! What the running daemon shares between the API, the signal loop and (later) the queue:
-//! the current config snapshot, reload bookkeeping and the store.
+//! The running application: the services the API and the daemon's loop share (store,
+//! queue, outbox, user tasks, node and policy views), the config in force and its reload.
+//! Built by `daemon::run`; used by `api`, which therefore needs nothing of `daemon`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use crate::setup::{self, Setup, SetupCell};
 use crate::store::Store;
 use crate::tasks::UserTasks;
 
-/// What a [`Daemon`] is built from, created in this order by `daemon::run`: outbox, user
+/// What an [`App`] is built from, created in this order by `daemon::run`: outbox, user
 /// tasks (which mail through the outbox), queue (whose tasks' findings become user tasks).
 pub struct Parts {
     pub config_path: PathBuf,
@@ -30,7 +31,7 @@ pub struct Parts {
     pub tasks: UserTasks,
 }
 
-pub struct Daemon {
+pub struct App {
     pub config_path: PathBuf,
     pub store: Store,
     pub queue: Queue,
@@ -50,7 +51,7 @@ pub struct Daemon {
     scheduler: std::sync::OnceLock<Scheduler>,
 }
 
-impl Daemon {
+impl App {
     pub fn new(parts: Parts) -> Self {
         let Parts {
             config_path,
@@ -60,7 +61,7 @@ impl Daemon {
             outbox,
             tasks,
         } = parts;
-        Daemon {
+        App {
             config_path,
             outbox,
             tasks,

@@ -9,6 +9,10 @@
 //! at most once, whatever fires; and a watcher re-creates the jobs whenever the zone's offset
 //! changes, catching up a due time that the old offset skipped.
 
+pub mod fired;
+#[cfg(test)]
+mod fired_tests;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Offset, SubsecRound, TimeZone, Utc};
@@ -118,7 +122,8 @@ async fn fire(queue: &Queue, schedule: &ScheduleConfig, tz: Tz, now: DateTime<Ut
     let Some(due) = latest_due(&schedule.cron, tz, now) else {
         return;
     };
-    if let Err(e) = queue.enqueue_scheduled(schedule, due).await {
+    let claim = fired::claim(&schedule.name, due);
+    if let Err(e) = queue.enqueue_scheduled(schedule, due, claim).await {
         tracing::error!(schedule = %schedule.name, "scheduled run not queued: {e}");
     }
 }
@@ -130,9 +135,9 @@ async fn catch_up(queue: &Queue, config: &Config) {
     let tz = config.daemon.tz();
     let now = Utc::now();
     for schedule in &config.schedules {
-        match queue.schedule_fired(&schedule.name).await {
+        match fired::last(queue.store(), &schedule.name).await {
             Ok(None) => {
-                if let Err(e) = queue.schedule_seen(&schedule.name, now).await {
+                if let Err(e) = fired::seen(queue.store(), &schedule.name, now).await {
                     tracing::error!(schedule = %schedule.name, "cannot record the schedule: {e}");
                 }
             }
@@ -143,7 +148,8 @@ async fn catch_up(queue: &Queue, config: &Config) {
                 if !is_new_due(Some(last), due) {
                     continue;
                 }
-                match queue.enqueue_scheduled(schedule, due).await {
+                let claim = fired::claim(&schedule.name, due);
+                match queue.enqueue_scheduled(schedule, due, claim).await {
                     Ok(true) => {
                         tracing::info!(schedule = %schedule.name, %due, "catching up a run missed while vigild was down")
                     }
