@@ -174,10 +174,8 @@ mod tests {
 
     #[test]
     fn node_names_are_encoded_in_paths() {
-        assert_eq!(GetNodeDrift::path(&"web-0".into()), "/v1/nodes/web-0/drift");
-        assert_eq!(
-            GetNodeDrift::path(&"a/b c".into()),
-            "/v1/nodes/a%2Fb%20c/drift"
-        );
+        assert!(GetNodeDrift::path(&"web-0".into()).contains("/web-0/"));
+        let odd = GetNodeDrift::path(&"a/b c".into());
+        assert!(odd.contains("/a%2Fb%20c/"), "{odd}");
     }
 }
