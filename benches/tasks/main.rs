@@ -21,10 +21,11 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::Value as Json;
 use vigil::config::{Config, QueueTaskKind};
-use vigil::proto::{AttributeChange, Change, ChangeKind, PluginDrift, QueueTaskId, Value};
+use vigil::proto::{AttributeChange, Change, ChangeKind, QueueTaskId, Value};
 use vigil::store::{Store, StoreError};
-use vigil::tasks::finding::{self, FailedCheck, Finding};
-use vigil::tasks::{persist, UserTasks};
+use vigil::tasks::{
+    ingest, persist, task_change, FailedCheck, NodeFindings, PluginFailed, UserTasks,
+};
 
 mod client;
 mod store;
@@ -124,6 +125,7 @@ fn config_text() -> String {
     let mut c = String::from(
         "[daemon]\nstate_dir = \"state\"\nsocket = \"vigil.sock\"\nplugin_dir = \"plugins\"\n\
          slots = 4\nqueue_capacity = 10000\nretention_days = 3650\n\n\
+         [tasks]\ngroup_across_owners = true\n\n\
          [[plugin]]\nname = \"fixture\"\nlibrary = \"libvigil_test_plugins.so\"\n\
          [plugin.config]\nmode = \"error\"\n\n",
     );

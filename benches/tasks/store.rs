@@ -4,10 +4,11 @@
 use super::*;
 
 /// The `j`-th finding of task `i`, made by the constructors scans and audits use.
-pub(crate) fn finding(i: u64, j: u64) -> Finding {
+pub(crate) fn finding(i: u64, j: u64) -> NodeFindings {
     let n = node((i * 7 + j * 1013) % NODES);
     let source = scan(i * 10 + j + 1);
     let d = day(i % 300 + j);
+    let mut f = NodeFindings::new(&n, source, d);
     match if is_marker(i) { 0 } else { i % 10 } {
         0..=5 => {
             let pkg = if is_marker(i) {
@@ -25,6 +26,7 @@ pub(crate) fn finding(i: u64, j: u64) -> Finding {
                 }],
                 content_diff: None,
                 current_digest: Some(format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
+                previous_digest: Some(format!("{:016x}", i)),
             }];
             if i % 3 == 0 {
                 changes.push(Change {
@@ -37,60 +39,48 @@ pub(crate) fn finding(i: u64, j: u64) -> Finding {
                     }],
                     content_diff: None,
                     current_digest: Some(format!("{:016x}", i + 1)),
+                    previous_digest: Some(format!("{:016x}", i)),
                 });
             }
-            let drift = PluginDrift {
-                node: n.clone(),
-                plugin: "packages".into(),
-                day: d,
-                scan: source,
-                baseline_day: d.pred_opt(),
-                items: 400,
-                changes,
-                coverage_notes: Vec::new(),
-            };
-            finding::from_drift(&n, source, d, &[drift]).expect("a change is a finding")
+            f.baseline = d.pred_opt();
+            f.changes = changes.iter().map(|c| task_change("packages", c)).collect();
         }
         6 | 7 => {
             let policy = POLICIES[(i % 8) as usize];
             let check = format!("check-{}", i / 10);
-            finding::from_policy(
-                &n,
-                source,
-                d,
-                &FailedCheck {
-                    policy,
-                    policy_description: "Baseline hardening of every Debian node",
-                    check: &check,
-                    check_description: "",
-                    plugin: "files",
-                    evidence: &format!("/etc/ssh/sshd_config: PermitRootLogin is yes on {n}"),
-                },
-            )
+            f.failed_checks.push(FailedCheck {
+                policy: policy.to_owned(),
+                policy_description: "Baseline hardening of every Debian node".to_owned(),
+                check,
+                check_description: String::new(),
+                plugin: "files".to_owned(),
+                evidence: format!("/etc/ssh/sshd_config: PermitRootLogin is yes on {n}"),
+            });
         }
-        _ => finding::from_scan_failure(
-            &n,
-            source,
-            d,
-            &format!("plugin-{i}"),
-            &format!("cannot read /srv/{n}/data: permission denied after {j} tries"),
-        ),
+        _ => f.failures.push(PluginFailed {
+            plugin: format!("plugin-{i}"),
+            message: format!("cannot read /srv/{n}/data: permission denied after {j} tries"),
+        }),
     }
+    f
 }
 
 /// Ingests a batch in one transaction; closes the tasks that should be closed.
 pub(crate) fn commit_batch(
     store: &Store,
     config: &Config,
-    batch: &mut Vec<(u64, Finding)>,
+    batch: &mut Vec<(u64, NodeFindings)>,
 ) -> Result<(), StoreError> {
-    let findings: Vec<Finding> = batch.iter().map(|(_, f)| f.clone()).collect();
+    let findings: Vec<NodeFindings> = batch.iter().map(|(_, f)| f.clone()).collect();
     let owners: Vec<u64> = batch.iter().map(|(i, _)| *i).collect();
     store.write_blocking(
         vigil::store::Commit::Durable,
         |tx| -> Result<(), StoreError> {
-            let out = persist::ingest(tx, config, &findings)?;
-            let mut created = out.created.iter();
+            let mut created = Vec::new();
+            for f in &findings {
+                created.extend(ingest::ingest_single(tx, config, f)?.created);
+            }
+            let mut created = created.iter();
             let mut last = None;
             for i in owners {
                 if last == Some(i) {
@@ -100,8 +90,9 @@ pub(crate) fn commit_batch(
                 let id = *created.next().expect("each bulk task is new");
                 assert_eq!(id, i + 1, "task ids follow the build order");
                 if is_closed(i) {
-                    let mut task = persist::get(tx, id)?.expect("just created");
-                    persist::set_open(tx, &mut task, false, "ops@example.com")?;
+                    let mut tables = persist::Tables::open(tx)?;
+                    let mut task = tables.get(id)?.expect("just created");
+                    tables.set_open(&mut task, false, "ops@example.com")?;
                 }
             }
             Ok(())
@@ -164,16 +155,15 @@ pub(crate) fn build(state: &Path, config: &Config) {
 
 /// The finding of the scan of node `n` in the timed ingest: 100 fingerprints, each on 100
 /// nodes.
-pub(crate) fn timed_finding(n: u64, on: u64) -> Finding {
+pub(crate) fn timed_finding(n: u64, on: u64) -> NodeFindings {
     let t = BULK_TASKS + n % TIMED_TASKS;
     let nd = node(n);
-    finding::from_scan_failure(
-        &nd,
-        scan(10_000_000 + on * 100_000 + n),
-        day(on),
-        &format!("timed-{t}"),
-        &format!("{nd}: cannot stat /var/lib/{nd}/state: input/output error"),
-    )
+    let mut f = NodeFindings::new(&nd, scan(10_000_000 + on * 100_000 + n), day(on));
+    f.failures.push(PluginFailed {
+        plugin: format!("timed-{t}"),
+        message: format!("{nd}: cannot stat /var/lib/{nd}/state: input/output error"),
+    });
+    f
 }
 
 /// Ingests the 10,000 timed findings of day `on` through `UserTasks::ingest`, `group` of
@@ -188,18 +178,22 @@ pub(crate) fn ingest_timed(
     let (mut created, mut updated) = (0, 0);
     let start = Instant::now();
     for first in (0..TIMED_TASKS * 100).step_by(group as usize) {
-        let findings: Vec<Finding> = (first..(first + group).min(TIMED_TASKS * 100))
+        let findings: Vec<NodeFindings> = (first..(first + group).min(TIMED_TASKS * 100))
             .map(|n| timed_finding(n, on))
             .collect();
         let t0 = Instant::now();
         let out = store
             .write_blocking(vigil::store::Commit::Durable, |tx| {
-                UserTasks::ingest(tx, config, &findings)
+                let mut all = Vec::new();
+                for f in &findings {
+                    all.push(UserTasks::ingest_single(tx, config, f)?);
+                }
+                Ok::<_, StoreError>(all)
             })
             .expect("ingest");
         times.push(t0.elapsed());
-        created += out.created.len();
-        updated += out.updated.len();
+        created += out.iter().map(|o| o.created.len()).sum::<usize>();
+        updated += out.iter().map(|o| o.updated.len()).sum::<usize>();
     }
     let took = start.elapsed();
     times.sort();

@@ -86,6 +86,9 @@ impl From<crate::tasks::UserTaskError> for ApiError {
             UserTaskError::Forbidden(m) => ApiError::forbidden(m),
             UserTaskError::BadRequest(m) => ApiError::bad_request(m),
             UserTaskError::Conflict { .. } => ApiError::new(ErrorCode::Conflict, e.to_string()),
+            UserTaskError::UnknownAssignee(_) => {
+                ApiError::new(ErrorCode::UnknownAssignee, e.to_string())
+            }
             UserTaskError::Store(s) => s.into(),
             UserTaskError::Internal(_) => {
                 tracing::error!("{e}");

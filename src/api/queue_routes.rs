@@ -2,8 +2,10 @@
 
 use super::endpoint::{Req, Routes};
 use super::error::ApiError;
-use crate::proto::endpoints::{CancelQueueTasks, Enqueue, GetLog, ListQueue};
-use crate::proto::{log_name, CancelResponse, EnqueueResponse, LogPage, QueueTask, QueueTaskKind};
+use crate::proto::endpoints::{CancelQueueTasks, Enqueue, GetLog, GetRun, ListQueue};
+use crate::proto::{
+    log_name, CancelResponse, EnqueueResponse, LogPage, QueueTask, QueueTaskKind, RunInfo,
+};
 use crate::queue::{LogFilter, QueueFilter};
 
 pub fn add(routes: Routes) -> Routes {
@@ -12,6 +14,17 @@ pub fn add(routes: Routes) -> Routes {
         .json::<Enqueue, _, _>(enqueue)
         .json::<CancelQueueTasks, _, _>(cancel)
         .json::<GetLog, _, _>(log)
+        .json::<GetRun, _, _>(run)
+}
+
+async fn run(req: Req<GetRun>) -> Result<RunInfo, ApiError> {
+    let id = req.param;
+    req.state
+        .app
+        .queue
+        .run_info(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("there is no run {id}")))
 }
 
 async fn list(req: Req<ListQueue>) -> Result<Vec<QueueTask>, ApiError> {
@@ -26,13 +39,13 @@ async fn list(req: Req<ListQueue>) -> Result<Vec<QueueTask>, ApiError> {
 
 async fn enqueue(req: Req<Enqueue>) -> Result<EnqueueResponse, ApiError> {
     req.caller.require_admin("starting scans and audits")?;
-    let ids = req
+    let (ids, run) = req
         .state
         .app
         .queue
         .enqueue(req.body, req.caller.name())
         .await?;
-    Ok(EnqueueResponse { ids })
+    Ok(EnqueueResponse { ids, run })
 }
 
 async fn cancel(req: Req<CancelQueueTasks>) -> Result<CancelResponse, ApiError> {

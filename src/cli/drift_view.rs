@@ -202,6 +202,7 @@ mod tests {
             }],
             content_diff: Some("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n".into()),
             current_digest: None,
+            previous_digest: None,
         };
         let mut out = String::new();
         plugin(

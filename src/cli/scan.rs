@@ -11,10 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::text;
 use super::{print_json, CliError, CmdResult};
 use crate::client::Client;
-use crate::proto::endpoints::{Enqueue, GetLog, ListQueue};
+use crate::proto::endpoints::{Enqueue, GetLog, GetRun, ListQueue};
 use crate::proto::{
     log_name, EnqueueRequest, EnqueueResponse, FinalStatus, LogPage, LogQuery, LogRow, QueueQuery,
-    QueueTask, QueueTaskId, QueueTaskKind, QueueTaskStatus, Scope,
+    QueueTask, QueueTaskId, QueueTaskKind, QueueTaskStatus, RunInfo, RunState, Scope,
 };
 
 /// How often `--wait` asks the daemon how the tasks are doing.
@@ -113,11 +113,27 @@ async fn start(client: &Client, req: EnqueueRequest, wait: bool, json: bool) -> 
     };
     let rows = follow(client, kind, &resp.ids, &progress).await;
     progress.finish();
-    let rows = rows?;
+    let mut rows = rows?;
+    // A run's user tasks are made once its last task has ended: wait for them, then read
+    // the rows again for the user tasks each node's findings went into.
+    let run = match resp.run {
+        Some(run) => {
+            let info = wait_for_run(client, run).await?;
+            rows = follow(client, kind, &resp.ids, &Progress::Quiet).await?;
+            Some(info)
+        }
+        None => None,
+    };
     if json {
         print_json(&rows);
     } else {
         println!("{}", summary(kind, &rows));
+        if let Some(run) = &run {
+            println!(
+                "user tasks of run {}: {} created, {} updated, {} closed (`vigil tasks` lists them)",
+                run.id, run.user_tasks_created, run.user_tasks_updated, run.user_tasks_closed
+            );
+        }
         if kind == QueueTaskKind::Audit {
             print!("{}", super::policies::compliance_summary(&rows));
         }
@@ -136,6 +152,18 @@ async fn start(client: &Client, req: EnqueueRequest, wait: bool, json: bool) -> 
             count(rows.len(), kind),
             bad.join(", ")
         )))
+    }
+}
+
+/// Waits until the run's user tasks have been made (a few seconds after its last task
+/// ended, for a large fleet).
+async fn wait_for_run(client: &Client, run: u64) -> Result<RunInfo, CliError> {
+    loop {
+        let info: RunInfo = client.get::<GetRun>(&run).await?;
+        if info.state == RunState::Complete {
+            return Ok(info);
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -48,6 +48,7 @@ fn sections(doc: &Spanned<DeTable<'_>>, report: &mut Reporter<'_>) -> Config {
         policy_dir: super::defaults::policy_dir(),
         daemon: DaemonConfig::default(),
         email: EmailConfig::default(),
+        tasks: Default::default(),
         users: Vec::new(),
         groups: Vec::new(),
         nodes: Vec::new(),
@@ -59,6 +60,7 @@ fn sections(doc: &Spanned<DeTable<'_>>, report: &mut Reporter<'_>) -> Config {
             "policy_dir" => one(value, report, &mut config.policy_dir),
             "daemon" => one(value, report, &mut config.daemon),
             "email" => one(value, report, &mut config.email),
+            "tasks" => one(value, report, &mut config.tasks),
             "user" => many(value, "user", report, &mut config.users),
             "group" => many(value, "group", report, &mut config.groups),
             "node" => many(value, "node", report, &mut config.nodes),
@@ -68,7 +70,7 @@ fn sections(doc: &Spanned<DeTable<'_>>, report: &mut Reporter<'_>) -> Config {
                 Some(key.span()),
                 format!(
                     "unknown key `{other}`; expected one of policy_dir, [daemon], [email], \
-                     [[user]], [[group]], [[node]], [[plugin]], [[schedule]]"
+                     [tasks], [[user]], [[group]], [[node]], [[plugin]], [[schedule]]"
                 ),
             ),
         }

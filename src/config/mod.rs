@@ -36,6 +36,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     #[serde(default)]
     pub email: EmailConfig,
+    #[serde(default)]
+    pub tasks: TasksConfig,
     #[serde(default, rename = "user")]
     pub users: Vec<UserConfig>,
     #[serde(default, rename = "group")]
@@ -108,6 +110,16 @@ impl DaemonConfig {
     pub fn tz(&self) -> chrono_tz::Tz {
         self.timezone.parse().unwrap_or(chrono_tz::UTC)
     }
+}
+
+/// How findings become user tasks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TasksConfig {
+    /// One task for the whole organisation per change set (assigned to the owner of the
+    /// group with the most affected nodes), instead of one per owner group.
+    #[serde(default)]
+    pub group_across_owners: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

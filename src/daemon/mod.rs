@@ -117,7 +117,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         Err(e) => tracing::warn!("cannot sweep unreferenced snapshot chunks: {e}"),
     }
     let outbox = Outbox::new(store.clone(), cell.clone());
-    let tasks = UserTasks::open(store.clone(), outbox.clone()).await?;
+    let tasks = UserTasks::open(store.clone(), outbox.clone(), cell.clone()).await?;
     let queue = Queue::open(store.clone(), cell.clone(), worker, tasks.clone()).await?;
     tokio::spawn(prune_loop(store.clone(), cell.clone()));
     let app = Arc::new(App::new(app::Parts {

@@ -102,7 +102,11 @@ fn digest(v: &StoredValue) -> String {
 }
 
 fn added_or_removed(key: String, kind: ChangeKind, v: StoredValue) -> Change {
-    let current_digest = (kind == ChangeKind::Added).then(|| digest(&v));
+    let d = digest(&v);
+    let (current_digest, previous_digest) = match kind {
+        ChangeKind::Added => (Some(d), None),
+        _ => (None, Some(d)),
+    };
     let attributes = v
         .attributes
         .into_iter()
@@ -125,6 +129,7 @@ fn added_or_removed(key: String, kind: ChangeKind, v: StoredValue) -> Change {
         attributes,
         content_diff: None,
         current_digest,
+        previous_digest,
     }
 }
 
@@ -155,6 +160,7 @@ fn modified(key: String, old: StoredValue, new: StoredValue) -> Option<Change> {
         attributes,
         content_diff,
         current_digest: Some(digest(&new)),
+        previous_digest: Some(digest(&old)),
     })
 }
 

@@ -15,7 +15,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use redb::{ReadTransaction, WriteTransaction};
 
 pub use diff::diff;
-pub use fingerprint::Fingerprint;
+pub use fingerprint::{ChangeId, Fingerprint};
 
 use crate::config::PluginConfig;
 use crate::proto::PluginDrift;

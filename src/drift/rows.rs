@@ -32,6 +32,8 @@ struct StoredChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     content_diff: Option<String>,
     current_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +69,7 @@ impl From<&PluginDrift> for StoredDrift {
                         .collect(),
                     content_diff: c.content_diff.clone(),
                     current_digest: c.current_digest.clone(),
+                    previous_digest: c.previous_digest.clone(),
                 })
                 .collect(),
             coverage_notes: d.coverage_notes.clone(),
@@ -100,6 +103,7 @@ impl From<StoredDrift> for PluginDrift {
                         .collect(),
                     content_diff: c.content_diff,
                     current_digest: c.current_digest,
+                    previous_digest: c.previous_digest,
                 })
                 .collect(),
             coverage_notes: d.coverage_notes,

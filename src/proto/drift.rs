@@ -7,7 +7,7 @@ pub use vigil_plugin::Value;
 
 use super::{FinalStatus, QueueTaskId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Added,
@@ -35,6 +35,10 @@ pub struct Change {
     pub content_diff: Option<String>,
     /// Digest of the current value without ignored attributes (`null` when removed).
     pub current_digest: Option<String>,
+    /// Digest of the previous value without ignored attributes (`null` when added, and in
+    /// drift recorded before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_digest: Option<String>,
 }
 
 /// One plugin's drift on one node for one day, against the baseline.

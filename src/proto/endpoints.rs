@@ -185,6 +185,8 @@ endpoints! {
     /// Cancel queue tasks (admin).
     CancelQueueTasks: Post "/v1/queue/cancel", param (), query NoQuery, body CancelRequest
         => CancelResponse;
+    /// A run: the tasks of one request or schedule fire over several nodes.
+    GetRun: Get "/v1/runs/{id}", param u64, query NoQuery, body NoBody => RunInfo;
     /// The Scan log (`scans`) or the Audit log (`audits`).
     GetLog: Get "/v1/logs/{log}", param String, query LogQuery, body NoBody => LogPage;
 

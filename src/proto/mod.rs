@@ -73,6 +73,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 422: the new config was rejected.
     InvalidConfig,
+    /// 422: an assignee that is neither a configured user nor a group owner.
+    UnknownAssignee,
     /// 429: the queue is full.
     QueueFull,
     /// 500: a bug or a store failure; the daemon's log says more.
@@ -97,7 +99,7 @@ impl ErrorCode {
             ErrorCode::Timeout => 408,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::InvalidConfig => 422,
+            ErrorCode::InvalidConfig | ErrorCode::UnknownAssignee => 422,
             ErrorCode::QueueFull => 429,
             ErrorCode::Internal | ErrorCode::Error | ErrorCode::Unknown => 500,
             ErrorCode::Stopping => 503,

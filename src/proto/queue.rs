@@ -132,6 +132,8 @@ pub struct QueueTask {
     pub work: QueueWork,
     pub queued_at: DateTime<Utc>,
     pub state: QueueTaskState,
+    /// The run this task is part of; `None` for a single-node scan or audit.
+    pub run: Option<u64>,
 }
 
 impl QueueTask {
@@ -222,6 +224,8 @@ mod wire {
         started_at: Option<DateTime<Utc>>,
         status: QueueTaskStatus,
         attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<u64>,
     }
 
     impl From<super::QueueTask> for QueueTask {
@@ -243,6 +247,7 @@ mod wire {
                 started_at: t.state.started_at(),
                 status: t.state.status(),
                 attempt: t.state.attempt(),
+                run: t.run,
             }
         }
     }
@@ -279,6 +284,7 @@ mod wire {
                 work,
                 queued_at: t.queued_at,
                 state,
+                run: t.run,
             })
         }
     }
@@ -342,6 +348,10 @@ pub struct LogRow {
     pub user_tasks_created: u64,
     pub user_tasks_updated: u64,
     pub plugins: Vec<PluginRun>,
+    /// The run this task was part of: its user tasks are made when the run ends, and these
+    /// counts are filled in then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
 }
 
 /// `POST /v1/queue`.
@@ -364,6 +374,42 @@ fn scope_all() -> Scope {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnqueueResponse {
     pub ids: Vec<QueueTaskId>,
+    /// The run the tasks form when the request covers more than one node: its user tasks
+    /// are made when its last task ends (`GET /v1/runs/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
+}
+
+/// A run: the queue tasks of one request or schedule fire that covers more than one node.
+/// Its findings become user tasks together, once its last task has ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: u64,
+    pub kind: QueueTaskKind,
+    pub scope: Scope,
+    pub initiator: String,
+    pub schedule: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Queue tasks in the run, and how many have ended.
+    pub tasks: u32,
+    pub ended: u32,
+    pub state: RunState,
+    /// When the run's user tasks were made; `null` until then.
+    pub completed_at: Option<DateTime<Utc>>,
+    pub user_tasks_created: u64,
+    pub user_tasks_updated: u64,
+    pub user_tasks_closed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Tasks are still queued or running.
+    Running,
+    /// Every task ended; its findings are being grouped into user tasks.
+    Grouping,
+    /// The run's user tasks exist.
+    Complete,
 }
 
 /// `POST /v1/queue/cancel`.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{PluginDrift, QueueTaskId};
+use super::{ChangeKind, PluginDrift, QueueTaskId};
 
 /// What produced a user task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,6 +57,28 @@ pub struct UserTask {
     /// Raised by every stored change of the task: of two copies, the higher revision is
     /// the newer.
     pub revision: u64,
+    /// Drift tasks: the changes the task stands for — the same on every one of its nodes —
+    /// the first 1,000 of `change_count`.
+    pub changes: Vec<TaskChange>,
+    pub change_count: u64,
+    /// Whose nodes the task is about: the owner group (`null`: nodes with no owner group,
+    /// or the whole organisation with `[tasks] group_across_owners`).
+    pub destination: Option<String>,
+    /// Tasks for the same change set on other owners' nodes.
+    pub siblings: Vec<u64>,
+}
+
+/// One change of a drift task: what changed, in one line, the same on each of its nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskChange {
+    /// The change's identity (plugin, key, kind, previous and current value).
+    pub id: String,
+    pub plugin: String,
+    pub key: String,
+    pub kind: ChangeKind,
+    /// The attributes that changed, previous → current, hashes shortened:
+    /// `version 3.0.19-1~deb12u2 → 3.0.20-1~deb12u1`.
+    pub summary: String,
 }
 
 impl UserTask {
@@ -106,7 +128,7 @@ mod flat {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Serialize};
 
-    use super::{UserTaskKind, UserTaskState, UserTaskStatus};
+    use super::{TaskChange, UserTaskKind, UserTaskState, UserTaskStatus};
 
     #[derive(Serialize, Deserialize)]
     pub struct UserTask {
@@ -127,6 +149,18 @@ mod flat {
         recurrence_of: Option<u64>,
         #[serde(default)]
         revision: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<TaskChange>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        change_count: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        destination: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        siblings: Vec<u64>,
+    }
+
+    fn is_zero(n: &u64) -> bool {
+        *n == 0
     }
 
     impl From<super::UserTask> for UserTask {
@@ -152,6 +186,10 @@ mod flat {
                 fingerprint: t.fingerprint,
                 recurrence_of: t.recurrence_of,
                 revision: t.revision,
+                changes: t.changes,
+                change_count: t.change_count,
+                destination: t.destination,
+                siblings: t.siblings,
             }
         }
     }
@@ -184,6 +222,10 @@ mod flat {
                 fingerprint: t.fingerprint,
                 recurrence_of: t.recurrence_of,
                 revision: t.revision,
+                changes: t.changes,
+                change_count: t.change_count,
+                destination: t.destination,
+                siblings: t.siblings,
             })
         }
     }
@@ -200,6 +242,15 @@ pub struct UserTaskEvent {
     pub day: chrono::NaiveDate,
     /// One line: what was found on this node.
     pub details: String,
+    /// Drift tasks: how many of the task's changes this event carries. A task is exactly
+    /// the change set its nodes share, so an event carries all of them: the first
+    /// `changes` of the task's change list.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub changes: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `GET /v1/tasks`.

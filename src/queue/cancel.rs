@@ -77,18 +77,29 @@ impl Queue {
                 .iter()
                 .map(|seq| (*seq, log_row(&inner.tasks[seq], cancelled_result(), now)))
                 .collect();
-            self.shared
+            let due = self
+                .shared
                 .store
-                .write(move |tx| -> Result<(), StoreError> {
+                .write(move |tx| -> Result<Vec<u64>, StoreError> {
+                    let mut due = Vec::new();
                     for (seq, row) in &rows {
                         persist::remove_task(tx, *seq)?;
-                        persist::append_log(tx, row)?;
+                        let log_seq = persist::append_log(tx, row)?;
+                        // A cancelled task of a run ends in it, finding nothing.
+                        if let Some(run) = row.run {
+                            if runs::task_ended(tx, run, &row.target, log_seq, None)? {
+                                due.push(run);
+                            }
+                        }
                     }
-                    Ok(())
+                    Ok(due)
                 })
                 .await?;
             for t in inner.remove_all(&queued_now) {
                 tracing::info!(id = %t.id(), "queued task Cancelled");
+            }
+            for run in due {
+                self.group_run(run);
             }
         }
         drop(inner);

@@ -1,6 +1,8 @@
-//! The end of a task: its log row, findings, user-task changes and mails, and the start of
-//! the tasks that take its slot, committed together; ends that wait for each other share
-//! one commit (group commit).
+//! The end of a task: its log row, its findings (user-task changes and mails for a
+//! single-node task; kept with its run otherwise), and the start of the tasks that take its
+//! slot, committed together; ends that wait for each other share one commit (group commit).
+//! A run whose last task ended is grouped into user tasks right after, in a commit of its
+//! own that does not hold the queue.
 
 use super::*;
 
@@ -33,9 +35,8 @@ impl Queue {
                 continue;
             };
             let findings = findings_of(&task, &result, today, &loaded.policies);
-            let passing = passing_of(&task, &result);
             let row = log_row(&task, result, Utc::now());
-            ends.push((seq, row, findings, passing));
+            ends.push((seq, row, findings));
         }
         if !ends.is_empty() {
             self.commit_ends(&mut inner, ends, &loaded).await;
@@ -58,33 +59,53 @@ impl Queue {
             .store
             .write(move |tx| -> Result<_, StoreError> {
                 let mut done = Vec::with_capacity(ends.len());
-                for (seq, mut row, findings, passing) in ends {
+                let mut due = Vec::new();
+                for (seq, mut row, findings) in ends {
                     persist::remove_task(tx, seq)?;
-                    let mut ingested = UserTasks::ingest(tx, &config, &findings)?;
-                    UserTasks::resolve(tx, &passing, &row.id.to_string(), &mut ingested)?;
                     crate::audits::record_checks(tx, &row.checks)?;
-                    row.user_tasks_created = ingested.created.len() as u64;
-                    row.user_tasks_updated =
-                        (ingested.updated.len() + ingested.closed_by_audit.len()) as u64;
-                    persist::append_log(tx, &row)?;
+                    let ingested = match row.run {
+                        Some(run) => {
+                            let log_seq = persist::append_log(tx, &row)?;
+                            if runs::task_ended(tx, run, &row.target, log_seq, findings)? {
+                                due.push(run);
+                            }
+                            None
+                        }
+                        None => {
+                            let ingested = match &findings {
+                                Some(f) => UserTasks::ingest_single(tx, &config, f)?,
+                                None => Ingested::default(),
+                            };
+                            row.user_tasks_created = ingested.created.len() as u64;
+                            row.user_tasks_updated =
+                                (ingested.updated.len() + ingested.closed.len()) as u64;
+                            persist::append_log(tx, &row)?;
+                            Some(ingested)
+                        }
+                    };
                     done.push((row.id, row.status, row.errors, ingested));
                 }
                 for (seq, t) in &next {
                     persist::put_task(tx, *seq, t)?;
                 }
-                Ok((done, next))
+                Ok((done, next, due))
             })
             .await;
         for seq in seqs {
             inner.remove(seq);
         }
         match committed {
-            Ok((done, next)) => {
+            Ok((done, next, due)) => {
                 for (id, status, errors, ingested) in &done {
-                    self.shared.tasks.committed(ingested);
+                    if let Some(ingested) = ingested {
+                        self.shared.tasks.committed(ingested);
+                    }
                     tracing::info!(%id, status = ?status, errors, "task ended");
                 }
                 self.launch(inner, next, loaded);
+                for run in due {
+                    self.group_run(run);
+                }
             }
             Err(e) => {
                 let ids = ids.join(", ");
@@ -94,13 +115,42 @@ impl Queue {
             }
         }
     }
+
+    /// Makes the user tasks of a run whose tasks all ended, in the background: one commit
+    /// of its own, which neither holds the queue's lock nor delays the task ends before it.
+    pub(super) fn group_run(&self, run: u64) {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            let config = queue.shared.config.config();
+            let started = std::time::Instant::now();
+            let result = queue
+                .shared
+                .store
+                .write(move |tx| runs::complete(tx, &config, run))
+                .await;
+            match result {
+                Ok(Some((ingested, info))) => {
+                    queue.shared.tasks.committed(&ingested);
+                    tracing::info!(
+                        run,
+                        tasks = info.tasks,
+                        created = info.user_tasks_created,
+                        updated = info.user_tasks_updated,
+                        closed = info.user_tasks_closed,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "run ended: its findings are user tasks"
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(
+                    run,
+                    "cannot make the user tasks of the run ({e}); trying again at the next start"
+                ),
+            }
+            queue.shared.ended.notify_waiters();
+        });
+    }
 }
 
-/// A task that ended, ready to commit: its queue sequence number, log row, findings, and
-/// the (fingerprint, node) of the checks it found passing.
-type TaskEnd = (
-    u64,
-    LogRow,
-    Vec<crate::tasks::Finding>,
-    Vec<(String, String)>,
-);
+/// A task that ended, ready to commit: its queue sequence number, log row and findings.
+type TaskEnd = (u64, LogRow, Option<crate::tasks::NodeFindings>);

@@ -17,6 +17,7 @@ pub mod persist;
 mod request;
 pub(crate) mod rows;
 mod runner;
+mod runs;
 mod scan_task;
 
 use std::sync::Arc;
@@ -37,9 +38,9 @@ use crate::proto::{
 };
 use crate::setup::{Setup, SetupCell};
 use crate::store::{Store, StoreError};
-use crate::tasks::UserTasks;
+use crate::tasks::{Ingested, UserTasks};
 use inner::{Figures, Inner};
-use outcome::{cancelled_result, findings_of, interrupted_result, log_row, passing_of};
+use outcome::{cancelled_result, findings_of, interrupted_result, log_row};
 use request::check_request;
 use runner::{RunEnd, Stop};
 
@@ -109,6 +110,8 @@ struct Shared {
     /// Cancelled when the daemon stops: no new starts, running tasks are interrupted.
     shutdown: CancellationToken,
     runners: TaskTracker,
+    /// Runs to group as soon as the queue starts (see `Queue::start`).
+    due_runs: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Queue {
@@ -120,7 +123,7 @@ impl Queue {
         worker: WorkerCommand,
         tasks: UserTasks,
     ) -> Result<Queue, StoreError> {
-        let (active, dropped) = store
+        let (active, dropped, due) = store
             .write(|tx| -> Result<_, StoreError> {
                 let indexed = persist::ensure_log_index(tx)?;
                 if indexed > 0 {
@@ -133,7 +136,10 @@ impl Queue {
                             // The row keeps the last attempt's number and start time.
                             let row = log_row(&task, interrupted_result(&task), Utc::now());
                             persist::remove_task(tx, seq)?;
-                            persist::append_log(tx, &row)?;
+                            let log_seq = persist::append_log(tx, &row)?;
+                            if let Some(run) = task.run {
+                                runs::task_ended(tx, run, &task.target, log_seq, None)?;
+                            }
                             tracing::warn!(id = %task.id(), attempt, "task interrupted {MAX_ATTEMPTS} times, marked Failed");
                             continue;
                         }
@@ -144,7 +150,15 @@ impl Queue {
                     kept.push((seq, task));
                 }
                 let dropped = persist::add(tx, persist::DROPPED_SCHEDULED, 0)?;
-                Ok((kept, dropped))
+                // Runs interrupted while being grouped, or left with no task to wait for.
+                let in_queue = |run: u64| kept.iter().filter(|(_, t)| t.run == Some(run)).count();
+                let mut due = runs::orphaned(tx, in_queue)?;
+                for run in runs::due_in(tx)? {
+                    if !due.contains(&run) {
+                        due.push(run);
+                    }
+                }
+                Ok((kept, dropped, due))
             })
             .await?;
         let mut inner = Inner {
@@ -167,14 +181,19 @@ impl Queue {
                 ended: Notify::new(),
                 shutdown: CancellationToken::new(),
                 runners: TaskTracker::new(),
+                due_runs: std::sync::Mutex::new(due),
             }),
         })
     }
 
-    /// Starts the dispatcher. Call once.
+    /// Starts the dispatcher, and the grouping of runs a stop interrupted. Call once.
     pub fn start(&self) {
         let queue = self.clone();
         tokio::spawn(async move { queue.dispatch_loop().await });
+        for run in std::mem::take(&mut *crate::sync::lock(&self.shared.due_runs)) {
+            tracing::info!(run, "grouping a run whose tasks ended before the last stop");
+            self.group_run(run);
+        }
         self.shared.wake.notify_one();
     }
 
@@ -258,11 +277,12 @@ impl Queue {
     }
 
     /// Queues an ad-hoc request: one task per node of the scope, all or none.
+    /// Returns the new tasks' ids, and their run when they form one.
     pub async fn enqueue(
         &self,
         req: EnqueueRequest,
         initiator: String,
-    ) -> Result<Vec<QueueTaskId>, QueueError> {
+    ) -> Result<(Vec<QueueTaskId>, Option<u64>), QueueError> {
         let loaded = self.shared.config.current();
         let config = loaded.config;
         let nodes = check_request(&config, &loaded.policies, &req)?;
@@ -288,19 +308,21 @@ impl Queue {
             work: work_of(req.kind, req.plugins.clone(), req.policies.clone()),
             queued_at: Utc::now(),
             state: QueueTaskState::Queued { attempt: 1 },
+            run: None,
         };
         let created = self
             .commit_new(template, nodes, None)
             .await?
             .unwrap_or_default();
         let ids = created.iter().map(|(_, t)| t.id()).collect();
+        let run = created.first().and_then(|(_, t)| t.run);
         for (seq, task) in created {
             tracing::info!(id = %task.id(), node = %task.target, initiator = %task.initiator, "task Queued");
             inner.insert(seq, task);
         }
         drop(inner);
         self.shared.wake.notify_one();
-        Ok(ids)
+        Ok((ids, run))
     }
 
     /// Queues a scheduled run due at `due`, unless that due time already ran: the check and
@@ -353,6 +375,7 @@ impl Queue {
             ),
             queued_at: Utc::now(),
             state: QueueTaskState::Queued { attempt: 1 },
+            run: None,
         };
         let run = ScheduleRun {
             claim,
@@ -399,6 +422,21 @@ impl Queue {
                     }
                     persist::add(tx, persist::DROPPED_SCHEDULED, run.dropped)?;
                 }
+                // More than one node: the tasks form a run, whose findings become user tasks
+                // together when its last task ends.
+                let mut template = template;
+                if nodes.len() > 1 {
+                    template.run = Some(runs::create(
+                        tx,
+                        runs::NewRun {
+                            kind: template.work.kind(),
+                            scope: &template.scope,
+                            initiator: &template.initiator,
+                            schedule: template.schedule.as_deref(),
+                            tasks: nodes.len() as u32,
+                        },
+                    )?);
+                }
                 let mut out = Vec::with_capacity(nodes.len());
                 for node in nodes {
                     let seq = persist::next(tx, persist::NEXT_SEQ)?;
@@ -426,6 +464,11 @@ impl Queue {
             .collect();
         out.sort_by(|a, b| b.queued_at.cmp(&a.queued_at).then(b.id().cmp(&a.id())));
         out
+    }
+
+    /// A run as the API shows it.
+    pub async fn run_info(&self, run: u64) -> Result<Option<crate::proto::RunInfo>, StoreError> {
+        self.shared.store.read(move |tx| runs::info(tx, run)).await
     }
 
     /// The store the queue commits to (the schedules claim their due times in it).

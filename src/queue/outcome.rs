@@ -4,70 +4,63 @@
 use chrono::{DateTime, Utc};
 
 use super::runner::QueueTaskResult;
-use crate::proto::{CheckOutcome, FinalStatus, LogRow, QueueTask};
-use crate::tasks::{finding, Finding};
+use crate::proto::{CheckOutcome, FinalStatus, LogRow, QueueTask, QueueTaskKind};
+use crate::tasks::{task_change, CheckRef, FailedCheck, NodeFindings, PluginFailed};
 
-/// What an ended task found: its drift (one finding for the node's whole change set) and
-/// each plugin that failed. Cancelled tasks find nothing.
+/// What an ended task found on its node: its drift as changes, the plugins that failed and
+/// those that scanned cleanly, the checks that failed and passed. Cancelled tasks find
+/// nothing.
 pub(super) fn findings_of(
     task: &QueueTask,
     result: &QueueTaskResult,
     today: chrono::NaiveDate,
     policies: &[crate::policy::Policy],
-) -> Vec<Finding> {
+) -> Option<NodeFindings> {
     if result.status == FinalStatus::Cancelled {
-        return Vec::new();
+        return None;
     }
     let day = result.drifts.first().map_or(today, |d| d.day);
-    let mut out: Vec<Finding> = finding::from_drift(&task.target, task.id(), day, &result.drifts)
-        .into_iter()
-        .collect();
-    for c in result
-        .checks
-        .iter()
-        .filter(|c| c.outcome == CheckOutcome::Fail)
-    {
-        let policy_description = policies
-            .iter()
-            .find(|p| p.name == c.policy)
-            .map_or("", |p| p.description.as_str());
-        let failed = finding::FailedCheck {
-            policy: &c.policy,
-            policy_description,
-            check: &c.check,
-            check_description: &c.description,
-            plugin: &c.plugin,
-            evidence: &c.evidence,
-        };
-        out.push(finding::from_policy(&task.target, task.id(), day, &failed));
+    let mut f = NodeFindings::new(&task.target, task.id(), day);
+    f.baseline = result.drifts.iter().find_map(|d| d.baseline_day);
+    for d in &result.drifts {
+        f.changes
+            .extend(d.changes.iter().map(|c| task_change(&d.plugin, c)));
     }
-    for run in &result.plugins {
-        if let Some(error) = &run.error {
-            out.push(finding::from_scan_failure(
-                &task.target,
-                task.id(),
-                day,
-                &run.plugin,
-                error,
-            ));
+    for c in &result.checks {
+        match c.outcome {
+            CheckOutcome::Fail => f.failed_checks.push(FailedCheck {
+                policy: c.policy.clone(),
+                policy_description: policies
+                    .iter()
+                    .find(|p| p.name == c.policy)
+                    .map_or(String::new(), |p| p.description.clone()),
+                check: c.check.clone(),
+                check_description: c.description.clone(),
+                plugin: c.plugin.clone(),
+                evidence: c.evidence.clone(),
+            }),
+            CheckOutcome::Pass => f.passing_checks.push(CheckRef {
+                policy: c.policy.clone(),
+                check: c.check.clone(),
+            }),
+            CheckOutcome::Error => {}
         }
     }
-    out
-}
-
-/// The (fingerprint, node) of every policy check an audit found passing.
-pub(super) fn passing_of(task: &QueueTask, result: &QueueTaskResult) -> Vec<(String, String)> {
-    result
-        .checks
-        .iter()
-        .filter(|c| c.outcome == CheckOutcome::Pass)
-        .map(|c| {
-            (
-                finding::policy_fingerprint(&c.policy, &c.check),
-                task.target.clone(),
-            )
-        })
-        .collect()
+    for run in &result.plugins {
+        match &run.error {
+            Some(error) => f.failures.push(PluginFailed {
+                plugin: run.plugin.clone(),
+                message: error.clone(),
+            }),
+            // A scan's clean plugin resolves its earlier failures on the node (an audit's
+            // runs read only what its checks need).
+            None if task.work.kind() == QueueTaskKind::Scan => {
+                f.clean_plugins.push(run.plugin.clone())
+            }
+            None => {}
+        }
+    }
+    Some(f)
 }
 
 pub(super) fn cancelled_result() -> QueueTaskResult {
@@ -114,5 +107,6 @@ pub(super) fn log_row(
         user_tasks_created: 0,
         user_tasks_updated: 0,
         plugins: result.plugins,
+        run: task.run,
     }
 }

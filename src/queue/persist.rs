@@ -103,7 +103,8 @@ fn status_name(status: FinalStatus) -> &'static str {
     }
 }
 
-pub fn append_log(tx: &WriteTransaction, row: &LogRow) -> Result<(), StoreError> {
+/// Appends a terminal task's row to its log; returns the row's log sequence number.
+pub fn append_log(tx: &WriteTransaction, row: &LogRow) -> Result<u64, StoreError> {
     let seq = next(tx, NEXT_LOG)?;
     let (table, log) = log_table(row.id.kind);
     table.write(tx)?.put(seq, &StoredLogRow::from(row))?;
@@ -113,6 +114,25 @@ pub fn append_log(tx: &WriteTransaction, row: &LogRow) -> Result<(), StoreError>
         NODE_LAST_SCAN
             .write(tx)?
             .put(row.target.as_str(), &StoredLastScan::from(row))?;
+    }
+    Ok(seq)
+}
+
+/// Fills in the user tasks a row's findings created and updated (for a run's rows, whose
+/// tasks are made when the run ends).
+pub fn set_log_counts(
+    tx: &WriteTransaction,
+    kind: QueueTaskKind,
+    seq: u64,
+    created: u64,
+    updated: u64,
+) -> Result<(), StoreError> {
+    let (table, _) = log_table(kind);
+    let mut rows = table.write(tx)?;
+    if let Some(mut row) = rows.get(seq)? {
+        row.user_tasks_created = created;
+        row.user_tasks_updated = updated;
+        rows.put(seq, &row)?;
     }
     Ok(())
 }
@@ -296,6 +316,7 @@ mod tests {
             user_tasks_created: 0,
             user_tasks_updated: 0,
             plugins: Vec::new(),
+            run: None,
         }
     }
 

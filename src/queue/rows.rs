@@ -35,6 +35,9 @@ pub struct StoredQueueTask {
     started_at: Option<DateTime<Utc>>,
     status: QueueTaskStatus,
     attempt: u32,
+    /// Absent in rows written before runs existed: a task of no run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<u64>,
 }
 
 impl From<&QueueTask> for StoredQueueTask {
@@ -55,6 +58,7 @@ impl From<&QueueTask> for StoredQueueTask {
             started_at: t.state.started_at(),
             status: t.state.status(),
             attempt: t.state.attempt(),
+            run: t.run,
         }
     }
 }
@@ -91,6 +95,7 @@ impl TryFrom<StoredQueueTask> for QueueTask {
             work,
             queued_at: t.queued_at,
             state,
+            run: t.run,
         })
     }
 }
@@ -118,9 +123,11 @@ pub struct StoredLogRow {
     checks: Vec<StoredCheckRecord>,
     #[serde(default)]
     drift_fingerprint: Option<String>,
-    user_tasks_created: u64,
-    user_tasks_updated: u64,
+    pub(super) user_tasks_created: u64,
+    pub(super) user_tasks_updated: u64,
     plugins: Vec<StoredPluginRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) run: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,6 +170,7 @@ impl From<&LogRow> for StoredLogRow {
                     error: p.error.clone(),
                 })
                 .collect(),
+            run: r.run,
         }
     }
 }
@@ -199,6 +207,7 @@ impl From<StoredLogRow> for LogRow {
                     error: p.error,
                 })
                 .collect(),
+            run: r.run,
         }
     }
 }

@@ -17,7 +17,8 @@ pub(crate) async fn idle_queue(dir: &std::path::Path) -> (Queue, Arc<Config>) {
     let config = crate::config::load(&path).unwrap();
     let store = Store::open(&config.daemon.state_dir).unwrap();
     let cell = Arc::new(SetupCell::new(Setup::new(config, Vec::new())));
-    let tasks = UserTasks::open(store.clone(), Outbox::new(store.clone(), cell.clone()))
+    let outbox = Outbox::new(store.clone(), cell.clone());
+    let tasks = UserTasks::open(store.clone(), outbox, cell.clone())
         .await
         .unwrap();
     let worker = WorkerCommand::new("/nonexistent/vigild");

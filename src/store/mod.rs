@@ -8,7 +8,7 @@
 mod table;
 pub mod tables;
 
-pub use table::{undecodable_rows, JsonTable, PlainTable, Row, Rows};
+pub use table::{undecodable_rows, JsonTable, PlainTable, ReadRows, Row, Rows, WriteRows};
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

@@ -92,6 +92,27 @@ pub const LAST_FINGERPRINTS: PlainTable<&str, u64> =
 pub const TASK_NODE_RESOLVED: PlainTable<(u64, &str), &str> =
     PlainTable::new(TableDefinition::new("task_node_resolved"));
 
+/// Every change of a drift task: (task id, change id) → ().
+pub const TASK_CHANGE_IDS: PlainTable<(u64, &str), ()> =
+    PlainTable::new(TableDefinition::new("task_change_ids"));
+
+/// The changes of open drift tasks by destination: (destination, change id, task id) → ().
+/// Finds the open tasks a single node's drift could join.
+pub const OPEN_DRIFT_CHANGES: PlainTable<(&str, &str, u64), ()> =
+    PlainTable::new(TableDefinition::new("open_drift_changes"));
+
+/// Nodes of open scan-failure tasks: (node, plugin, task id) → (). A clean scan of that
+/// plugin on that node resolves the node in those tasks.
+pub const SCAN_FAILURE_NODES: PlainTable<(&str, &str, u64), ()> =
+    PlainTable::new(TableDefinition::new("scan_failure_nodes"));
+
+/// Runs: run id → `queue::runs::StoredRun`.
+pub const RUNS: RowTable<u64> = TableDefinition::new("runs");
+
+/// The findings of a run's ended tasks until the run ends: (run id, node) →
+/// `tasks::NodeFindings`.
+pub const RUN_FINDINGS: RowTable<(u64, &str)> = TableDefinition::new("run_findings");
+
 /// Latest audit result per check and node: (policy, check, node) →
 /// `audits::StoredCheckRecord`.
 pub const POLICY_RESULTS: RowTable<(&str, &str, &str)> = TableDefinition::new("policy_results");
@@ -110,6 +131,11 @@ pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     OPEN_FINGERPRINTS.write(tx)?;
     LAST_FINGERPRINTS.write(tx)?;
     TASK_NODE_RESOLVED.write(tx)?;
+    TASK_CHANGE_IDS.write(tx)?;
+    OPEN_DRIFT_CHANGES.write(tx)?;
+    SCAN_FAILURE_NODES.write(tx)?;
+    tx.open_table(RUNS)?;
+    tx.open_table(RUN_FINDINGS)?;
     for rows in [OUTBOX, OUTBOX_SENT, QUEUE, SCAN_LOG, AUDIT_LOG, USER_TASKS] {
         tx.open_table(rows)?;
     }

@@ -144,7 +144,9 @@ impl TaskIndex {
                     return false;
                 }
                 let old_key = key_of(old);
-                let text_changed = old.title != task.title || old.description != task.description;
+                let text_changed = old.title != task.title
+                    || old.description != task.description
+                    || old.changes.len() != task.changes.len();
                 self.count(self.rows[slot as usize], false);
                 if text_changed {
                     let (start, end) = self.push_text(&task, slot);
@@ -207,7 +209,13 @@ impl TaskIndex {
 
     fn push_text(&mut self, task: &UserTask, slot: u32) -> (usize, usize) {
         let start = self.text.len();
-        let lower = format!("{}\n{}", task.title, task.description).to_lowercase();
+        // What a filter searches: the title, the description and every change's key.
+        let mut text = format!("{}\n{}", task.title, task.description);
+        for c in &task.changes {
+            text.push('\n');
+            text.push_str(&c.key);
+        }
+        let lower = text.to_lowercase();
         self.text
             .extend(lower.bytes().map(|b| if b == 0 { b' ' } else { b }));
         let end = self.text.len();

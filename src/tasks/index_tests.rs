@@ -22,6 +22,10 @@ fn task(id: u64, revision: u64, minute: u32) -> UserTask {
         fingerprint: format!("drift:{id}"),
         recurrence_of: None,
         revision,
+        changes: Vec::new(),
+        change_count: 0,
+        destination: None,
+        siblings: Vec::new(),
     }
 }
 

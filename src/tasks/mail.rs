@@ -34,26 +34,29 @@ pub fn assignment(
     Ok(())
 }
 
-/// Queues the short mail telling the assignee that an audit closed their task.
-pub fn closed_by_audit(
+/// Queues the short mail telling the assignee that their task closed itself (`by` an audit
+/// or a scan, because `why`).
+pub fn closed_itself(
     tx: &WriteTransaction,
     task: &UserTask,
-    audit: &str,
+    by: &str,
+    why: &str,
 ) -> Result<(), StoreError> {
     let Some(assignee) = &task.assignee else {
         return Ok(());
     };
     let id = task.id;
     let text = format!(
-        "Task #{id} was closed by {audit}: the check passes again on every node it failed on.\n\n\
+        "Task #{id} was closed by {by}: {why}.\n\n\
          Title:  {}\nEvents: {}\nNodes:  {}\n\nSee it with:\n    vigil tasks show {id}\n\n\
-         If it fails again, a new task will open and name this one.\n",
+         If it happens again, a new task will open and name this one.\n",
         task.title, task.events, task.nodes
     );
     let html = format!(
-        "<p>Task <b>#{id}</b> was closed by {}: the check passes again on every node it failed on.</p>\
+        "<p>Task <b>#{id}</b> was closed by {}: {}.</p>\
          <p>{}<br>Events: {} &middot; Nodes: {}</p><p>See it with <code>vigil tasks show {id}</code></p>",
-        outbox::content::html_escape(audit),
+        outbox::content::html_escape(by),
+        outbox::content::html_escape(why),
         outbox::content::html_escape(&task.title),
         task.events,
         task.nodes
@@ -62,10 +65,10 @@ pub fn closed_by_audit(
         tx,
         outbox::NewMail {
             to: assignee.clone(),
-            subject: format!("[vigil] Task #{id} closed by {audit}: {}", task.title),
+            subject: format!("[vigil] Task #{id} closed by {by}: {}", task.title),
             text,
             html: Some(html),
-            cause: format!("task {id} closed by {audit}"),
+            cause: format!("task {id} closed by {by}"),
         },
     )?;
     Ok(())

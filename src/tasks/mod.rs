@@ -1,26 +1,32 @@
 //! User tasks: the lightweight ticketing system. Findings (drift, scan failures, policy
-//! failures) with equal fingerprints become one task with one event per node and day; new
-//! tasks are auto-assigned to the owner of the node's group, and every assignment mails the
-//! assignee through the outbox in the same transaction.
+//! failures) become tasks with one event per node and day: a run's drift grouped into the
+//! change sets that happened together on the same nodes, per destination (the owner group
+//! of each node); new tasks are auto-assigned to the destination's owner, and every
+//! assignment mails the assignee through the outbox in the same transaction.
 //!
 //! The store is the truth: rights are checked, and actions decided, on the task as read in
 //! the write transaction that changes it. [`UserTasks`] keeps an in-memory [`index`] of every
 //! task so that filtered lists and counts never scan the store; it takes each task's copy
 //! after the commit, and never an older copy than it holds.
 
+mod change;
 pub mod finding;
+pub mod grouping;
 mod index;
+pub mod ingest;
 mod mail;
 pub mod persist;
 mod rights;
 mod rows;
+mod upgrade;
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-pub use finding::Finding;
+pub use change::task_change;
+pub use finding::{CheckRef, FailedCheck, NodeFindings, PluginFailed};
 use index::{Filter, TaskIndex};
-pub use persist::Ingested;
+pub use ingest::Ingested;
 
 use crate::caller::Caller;
 use crate::config::Config;
@@ -28,6 +34,7 @@ use crate::proto::{
     CloseAllResponse, ExportedUserTask, UserTask, UserTaskDetail, UserTaskFilter, UserTaskKind,
     UserTaskList, UserTaskNodeReport, UserTaskReport, UserTaskStatus,
 };
+use crate::setup::SetupCell;
 use crate::store::{Store, StoreError};
 
 pub use mail::MailWaker;
@@ -47,10 +54,26 @@ pub enum UserTaskError {
     /// Reopening a task while another one is open for the same finding.
     #[error("task #{other} is already open for the same finding; work on that one")]
     Conflict { other: u64 },
+    /// Assigning to an address that is neither a configured user nor a group owner.
+    #[error(
+        "{0} is not a vigil user or a group owner: add a [[user]] with email = \"{0}\" (or add \
+         it to a [[group]]'s owners) to the config and reload, then assign again"
+    )]
+    UnknownAssignee(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the task index lookup failed: {0}")]
     Internal(String),
+}
+
+/// Whether `email` is someone vigil knows: a configured user or a group owner.
+fn knows(config: &Config, email: &str) -> bool {
+    let same = |a: &str| a.eq_ignore_ascii_case(email);
+    config.users.iter().any(|u| same(&u.email))
+        || config
+            .groups
+            .iter()
+            .any(|g| g.owners.iter().any(|o| same(o)))
 }
 
 /// The user-task service; cheap to clone.
@@ -62,11 +85,28 @@ pub struct UserTasks {
     /// the cores, making every one of them (and everything else) slower.
     scans: Arc<tokio::sync::Semaphore>,
     mail: MailWaker,
+    /// The config in force: who may be assigned.
+    setup: Arc<SetupCell>,
 }
 
 impl UserTasks {
-    /// Loads the index from the store.
-    pub async fn open(store: Store, mail: MailWaker) -> Result<UserTasks, StoreError> {
+    /// Loads the index from the store (after bringing the fingerprints of open tasks
+    /// written before tasks were grouped per destination up to date).
+    pub async fn open(
+        store: Store,
+        mail: MailWaker,
+        setup: Arc<SetupCell>,
+    ) -> Result<UserTasks, StoreError> {
+        let config = setup.config();
+        let upgraded = store
+            .write(move |tx| upgrade::per_destination(tx, &config))
+            .await?;
+        if upgraded > 0 {
+            tracing::info!(
+                tasks = upgraded,
+                "open tasks from before per-destination grouping now have their destination"
+            );
+        }
         let index = store
             .read(|tx| {
                 let mut index = TaskIndex::loading();
@@ -80,6 +120,7 @@ impl UserTasks {
             index: Arc::new(RwLock::new(index)),
             scans: Arc::new(tokio::sync::Semaphore::new(cores)),
             mail,
+            setup,
         })
     }
 
@@ -113,36 +154,38 @@ impl UserTasks {
         .map_err(|e| UserTaskError::Internal(e.to_string()))
     }
 
-    /// Ingests findings inside the caller's transaction: tasks, events and assignment mails
-    /// commit with it. Call [`UserTasks::committed`] after the commit.
-    pub fn ingest(
+    /// Ingests the findings of a single-node scan or audit inside the caller's
+    /// transaction: tasks, events and mails commit with it. Call [`UserTasks::committed`]
+    /// after the commit.
+    pub fn ingest_single(
         tx: &redb::WriteTransaction,
         config: &Config,
-        findings: &[Finding],
+        findings: &NodeFindings,
     ) -> Result<Ingested, StoreError> {
-        let out = persist::ingest(tx, config, findings)?;
-        for a in &out.assignments {
-            mail::assignment(tx, &a.task, &a.assigned_by)?;
-        }
+        let out = ingest::ingest_single(tx, config, findings)?;
+        Self::mail(tx, &out)?;
         Ok(out)
     }
 
-    /// Inside the caller's transaction: each (fingerprint, node) found passing again resolves
-    /// that node in the finding's open task; tasks whose nodes all pass close themselves and
-    /// their assignees are mailed. Closed tasks are added to `out` for the index.
-    pub fn resolve(
+    /// Ingests the findings of a whole run inside the caller's transaction (see
+    /// [`UserTasks::ingest_single`]).
+    pub fn ingest_run(
         tx: &redb::WriteTransaction,
-        passing: &[(String, String)],
-        audit: &str,
-        out: &mut Ingested,
-    ) -> Result<(), StoreError> {
-        for (fingerprint, node) in passing {
-            if let Some(task) = persist::resolve(tx, fingerprint, node, audit)? {
-                mail::closed_by_audit(tx, &task, audit)?;
-                out.closed_by_audit.push(task.id);
-                out.changed.retain(|t| t.id != task.id);
-                out.changed.push(task);
-            }
+        config: &Config,
+        findings: &[NodeFindings],
+    ) -> Result<Ingested, StoreError> {
+        let out = ingest::ingest_run(tx, config, findings)?;
+        Self::mail(tx, &out)?;
+        Ok(out)
+    }
+
+    /// Queues the mails of what an ingest did: assignments, and tasks that closed themselves.
+    fn mail(tx: &redb::WriteTransaction, out: &Ingested) -> Result<(), StoreError> {
+        for a in &out.assignments {
+            mail::assignment(tx, &a.task, &a.assigned_by)?;
+        }
+        for c in &out.closed {
+            mail::closed_itself(tx, &c.task, &c.by, c.why)?;
         }
         Ok(())
     }
@@ -157,7 +200,7 @@ impl UserTasks {
             index.add_node(*id, node);
         }
         drop(index);
-        if !ingested.assignments.is_empty() || !ingested.closed_by_audit.is_empty() {
+        if !ingested.assignments.is_empty() || !ingested.closed.is_empty() {
             self.mail.wake();
         }
     }
@@ -246,7 +289,13 @@ impl UserTasks {
     ) -> Result<UserTaskReport, UserTaskError> {
         let task = self.get(id).ok_or(UserTaskError::NotFound(id))?;
         let kind = task.kind;
-        let fingerprint = task.fingerprint.clone();
+        // Drift tasks of today's grouping know their changes: a node's report shows those
+        // alone. Tasks from before show the node's whole drift of that day.
+        let ids = self
+            .store
+            .read(move |tx| persist::change_ids(tx, id))
+            .await?;
+        let ids: Option<HashSet<String>> = (!ids.is_empty()).then(|| ids.into_iter().collect());
         let nodes = self
             .store
             .read(move |tx| -> Result<_, StoreError> {
@@ -257,22 +306,31 @@ impl UserTasks {
                     if !seen.insert(e.node.clone()) {
                         continue;
                     }
-                    let (drift, message) = if kind == UserTaskKind::Drift {
+                    let (mut drift, message) = if kind == UserTaskKind::Drift {
                         let rules =
                             |p: &str| config.plugin(p).map(crate::drift::DiffRules::for_plugin);
                         (crate::drift::of_day_now(tx, &e.node, e.day, rules)?, None)
                     } else {
                         (Vec::new(), Some(e.details.clone()))
                     };
-                    let now = finding::drift_fingerprint(&drift);
-                    let note = (kind == UserTaskKind::Drift
-                        && !drift.is_empty()
-                        && now.as_deref() != Some(fingerprint.as_str()))
-                    .then(|| {
+                    let mut missing = 0;
+                    if let Some(ids) = &ids {
+                        let mut found = 0;
+                        for d in &mut drift {
+                            let plugin = d.plugin.clone();
+                            d.changes.retain(|c| {
+                                ids.contains(crate::drift::ChangeId::of(&plugin, c).as_str())
+                            });
+                            found += d.changes.len();
+                        }
+                        drift.retain(|d| !d.changes.is_empty());
+                        missing = ids.len().saturating_sub(found);
+                    }
+                    let note = (kind == UserTaskKind::Drift && missing > 0).then(|| {
                         format!(
-                            "the drift stored for {} on {} is no longer this task's change set \
-                             (a later scan that day replaced the snapshot, or the ignore rules \
-                             changed); shown: the changes as they are now",
+                            "{missing} of this task's changes are no longer in the drift stored \
+                             for {} on {} (a later scan that day replaced the snapshot, or the \
+                             ignore rules changed); shown: what is still there",
                             e.node, e.day
                         )
                     });
@@ -303,6 +361,9 @@ impl UserTasks {
     ) -> Result<UserTask, UserTaskError> {
         let role = role_of(caller)?;
         crate::config::email::check_address(&assignee).map_err(UserTaskError::BadRequest)?;
+        if !knows(&self.setup.config(), &assignee) {
+            return Err(UserTaskError::UnknownAssignee(assignee));
+        }
         let by = caller.name();
         let me = caller.email.clone();
         let task = self
@@ -350,12 +411,13 @@ impl UserTasks {
                 if task.status() == want {
                     return Ok(task);
                 }
+                let mut t = persist::Tables::open(tx)?;
                 if open {
-                    if let Some(other) = persist::open_with_fingerprint(tx, &task.fingerprint)? {
+                    if let Some(other) = t.open_with_fingerprint(&task.fingerprint)? {
                         return Err(UserTaskError::Conflict { other });
                     }
                 }
-                persist::set_open(tx, &mut task, open, &by)?;
+                t.set_open(&mut task, open, &by)?;
                 Ok(task)
             })
             .await?;

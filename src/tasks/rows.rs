@@ -6,7 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::proto::{
-    QueueTaskId, UserTask, UserTaskEvent, UserTaskKind, UserTaskState, UserTaskStatus,
+    ChangeKind, QueueTaskId, TaskChange, UserTask, UserTaskEvent, UserTaskKind, UserTaskState,
+    UserTaskStatus,
 };
 use crate::store::{tables, JsonTable};
 
@@ -35,6 +36,51 @@ pub struct StoredUserTask {
     /// 0 in rows written before revisions existed.
     #[serde(default)]
     revision: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    changes: Vec<StoredTaskChange>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    change_count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    destination: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    siblings: Vec<u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredTaskChange {
+    id: String,
+    plugin: String,
+    key: String,
+    kind: ChangeKind,
+    summary: String,
+}
+
+impl From<&TaskChange> for StoredTaskChange {
+    fn from(c: &TaskChange) -> Self {
+        StoredTaskChange {
+            id: c.id.clone(),
+            plugin: c.plugin.clone(),
+            key: c.key.clone(),
+            kind: c.kind,
+            summary: c.summary.clone(),
+        }
+    }
+}
+
+impl From<StoredTaskChange> for TaskChange {
+    fn from(c: StoredTaskChange) -> Self {
+        TaskChange {
+            id: c.id,
+            plugin: c.plugin,
+            key: c.key,
+            kind: c.kind,
+            summary: c.summary,
+        }
+    }
 }
 
 impl From<&UserTask> for StoredUserTask {
@@ -62,6 +108,10 @@ impl From<&UserTask> for StoredUserTask {
             fingerprint: t.fingerprint.clone(),
             recurrence_of: t.recurrence_of,
             revision: t.revision,
+            changes: t.changes.iter().map(StoredTaskChange::from).collect(),
+            change_count: t.change_count,
+            destination: t.destination.clone(),
+            siblings: t.siblings.clone(),
         }
     }
 }
@@ -92,6 +142,10 @@ impl From<StoredUserTask> for UserTask {
             fingerprint: t.fingerprint,
             recurrence_of: t.recurrence_of,
             revision: t.revision,
+            changes: t.changes.into_iter().map(TaskChange::from).collect(),
+            change_count: t.change_count,
+            destination: t.destination,
+            siblings: t.siblings,
         }
     }
 }
@@ -103,6 +157,8 @@ pub struct StoredEvent {
     source: QueueTaskId,
     day: NaiveDate,
     details: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    changes: u64,
 }
 
 impl From<&UserTaskEvent> for StoredEvent {
@@ -113,6 +169,7 @@ impl From<&UserTaskEvent> for StoredEvent {
             source: e.source,
             day: e.day,
             details: e.details.clone(),
+            changes: e.changes,
         }
     }
 }
@@ -125,6 +182,7 @@ impl From<StoredEvent> for UserTaskEvent {
             source: e.source,
             day: e.day,
             details: e.details,
+            changes: e.changes,
         }
     }
 }

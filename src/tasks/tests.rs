@@ -11,6 +11,7 @@ use crate::store::Commit;
 struct Fixture {
     _dir: tempfile::TempDir,
     config: Config,
+    cell: Arc<SetupCell>,
     store: Store,
     outbox: Outbox,
     tasks: UserTasks,
@@ -22,19 +23,22 @@ async fn fixture() -> Fixture {
     std::fs::write(
         &path,
         "[daemon]\nstate_dir = \"state\"\n\n\
+         [[user]]\nemail = \"alice@example.com\"\nuid = 4242\nrole = \"user\"\n\n\
+         [[user]]\nemail = \"bob@example.com\"\nuid = 4243\nrole = \"user\"\n\n\
          [[node]]\nname = \"n1\"\nroot = \"/\"\n\n[[node]]\nname = \"n2\"\nroot = \"/\"\n",
     )
     .unwrap();
     let config = crate::config::load(&path).unwrap();
     let store = Store::open(&dir.path().join("state")).unwrap();
     let cell = Arc::new(SetupCell::new(Setup::new(config.clone(), Vec::new())));
-    let outbox = Outbox::new(store.clone(), cell);
-    let tasks = UserTasks::open(store.clone(), outbox.clone())
+    let outbox = Outbox::new(store.clone(), cell.clone());
+    let tasks = UserTasks::open(store.clone(), outbox.clone(), cell.clone())
         .await
         .unwrap();
     Fixture {
         _dir: dir,
         config,
+        cell,
         store,
         outbox,
         tasks,
@@ -55,19 +59,21 @@ impl Fixture {
     /// Commits `plugin` failing with `message` on `node` in Scan #`number`, without
     /// telling the index.
     fn failure(&self, node: &str, number: u64, plugin: &str, message: &str) -> Ingested {
-        let f = finding::from_scan_failure(
+        let mut f = NodeFindings::new(
             node,
             QueueTaskId {
                 kind: QueueTaskKind::Scan,
                 number,
             },
             chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
-            plugin,
-            message,
         );
+        f.failures.push(PluginFailed {
+            plugin: plugin.to_owned(),
+            message: message.to_owned(),
+        });
         self.store
             .write_blocking(Commit::Durable, |tx| {
-                UserTasks::ingest(tx, &self.config, &[f])
+                UserTasks::ingest_single(tx, &self.config, &f)
             })
             .unwrap()
     }
@@ -85,7 +91,7 @@ impl Fixture {
     }
 
     async fn stored(&self, id: u64) -> UserTask {
-        let fresh = UserTasks::open(self.store.clone(), self.outbox.clone())
+        let fresh = UserTasks::open(self.store.clone(), self.outbox.clone(), self.cell.clone())
             .await
             .unwrap();
         fresh.get(id).unwrap()
@@ -127,7 +133,7 @@ async fn a_restart_loads_every_task_with_its_own_nodes() {
     fail("n2", 4, "sysctl"); // task 3: n2
     fail("n3", 5, "ports"); // task 4: n3 (not a configured node any more: still kept)
 
-    let fresh = UserTasks::open(fx.store.clone(), fx.outbox.clone())
+    let fresh = UserTasks::open(fx.store.clone(), fx.outbox.clone(), fx.cell.clone())
         .await
         .unwrap();
     for (node, want) in [("n1", vec![1, 2]), ("n2", vec![1, 3]), ("n3", vec![4])] {

@@ -257,12 +257,20 @@ impl Daemon {
         };
         let (code, body) = self.http("POST", "/v1/queue", Some(&request.to_string()));
         assert_eq!(code, 200, "POST /v1/queue {request}: {body}");
-        let ids: std::collections::BTreeSet<String> = json(&body)["ids"]
+        let answer = json(&body);
+        let ids: std::collections::BTreeSet<String> = answer["ids"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_str().unwrap().to_owned())
             .collect();
+        // A request over several nodes is a run: its user tasks exist once it is complete.
+        if let Some(run) = answer["run"].as_u64() {
+            self.wait_for(&format!("run {run} to be complete"), |d| {
+                let (_, text) = d.http("GET", &format!("/v1/runs/{run}"), None);
+                json(&text)["state"] == "complete"
+            });
+        }
         let mut rows = Vec::new();
         self.wait_for(&format!("{ids:?} in the log"), |d| {
             let (_, text) = d.http("GET", log, None);

@@ -121,10 +121,12 @@ fn assert_one_assignment_mail(sink: &Sink, id: u64, to: &str) {
     let mail = parse(&mails[0]);
     assert_eq!(mail["to"], to);
     let subject = mail["subject"].as_str().unwrap();
+    // The subject is the task's title, which says what changed (no "Drift:" any more).
     assert!(
-        subject.starts_with(&format!("[vigil] Task #{id} assigned to you: Drift")),
+        subject.starts_with(&format!("[vigil] Task #{id} assigned to you: ")),
         "{mail}"
     );
+    assert!(!subject.contains("Drift:"), "{mail}");
     let text = mail["text"].as_str().unwrap();
     assert!(text.contains(&format!("vigil tasks show {id}")), "{mail}");
 }
@@ -410,8 +412,11 @@ fn root_of<'a>(f: &'a Fleet, node: &str) -> &'a Path {
     &f.roots.iter().find(|(n, _)| n == node).unwrap().1
 }
 
-/// A second scan on the same day after a further change replaces the day's snapshot: the
-/// first task's report then says that what it shows is no longer its own change set.
+/// A second scan on the same day after a further change replaces the day's snapshot. The
+/// further change is a task of its own; the first task's report shows its own changes
+/// alone. Once a later scan that day no longer finds the first task's changes, its report
+/// says so. (Before wave 2 a node's whole change set was one task, so the rescan made a
+/// second task for patch + intruder and the first task's report had the note at once.)
 #[test]
 fn a_report_says_when_the_days_drift_was_replaced_by_a_later_scan() {
     let f = fleet(1, 0);
@@ -429,18 +434,31 @@ fn a_report_says_when_the_days_drift_was_replaced_by_a_later_scan() {
         serde_json::from_str(&body).unwrap()
     };
     assert!(report(first[0])["nodes"][0].get("note").is_none());
-    // Later that day another change; the rescan's change set differs: a second task.
+    // Later that day another change: the rescan joins the patch task (no second event the
+    // same day) and the intruder is a task of its own.
     add_intruder(root_of(&f, "web-0"));
     scan_all(&d);
     let both = ids(&tasks(&d, "?kind=drift"));
     assert_eq!(both.len(), 2, "{both:?}");
+    let r = report(first[0]);
+    assert!(r["nodes"][0].get("note").is_none(), "{r}");
+    assert!(
+        !r.to_string().contains("intruder"),
+        "the patch task shows the patch alone: {r}"
+    );
+    let second = *both.iter().find(|id| **id != first[0]).unwrap();
+    let r2 = report(second);
+    assert!(r2.to_string().contains("intruder"), "{r2}");
+    assert!(r2["nodes"][0].get("note").is_none());
+    // The patch is rolled back and the node scanned again: the patch task's changes are no
+    // longer in that day's drift.
+    edit_dpkg(&f, "web-0", NEW_SSL, OLD_SSL);
+    scan_all(&d);
     let note = report(first[0])["nodes"][0]["note"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(note.contains("no longer this task's change set"), "{note}");
-    let second = *both.iter().find(|id| **id != first[0]).unwrap();
-    assert!(report(second)["nodes"][0].get("note").is_none());
+    assert!(note.contains("no longer in the drift stored"), "{note}");
     let out = d.vigil(&["tasks", "changes", &first[0].to_string()]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("note: the drift stored"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no longer in the drift stored"));
 }
