@@ -132,6 +132,7 @@ impl App {
                 }
                 *crate::sync::lock(&self.last_reload_error) = None;
                 tracing::info!(trigger, %summary, "config reloaded");
+                log_warnings(&self.cell.current());
                 Ok(Reloaded { loaded_at, summary })
             }
             Err(errors) => {
@@ -179,5 +180,12 @@ fn warn_about_restart_only_changes(old: &Config, new: &Config) {
         if changed {
             tracing::warn!("{name} changed: it takes effect only when vigild restarts");
         }
+    }
+}
+
+/// Logs what is wrong with the config in force but does not stop it (see `Setup::warnings`).
+pub fn log_warnings(setup: &Setup) {
+    for w in setup.warnings.iter() {
+        tracing::warn!("{w}");
     }
 }

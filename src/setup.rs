@@ -24,6 +24,10 @@ pub struct Setup {
     pub config: Arc<Config>,
     pub policies: Arc<Vec<Policy>>,
     pub loaded_at: DateTime<Utc>,
+    /// What is wrong but need not stop the daemon: a node root that is not there (it may
+    /// be mounted later), a plugin library that is missing or would be refused. Only that
+    /// node's or that plugin's scans fail, with the reason.
+    pub warnings: Arc<Vec<LocatedError>>,
 }
 
 impl Setup {
@@ -32,6 +36,7 @@ impl Setup {
             config: Arc::new(config),
             policies: Arc::new(policies),
             loaded_at: Utc::now(),
+            warnings: Arc::new(Vec::new()),
         }
     }
 }
@@ -95,7 +100,58 @@ pub fn load(path: &Path) -> Result<Setup, LocatedErrors> {
     if !errors.is_empty() {
         return Err(LocatedErrors(errors));
     }
-    Ok(Setup::new(config, policies))
+    let warnings = warnings(path, &config);
+    let mut setup = Setup::new(config, policies);
+    setup.warnings = Arc::new(warnings);
+    Ok(setup)
+}
+
+/// What the config names that is not there now, but may be later: node roots and plugin
+/// libraries (see [`Setup::warnings`]).
+fn warnings(path: &Path, config: &Config) -> Vec<LocatedError> {
+    let mut out = Vec::new();
+    let mut at = |place: &[locate::Seg<'_>], message: String| {
+        let (line, column) = locate::in_file(path, place);
+        out.push(LocatedError {
+            file: path.to_owned(),
+            line,
+            column,
+            message,
+        });
+    };
+    for (i, n) in config.nodes.iter().enumerate() {
+        let why = match std::fs::metadata(&n.root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist".to_owned()),
+            Err(e) => Some(format!("cannot be examined ({e})")),
+            Ok(m) if !m.is_dir() => Some("is not a directory".to_owned()),
+            Ok(_) => None,
+        };
+        if let Some(why) = why {
+            at(
+                &[Key("node"), Index(i), Key("root")],
+                format!(
+                    "node {:?}: root {} {why}; its scans fail until it is there",
+                    n.name,
+                    n.root.display()
+                ),
+            );
+        }
+    }
+    for (i, p) in config.plugins.iter().enumerate() {
+        let library = p.library_path(&config.daemon.plugin_dir);
+        if let Err(e) = crate::plugin::library::check(&library) {
+            let place = if p.library.is_some() {
+                vec![Key("plugin"), Index(i), Key("library")]
+            } else {
+                vec![Key("plugin"), Index(i), Key("name")]
+            };
+            at(
+                &place,
+                format!("plugin {:?}: {e}; its scans fail until it is fixed", p.name),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -21,8 +21,7 @@ fn fixture_lib() -> PathBuf {
 fn start(dir: &TestDir, nodes: usize) -> Daemon {
     let mut extra = String::new();
     for i in 1..=nodes {
-        let root = dir.path().join(format!("root-{i}"));
-        std::fs::create_dir_all(&root).unwrap();
+        let root = dir.node_root(&format!("root-{i}"));
         extra += &format!(
             "[[node]]\nname = \"n{i}\"\nroot = \"{}\"\n\n",
             root.display()

@@ -21,8 +21,7 @@ fn fixture_lib() -> PathBuf {
 }
 
 fn config(dir: &TestDir) -> String {
-    let root = dir.path().join("root-1");
-    std::fs::create_dir_all(&root).unwrap();
+    let root = dir.node_root("root-1");
     let mut c = format!(
         "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"2s\"\n\n\
          [[node]]\nname = \"n1\"\nroot = \"{}\"\n\n",

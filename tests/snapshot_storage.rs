@@ -15,7 +15,11 @@ async fn commit(
     scan: QueueTaskId,
     volatile: Vec<String>,
 ) -> Result<PluginDrift, snapshot::SnapshotError> {
-    w.commit(Commit::Durable, scan, Vec::new(), volatile, |tx, c| {
+    let taken = snapshot::Taken {
+        volatile,
+        ..Default::default()
+    };
+    w.commit(Commit::Durable, scan, taken, |tx, c| {
         drift::record(tx, c, &DiffRules::default())
     })
     .await
@@ -282,4 +286,66 @@ async fn pruning_removes_old_drift_records_across_batches() {
     // On day 3, keeping one day: the 300 records of days 0 and 1 go, days 2 and 3 stay.
     drift::prune_blocking(&store, day(3), 1).unwrap();
     assert_eq!(counts(&store), [0, 0, 150, 150]);
+}
+
+/// What a scan could not see is kept from the baseline, not reported as removed, and the
+/// next scan that sees it again is compared with what was last known (no false "added").
+#[tokio::test(flavor = "multi_thread")]
+async fn unseen_subtrees_are_kept_from_the_baseline_not_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let scan = QueueTaskId {
+        kind: QueueTaskKind::Scan,
+        number: 1,
+    };
+    // Enough items under the unseen directory to span several chunks.
+    let private: Vec<Item> = (0..600)
+        .map(|i| Item::new(format!("/etc/ssl/private/k{i:04}")).attr("size", i as i64))
+        .collect();
+    let write = |d: u32, with_private: Option<usize>, unseen: Vec<String>| {
+        let store = store.clone();
+        let private = private.clone();
+        async move {
+            let mut w = SnapshotWriter::new(store, "n", "files", day(d));
+            w.push(Item::new("/etc/hosts").attr("size", 1i64))
+                .await
+                .unwrap();
+            if let Some(changed) = with_private {
+                for (i, item) in private.into_iter().enumerate() {
+                    let item = if i == changed {
+                        item.attr("size", 99_999i64)
+                    } else {
+                        item
+                    };
+                    w.push(item).await.unwrap();
+                }
+            }
+            w.push(Item::new("/etc/zz").attr("size", 2i64))
+                .await
+                .unwrap();
+            let taken = snapshot::Taken {
+                unseen,
+                ..Default::default()
+            };
+            w.commit(Commit::Durable, scan, taken, |tx, c| {
+                drift::record(tx, c, &DiffRules::default())
+            })
+            .await
+            .unwrap()
+        }
+    };
+    write(0, Some(usize::MAX), Vec::new()).await;
+    // Day 1: /etc/ssl could not be read.
+    let blind = write(1, None, vec!["/etc/ssl".into()]).await;
+    assert!(blind.changes.is_empty(), "{:?}", blind.changes);
+    assert_eq!(blind.items, 602, "the unseen items are kept");
+    assert!(
+        blind.coverage_notes.iter().any(|n| n.contains("600 items")),
+        "{:?}",
+        blind.coverage_notes
+    );
+    // Day 2: seen again, one of them changed: that change alone.
+    let seen = write(2, Some(17), Vec::new()).await;
+    let keys: Vec<&str> = seen.changes.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys, ["/etc/ssl/private/k0017"]);
 }

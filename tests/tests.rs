@@ -6,6 +6,7 @@ mod common;
 mod drift;
 mod email;
 mod foundation;
+mod grouping;
 mod plugin_isolation;
 mod plugin_worker;
 mod policies;

@@ -43,7 +43,7 @@ async fn day(store: &Store, d: NaiveDate, changed: Option<usize>) -> (f64, f64, 
         number: 1,
     };
     let drift = w
-        .commit(Commit::Durable, id, Vec::new(), Vec::new(), |tx, c| {
+        .commit(Commit::Durable, id, snapshot::Taken::default(), |tx, c| {
             drift::record(tx, c, &DiffRules::default())
         })
         .await

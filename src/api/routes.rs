@@ -71,6 +71,7 @@ async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
         config_path: app.config_path.display().to_string(),
         config_loaded_at: setup.loaded_at,
         last_reload_error: app.last_reload_error(),
+        config_warnings: setup.warnings.iter().map(|w| w.to_string()).collect(),
         caller: caller.identity(),
         nodes: setup.config.nodes.len(),
         slots: setup.config.daemon.slots,

@@ -26,7 +26,7 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
         ),
         (None, _) => "not yet available".to_owned(),
     };
-    let rows = vec![
+    let mut rows = vec![
         row("open tasks", open_tasks),
         row("version", format!("vigild {} (pid {})", s.version, s.pid)),
         row("uptime", human_duration(s.uptime_secs)),
@@ -44,6 +44,9 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
         row("queue", queue_line(s.queue.as_ref())),
         row("outbox", super::outbox::status_line(s.outbox.as_ref())),
     ];
+    for w in &s.config_warnings {
+        rows.push(row("config warning", w.clone()));
+    }
     table::print(None, &rows);
     Ok(())
 }

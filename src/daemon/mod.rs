@@ -154,6 +154,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         }
     };
 
+    app::log_warnings(&app.setup());
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         socket = %socket_path.display(),

@@ -10,6 +10,9 @@ use crate::store::Store;
 pub fn check_config(path: &Path) -> ExitCode {
     match crate::setup::load(path) {
         Ok(setup) => {
+            for w in setup.warnings.iter() {
+                eprintln!("warning: {w}");
+            }
             let mut counts: Vec<String> = setup
                 .config
                 .summary()
@@ -17,6 +20,9 @@ pub fn check_config(path: &Path) -> ExitCode {
                 .map(|(k, v)| format!("{v} {k}"))
                 .collect();
             counts.push(format!("{} policies", setup.policies.len()));
+            if !setup.warnings.is_empty() {
+                counts.push(format!("{} warning(s)", setup.warnings.len()));
+            }
             println!("{}: OK ({})", path.display(), counts.join(", "));
             ExitCode::SUCCESS
         }

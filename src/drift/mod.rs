@@ -74,6 +74,14 @@ pub fn record(
         }
         None => (None, Vec::new()),
     };
+    let mut coverage_notes = c.meta.notes.clone();
+    if let (Some(day), true) = (baseline_day, c.meta.carried > 0) {
+        coverage_notes.push(format!(
+            "{} items under what the scan could not see are kept from the snapshot of {day}: \
+             not seen, so neither unchanged nor removed",
+            c.meta.carried
+        ));
+    }
     let drift = PluginDrift {
         node: c.node.to_owned(),
         plugin: c.plugin.to_owned(),
@@ -82,7 +90,7 @@ pub fn record(
         baseline_day,
         items: c.meta.items,
         changes,
-        coverage_notes: c.meta.notes.clone(),
+        coverage_notes,
     };
     DRIFT.write(tx)?.put(
         (c.node, c.plugin, day_number(c.day)),

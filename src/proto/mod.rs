@@ -128,6 +128,10 @@ pub struct Status {
     pub config_loaded_at: DateTime<Utc>,
     /// The error of the last reload that was rejected; `null` once a reload succeeds.
     pub last_reload_error: Option<String>,
+    /// What is wrong with the config in force without stopping it (a node root that is not
+    /// there, a plugin library that is missing): only those nodes' or plugins' scans fail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_warnings: Vec<String>,
     pub caller: Identity,
     pub nodes: usize,
     pub slots: u32,

@@ -46,6 +46,14 @@ pub(super) fn findings_of(
             CheckOutcome::Error => {}
         }
     }
+    // A scan that got to its plugins found the node root in order.
+    let root_failed = result
+        .plugins
+        .iter()
+        .any(|r| r.plugin == super::runner::ROOT);
+    if task.work.kind() == QueueTaskKind::Scan && !root_failed && !result.plugins.is_empty() {
+        f.clean_plugins.push(super::runner::ROOT.to_owned());
+    }
     for run in &result.plugins {
         match &run.error {
             Some(error) => f.failures.push(PluginFailed {

@@ -156,11 +156,47 @@ impl<'a> Start<'a> {
                 task.target
             ))));
         };
+        if let Err(why) = check_root(&node.root) {
+            // Nothing is scanned, so no drift is computed from an absent tree.
+            let mut result = QueueTaskResult::failed(why.clone());
+            result.plugins.push(PluginRun {
+                plugin: ROOT.to_owned(),
+                items: 0,
+                notes: Vec::new(),
+                error: Some(why),
+            });
+            return Err(Box::new(result));
+        }
         Ok(Start {
             node,
             deadline: Instant::now() + timeout,
             timeout,
         })
+    }
+}
+
+/// The name a failed node root goes by in a task's plugin runs and in scan-failure tasks.
+pub const ROOT: &str = "root";
+
+/// A node root must be a directory with something in it: a missing root, or an empty
+/// mountpoint whose filesystem is not mounted, would otherwise scan as "everything removed".
+pub(super) fn check_root(root: &std::path::Path) -> Result<(), String> {
+    let shown = root.display();
+    match std::fs::metadata(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "node root {shown} does not exist: mount the node's filesystem there or fix its `root` in the config"
+        )),
+        Err(e) => Err(format!("node root {shown} cannot be examined: {e}")),
+        Ok(m) if !m.is_dir() => Err(format!(
+            "node root {shown} is not a directory: `root` must name the node's filesystem root"
+        )),
+        Ok(_) => match std::fs::read_dir(root).map(|mut d| d.next().is_none()) {
+            Ok(true) => Err(format!(
+                "node root {shown} is empty (a mountpoint with nothing mounted?): nothing to scan, so no drift is computed"
+            )),
+            Ok(false) => Ok(()),
+            Err(e) => Err(format!("node root {shown} cannot be listed: {e}")),
+        },
     }
 }
 

@@ -11,7 +11,7 @@ use super::runner::{
 use crate::drift::{self, DiffRules};
 use crate::plugin::supervisor::{self, ScanEvent, ScanOutcome, ScanSpec};
 use crate::proto::{FinalStatus, PluginDrift, PluginRun, QueueTask};
-use crate::snapshot::{self, SnapshotWriter};
+use crate::snapshot::{self, SnapshotWriter, Taken};
 use crate::store::Commit;
 
 /// Notes kept per plugin with the snapshot (shown in the drift report).
@@ -132,7 +132,7 @@ async fn scan_one(
             ScanEvent::ItemJson(_) | ScanEvent::Note(_) | ScanEvent::Unseen { .. } => {}
         }
     }
-    let (mut notes, more) = match scan.finish().await {
+    let (mut notes, more, unseen_keys) = match scan.finish().await {
         ScanOutcome::Failed(e) => return Err(e.into()),
         ScanOutcome::Succeeded {
             mut notes,
@@ -141,9 +141,11 @@ async fn scan_one(
             more_unseen,
             ..
         } => {
-            // For now what could not be seen is one more coverage note.
+            // What could not be seen is a coverage note, and its baseline entries are kept
+            // (never reported removed: see `snapshot::carry`).
             notes.extend(unseen.iter().map(unseen_note));
-            (notes, more_notes + more_unseen)
+            let keys: Vec<String> = unseen.iter().map(|u| u.key.clone()).collect();
+            (notes, more_notes + more_unseen, keys)
         }
     };
     let all_notes = notes.len() as u64 + more;
@@ -165,8 +167,11 @@ async fn scan_one(
         .commit(
             Commit::Lazy,
             target.task.id(),
-            notes,
-            volatile,
+            Taken {
+                notes,
+                volatile,
+                unseen: unseen_keys,
+            },
             move |tx, committed| drift::record(tx, committed, &rules),
         )
         .await

@@ -6,6 +6,7 @@
 //! (the drift stage records the day's drift there). Stored snapshots are read through a
 //! [`Reader`] and walked in key order by an [`EntryCursor`].
 
+mod carry;
 pub mod chunk;
 mod day;
 mod reader;
@@ -18,6 +19,7 @@ use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use vigil_plugin::Item;
 
+pub use carry::covers as unseen_covers;
 pub use day::{day_number, from_day_number, today, TODAY_FILE_ENV};
 pub use reader::{EntryCursor, Reader};
 
@@ -59,6 +61,27 @@ pub struct SnapshotMeta {
     /// Attributes the plugin declares volatile; ignored by drift.
     pub volatile: Vec<String>,
     pub chunks: Vec<ChunkRef>,
+    /// Keys of subtrees the scan could not see (each covers itself and what is under it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unseen: Vec<String>,
+    /// Entries under the unseen keys kept from the baseline (counted in `items`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub carried: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What a scan says about its snapshot, besides its items.
+#[derive(Debug, Clone, Default)]
+pub struct Taken {
+    /// What the scan could not see (bounded by the caller).
+    pub notes: Vec<String>,
+    /// Attributes the plugin declares volatile.
+    pub volatile: Vec<String>,
+    /// Subtrees it could not see: their baseline entries are kept (see `carry`).
+    pub unseen: Vec<String>,
 }
 
 /// Streams one plugin's items on one node into the store.
@@ -194,8 +217,7 @@ impl SnapshotWriter {
         mut self,
         commit: Commit,
         scan: QueueTaskId,
-        notes: Vec<String>,
-        volatile: Vec<String>,
+        taken: Taken,
         hook: F,
     ) -> Result<T, SnapshotError>
     where
@@ -204,14 +226,16 @@ impl SnapshotWriter {
     {
         self.flush().await?;
         self.write_pending().await?;
-        let meta = SnapshotMeta {
+        let mut meta = SnapshotMeta {
             scan,
             taken_at: Utc::now(),
             items: self.items,
             // Bounded by the caller, which also counts what it did not keep.
-            notes,
-            volatile,
+            notes: taken.notes,
+            volatile: taken.volatile,
             chunks: std::mem::take(&mut self.chunks),
+            unseen: taken.unseen,
+            carried: 0,
         };
         let (node, plugin, day) = (
             std::mem::take(&mut self.node),
@@ -220,6 +244,14 @@ impl SnapshotWriter {
         );
         let store = self.store.clone();
         let write = move |tx: &WriteTransaction| -> Result<T, SnapshotError> {
+            if !meta.unseen.is_empty() {
+                if let Some((_, base)) = baseline_of(tx, &node, &plugin, day)? {
+                    let (chunks, carried) = carry::merge(tx, &meta.chunks, &base, &meta.unseen)?;
+                    meta.chunks = chunks;
+                    meta.carried = carried;
+                    meta.items += carried;
+                }
+            }
             let baseline = record(tx, store.pins(), &node, &plugin, day, &meta)?;
             let committed = Committed {
                 node: &node,
@@ -264,12 +296,24 @@ fn record(
         }
     }
     snapshots.put((node, plugin, d), meta)?;
-    let baseline = snapshots
+    drop(snapshots);
+    baseline_of(tx, node, plugin, day)
+}
+
+/// The newest snapshot of `node` and `plugin` from a day before `day`.
+fn baseline_of(
+    tx: &WriteTransaction,
+    node: &str,
+    plugin: &str,
+    day: NaiveDate,
+) -> Result<Option<(NaiveDate, SnapshotMeta)>, StoreError> {
+    let d = day_number(day);
+    Ok(SNAPSHOTS
+        .write(tx)?
         .range((node, plugin, i32::MIN)..(node, plugin, d))?
         .next_back()
         .transpose()?
-        .map(|(k, m)| (from_day_number(k.value().2), m));
-    Ok(baseline)
+        .map(|(k, m)| (from_day_number(k.value().2), m)))
 }
 
 /// A node's snapshot of one day for one plugin.

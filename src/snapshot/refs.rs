@@ -53,6 +53,31 @@ pub fn put_chunk(
     })
 }
 
+/// Stores a chunk made of values that are stored already (a snapshot merged with entries
+/// kept from its baseline), unless the chunk exists; each value gains a reference.
+pub fn put_chunk_of_stored(
+    tx: &WriteTransaction,
+    h: Hash,
+    bytes: &[u8],
+    first: &str,
+    items: usize,
+    values: &[Hash],
+) -> Result<ChunkRef, StoreError> {
+    let mut chunks = CHUNKS.write(tx)?;
+    if chunks.get(&h)?.is_none() {
+        chunks.insert(&h, with_refcount(0, bytes).as_slice())?;
+        drop(chunks);
+        for vh in values {
+            adjust(tx, (VALUES, "value"), vh, 1, false)?;
+        }
+    }
+    Ok(ChunkRef {
+        first: first.to_owned(),
+        hash: h,
+        items: items as u32,
+    })
+}
+
 /// Changes a row's count by `delta`. A row whose count drops to 0 is removed and its bytes
 /// returned, unless `keep_at_zero`.
 fn adjust(

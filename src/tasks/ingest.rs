@@ -18,6 +18,9 @@ use crate::drift::{ChangeId, Fingerprint};
 use crate::proto::{TaskChange, UserTask, UserTaskKind};
 use crate::store::StoreError;
 
+/// The name a failed node root goes by among a scan's plugin runs (`queue::runner`).
+const ROOT: &str = "root";
+
 /// A new assignment to announce by mail.
 #[derive(Debug, Clone)]
 pub struct Assignment {
@@ -381,12 +384,25 @@ fn failures(
         let mut task = open_or_create(t, out, config, &dest, &nodes, now, || NewTask {
             kind: UserTaskKind::ScanFailure,
             fingerprint: fp.clone(),
-            title: change::cap(&format!("Scan failure: {} plugin: {normal}", failed.plugin)),
+            title: change::cap(&if failed.plugin == ROOT {
+                format!("Scan failure: node root: {normal}")
+            } else {
+                format!("Scan failure: {} plugin: {normal}", failed.plugin)
+            }),
             description: format!(
-                "The {plugin} plugin failed while scanning (first seen on {node}, {source}).\n\n\
+                "{what} (first seen on {node}, {source}).\n\n\
                  Message: {message}\n\nGrouped by: {normal}\n\nThe task closes itself when a \
-                 later scan of each of its nodes with the {plugin} plugin succeeds.\n",
-                plugin = failed.plugin,
+                 later scan of each of its nodes succeeds{with}.\n",
+                what = if failed.plugin == ROOT {
+                    "The node root could not be scanned".to_owned()
+                } else {
+                    format!("The {} plugin failed while scanning", failed.plugin)
+                },
+                with = if failed.plugin == ROOT {
+                    String::new()
+                } else {
+                    format!(" with the {} plugin", failed.plugin)
+                },
                 node = f.node,
                 source = f.source,
                 message = failed.message,

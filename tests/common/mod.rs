@@ -82,6 +82,15 @@ impl TestDir {
         dir
     }
 
+    /// A node root that fixture plugins scan (they do not read it): a directory with a file
+    /// in it, since an empty root fails a scan (an unmounted mountpoint).
+    pub fn node_root(&self, name: &str) -> PathBuf {
+        let root = self.path().join(name);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("hostname"), format!("{name}\n")).unwrap();
+        root
+    }
+
     /// Copies a fixture tree (symlinks kept as symlinks) to `dir/name` and returns its path.
     pub fn copy_tree(&self, from: &Path, name: &str) -> PathBuf {
         let to = self.path().join(name);
