@@ -15,7 +15,7 @@ const NEW: &str = "3.0.13-1~deb12u1";
 /// Debian fixture, with the packages and accounts plugins.
 fn start(dir: &TestDir) -> Daemon {
     let mut config = format!(
-        "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\nslots = 4\n\n\
+        "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\nslots = 4\n\n\
          [[user]]\nemail = \"alice@example.com\"\nuid = 65534\nrole = \"user\"\n\n\
          [[group]]\nname = \"web\"\nowners = [\"alice@example.com\"]\n\n\
          [[group]]\nname = \"db\"\nowners = []\n\n\

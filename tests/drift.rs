@@ -35,7 +35,7 @@ live = false
 
 fn config(dir: &TestDir, nodes: &[(&str, &Path)], extra: &str) -> String {
     let mut c = format!(
-        "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\nslots = 4\n\n",
+        "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\nslots = 4\n\n",
         dir.plugin_dir().display()
     );
     for (name, root) in nodes {
@@ -375,7 +375,7 @@ fn what_a_scan_could_not_see_is_in_the_drift_report() {
         std::fs::write(root.join(format!("etc/big/f{i:03}")), "x".repeat(200)).unwrap();
     }
     let mut c = format!(
-        "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\n\n\
+        "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\n\n\
          [[node]]\nname = \"n\"\nroot = \"{}\"\n\n",
         dir.plugin_dir().display(),
         root.display()

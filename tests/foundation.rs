@@ -139,7 +139,7 @@ fn socket_has_mode_0660_and_the_configured_group() {
         return;
     };
     dir.write_config(&format!(
-        "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nsocket_group = \"{}\"\n",
+        "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nsocket_group = \"{}\"\n",
         group.name
     ));
     let d = Daemon::start_on(&dir).unwrap();
@@ -177,7 +177,7 @@ fn stale_socket_is_replaced_and_second_daemon_refused() {
     let other = dir.path().join("other.toml");
     std::fs::write(
         &other,
-        "[daemon]\nstate_dir = \"state2\"\nsocket = \"run/vigil.sock\"\n",
+        "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state2\"\nsocket = \"run/vigil.sock\"\n",
     )
     .unwrap();
     let out = Command::new(VIGILD)
@@ -396,7 +396,7 @@ fn surplus_and_stalled_clients_are_bounded() {
 
     let dir = TestDir::new();
     dir.write_config(
-        "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"5s\"\n\
+        "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"5s\"\n\
          max_connections = 2\nclient_timeout = \"5s\"\nrequest_timeout = \"1s\"\n",
     );
     let d = Daemon::start_on(&dir).expect("vigild starts");

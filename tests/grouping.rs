@@ -33,7 +33,7 @@ impl Fleet {
 
     fn config(&self, extra: &str) -> String {
         let mut c = format!(
-            "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\n\
+            "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\n\
              slots = 1\nshutdown_grace = \"5s\"\n\n{extra}\n\
              [[user]]\nemail = \"alice@example.com\"\nuid = 65534\nrole = \"user\"\n\n\
              [[user]]\nemail = \"bob@example.com\"\nuid = 4244\nrole = \"user\"\n\n\

@@ -23,7 +23,7 @@ fn fixture_lib() -> PathBuf {
 fn config(dir: &TestDir) -> String {
     let root = dir.node_root("root-1");
     let mut c = format!(
-        "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"2s\"\n\n\
+        "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"2s\"\n\n\
          [[node]]\nname = \"n1\"\nroot = \"{}\"\n\n",
         root.display()
     );

@@ -52,7 +52,7 @@ impl TestDir {
     /// The minimal config every test starts from, plus `extra` TOML appended.
     pub fn base_config(&self, extra: &str) -> String {
         format!(
-            "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"5s\"\n\n{extra}\n"
+            "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"5s\"\n\n{extra}\n"
         )
     }
 

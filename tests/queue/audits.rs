@@ -27,7 +27,11 @@ fn audit_config(dir: &TestDir, daemon: &str) -> String {
         )
         .unwrap();
     }
-    format!("policy_dir = \"{}\"\n", policies.display()) + &queue_config(dir, 1, daemon)
+    queue_config(dir, 1, daemon).replacen(
+        "policy_dir = \"no-policies\"",
+        &format!("policy_dir = \"{}\"", policies.display()),
+        1,
+    )
 }
 
 fn audit_row(d: &Daemon, policy: &str) -> Value {

@@ -25,7 +25,7 @@ fn fixture_lib() -> PathBuf {
 /// names: `gated` (waits for `dir/gate`), `ok`, `bad` (fails), `hang`.
 fn queue_config(dir: &TestDir, nodes: usize, daemon: &str) -> String {
     let mut c = format!(
-        "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"2s\"\n{daemon}\n"
+        "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nshutdown_grace = \"2s\"\n{daemon}\n"
     );
     for i in 1..=nodes {
         let root = dir.node_root(&format!("root-{i}"));

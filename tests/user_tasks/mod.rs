@@ -46,7 +46,7 @@ fn fleet(web: usize, db: usize) -> Fleet {
 impl Fleet {
     fn config(&self, email: &str) -> String {
         let mut c = format!(
-            "[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\nslots = 4\n\n{email}\n\
+            "policy_dir = \"no-policies\"\n[daemon]\nstate_dir = \"state\"\nsocket = \"run/vigil.sock\"\nplugin_dir = \"{}\"\nslots = 4\n\n{email}\n\
              [[user]]\nemail = \"alice@example.com\"\nuid = 65534\nrole = \"user\"\n\n\
              [[user]]\nemail = \"bob@example.com\"\nuid = 4244\nrole = \"user\"\n\n\
              [[group]]\nname = \"web\"\nowners = [\"alice@example.com\"]\n\n\
