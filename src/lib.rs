@@ -26,3 +26,12 @@ pub mod snapshot;
 pub mod store;
 pub mod sync;
 pub mod tasks;
+
+/// What `vigil --version` and `vigild --version` print after the program's name: the crate
+/// version and the git commit it was built from ("0.1.0 (commit abc1234)"; `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("VIGIL_COMMIT"),
+    ")"
+);

@@ -12,11 +12,12 @@ mod status;
 pub mod table;
 mod tasks;
 mod text;
+pub mod vigild;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::{Client, ClientError};
 use crate::config::DEFAULT_SOCKET;
@@ -31,7 +32,7 @@ Exit codes:
 
 /// Control a running vigild.
 #[derive(Parser)]
-#[command(name = "vigil", version, after_help = EXIT_CODES)]
+#[command(name = "vigil", version = crate::VERSION, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Control socket of vigild.
     #[arg(long, global = true, env = "VIGIL_SOCKET", default_value = DEFAULT_SOCKET, value_name = "PATH")]
@@ -74,6 +75,14 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         command: Option<outbox::OutboxCommand>,
+    },
+    /// Print a shell completion script for vigil.
+    ///
+    /// For example `vigil completions bash > /etc/bash_completion.d/vigil`; the Debian
+    /// package installs the scripts for bash, zsh and fish.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -127,6 +136,15 @@ pub fn main() -> ExitCode {
             Command::Drift(args) => nodes::drift(&client, args, cli.json).await,
             Command::Policies { command } => policies::run(&client, command, cli.json).await,
             Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
+            Command::Completions { shell } => {
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "vigil",
+                    &mut std::io::stdout(),
+                );
+                Ok(())
+            }
         }
     });
     match result {
