@@ -11,7 +11,9 @@ SLOTS=${SLOTS:-4}
 cargo build --release -p vigil -p vigil-test-plugins >/dev/null 2>&1
 work=$(mktemp -d /tmp/vigil-queue-bench.XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/root" "$work/plugins"
+mkdir -p "$work/root/etc" "$work/plugins"
+# A node root must not be empty (an empty root fails its scan): one file makes it a root.
+echo bench > "$work/root/etc/hostname"
 install -m 0755 target/release/libvigil_test_plugins.so "$work/plugins/"
 {
   printf '[daemon]\nstate_dir = "state"\nsocket = "vigil.sock"\nplugin_dir = "plugins"\nslots = %s\nqueue_capacity = %s\n\n' "$SLOTS" "$NODES"
