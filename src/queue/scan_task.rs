@@ -29,7 +29,7 @@ pub async fn scan(
         node,
         deadline,
         timeout,
-    } = match Start::of(task, config) {
+    } = match Start::of(task, env) {
         Ok(s) => s,
         Err(ended) => return Ok(*ended),
     };
