@@ -17,6 +17,7 @@ use crate::common::{Daemon, TestDir};
 use faults::{scripted_server, silent_server};
 
 mod faults;
+mod recovery;
 
 const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/sink.py");
 /// Debian's interpreter, where python3-aiosmtpd lives (the first `python3` on PATH may be

@@ -91,8 +91,8 @@ pub fn explain_room(dir: &Path) -> String {
     match nix::sys::statvfs::statvfs(dir) {
         Ok(s) => format!(
             " ({} of {} bytes free on the state dir's filesystem)",
-            s.blocks_available() as u64 * s.fragment_size() as u64,
-            s.blocks() as u64 * s.fragment_size() as u64
+            s.blocks_available() * s.fragment_size(),
+            s.blocks() * s.fragment_size()
         ),
         Err(_) => String::new(),
     }

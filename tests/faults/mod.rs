@@ -9,6 +9,7 @@ mod cli_pipe;
 mod config_storm;
 mod corrupt;
 mod enospc;
+mod timeout_evidence;
 
 pub fn fixture_lib() -> PathBuf {
     Path::new(VIGILD)
@@ -37,6 +38,7 @@ pub fn config(dir: &TestDir, nodes: usize, daemon: &str, extra: &str) -> String 
             format!("mode = \"gate\"\ngate = \"{}\"\ncount = 4", gate.display()),
         ),
         ("ok", "mode = \"ok\"\ncount = 7".to_owned()),
+        ("stall", "mode = \"stall\"\ncount = 5".to_owned()),
     ] {
         c += &format!(
             "[[plugin]]\nname = \"{name}\"\nlibrary = \"{}\"\n[plugin.config]\n{cfg}\n\n",
