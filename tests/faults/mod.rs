@@ -8,6 +8,7 @@ use crate::common::{Daemon, TestDir, VIGILD};
 mod cli_pipe;
 mod config_storm;
 mod corrupt;
+mod crash;
 mod enospc;
 mod timeout_evidence;
 
