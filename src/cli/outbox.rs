@@ -107,7 +107,7 @@ async fn retry(client: &Client, json: bool, ids: Vec<u64>, all: bool) -> CmdResu
         println!("the outbox is empty: nothing to deliver");
     }
     for id in &r.requeued {
-        println!("mail {id}: queued for delivery now");
+        println!("mail {id}: queued for delivery again, now");
     }
     for s in &r.skipped {
         println!("mail {}: not retried: {}", s.id, s.reason);

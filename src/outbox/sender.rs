@@ -92,6 +92,9 @@ pub(super) async fn run(outbox: Outbox) {
                         wait = wait.min(p.until.saturating_duration_since(Instant::now()));
                     }
                     _ if !due.is_empty() => {
+                        // This attempt is the "now" a retry or test mail asked for: a pause
+                        // it ends in is not undone by that request.
+                        shared.retry_now.store(false, Ordering::SeqCst);
                         let due = due.into_iter().map(|(_, id, m)| (id, m)).collect();
                         pause = deliver(&outbox, &config, due)
                             .await

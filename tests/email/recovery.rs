@@ -50,7 +50,7 @@ fn retry_acts_on_pending_mail_and_a_success_releases_the_rest() {
 
     // `retry ID` on a pending mail tries it now (it used to say "not a dead letter").
     let out = d.vigil_exits(&["outbox", "retry", &t1.to_string()], 0);
-    assert!(out.contains("queued for delivery now"), "{out}");
+    assert!(out.contains("queued for delivery again, now"), "{out}");
     d.wait_for("temp1 tried again at once", |_| {
         offered(&rcpts, "temp1@example.org") == 2
     });
@@ -84,7 +84,7 @@ fn a_pause_shows_when_it_ends_and_flush_ends_it() {
     assert!(status.contains("paused until"), "{status}");
 
     let out = d.vigil_exits(&["outbox", "flush"], 0);
-    assert!(out.contains("queued for delivery now"), "{out}");
+    assert!(out.contains("queued for delivery again, now"), "{out}");
     d.wait_for("a new attempt at once", |_| {
         connections.load(std::sync::atomic::Ordering::SeqCst) > tried
     });
