@@ -102,8 +102,13 @@ impl App {
     }
 
     /// Re-reads and validates the config file. A good config is swapped in whole; a bad one
-    /// is logged, kept as `last_reload_error`, and the old config stays in force.
-    pub async fn reload(&self, trigger: &str) -> Result<Reloaded, LocatedErrors> {
+    /// is logged, kept as `last_reload_error`, and the old config stays in force. A config
+    /// that removes every node or every admin is bad unless `allow_empty` says it is meant.
+    pub async fn reload(
+        &self,
+        trigger: &str,
+        allow_empty: bool,
+    ) -> Result<Reloaded, LocatedErrors> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let path = self.config_path.clone();
         let result = tokio::task::spawn_blocking(move || setup::load(&path))
@@ -113,6 +118,22 @@ impl App {
                     &self.config_path,
                     format!("reload task failed: {e}"),
                 )))
+            })
+            .and_then(|new| {
+                if allow_empty {
+                    return Ok(new);
+                }
+                match emptied(&self.config(), &new.config) {
+                    Some(why) => Err(LocatedErrors::one(LocatedError::in_file(
+                        &self.config_path,
+                        format!(
+                            "the new config {why}; a file being rewritten looks like that, so \
+                             it is refused: finish writing it, or if the change is meant, \
+                             `vigil reload --allow-empty` (POST /v1/reload {{\"allow_empty\": true}})"
+                        ),
+                    ))),
+                    None => Ok(new),
+                }
             });
         match result {
             Ok(new) => {
@@ -146,6 +167,24 @@ impl App {
             }
         }
     }
+}
+
+/// What a new config takes away entirely that the old one had: every node, every admin.
+fn emptied(old: &Config, new: &Config) -> Option<String> {
+    let admins = |c: &Config| {
+        c.users
+            .iter()
+            .filter(|u| u.role == crate::proto::Role::Admin)
+            .count()
+    };
+    let mut gone = Vec::new();
+    if !old.nodes.is_empty() && new.nodes.is_empty() {
+        gone.push(format!("every node (had {})", old.nodes.len()));
+    }
+    if admins(old) > 0 && admins(new) == 0 {
+        gone.push(format!("every admin (had {})", admins(old)));
+    }
+    (!gone.is_empty()).then(|| format!("removes {}", gone.join(" and ")))
 }
 
 /// "3 nodes, 2 plugins, ..." for logs and replies.

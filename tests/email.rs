@@ -17,6 +17,7 @@ use crate::common::{Daemon, TestDir};
 use faults::{scripted_server, silent_server};
 
 mod faults;
+mod recovery;
 
 const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/sink.py");
 /// Debian's interpreter, where python3-aiosmtpd lives (the first `python3` on PATH may be
@@ -40,12 +41,18 @@ pub struct Sink {
 
 impl Sink {
     pub fn start(port: u16, dir: &Path) -> Sink {
+        Sink::start_slow(port, dir, 0.0)
+    }
+
+    /// A sink that answers 250 only `delay` seconds after it stored a message.
+    pub fn start_slow(port: u16, dir: &Path, delay: f64) -> Sink {
         std::fs::create_dir_all(dir).unwrap();
         let mut child = Command::new(PYTHON)
             .arg(SINK)
             .arg("serve")
             .arg(port.to_string())
             .arg(dir)
+            .arg(delay.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

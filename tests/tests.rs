@@ -5,6 +5,7 @@ mod cli_tasks;
 mod common;
 mod drift;
 mod email;
+mod faults;
 mod foundation;
 mod grouping;
 mod packaging;

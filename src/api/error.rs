@@ -61,8 +61,19 @@ impl From<crate::caller::Refused> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        tracing::error!("store error while serving a request: {e}");
-        ApiError::internal(format!("{e}; see the vigild log"))
+        use crate::store::StoreError;
+        match e {
+            // Logged once, where it happened (store::health).
+            StoreError::Failing { .. } => ApiError::new(ErrorCode::StoreFailing, e.to_string()),
+            StoreError::Panicked(_) | StoreError::Corrupt(_) => {
+                tracing::error!("store error while serving a request: {e}");
+                ApiError::new(ErrorCode::StoreCorrupt, e.to_string())
+            }
+            _ => {
+                tracing::error!("store error while serving a request: {e}");
+                ApiError::internal(format!("{e}; see the vigild log"))
+            }
+        }
     }
 }
 

@@ -72,6 +72,7 @@ async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
         config_loaded_at: setup.loaded_at,
         last_reload_error: app.last_reload_error(),
         config_warnings: setup.warnings.iter().map(|w| w.to_string()).collect(),
+        store: store_health(&app.store),
         caller: caller.identity(),
         nodes: setup.config.nodes.len(),
         slots: setup.config.daemon.slots,
@@ -88,10 +89,36 @@ async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
     })
 }
 
+/// The store's health for status (see `store::health`).
+pub fn store_health(store: &crate::store::Store) -> crate::proto::StoreHealth {
+    let undecodable_rows = crate::store::undecodable_rows()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    match store.failing() {
+        None => crate::proto::StoreHealth {
+            undecodable_rows,
+            ..Default::default()
+        },
+        Some(f) => crate::proto::StoreHealth {
+            state: crate::proto::StoreState::Failing,
+            since: Some(f.since),
+            error: Some(f.error),
+            undecodable_rows,
+        },
+    }
+}
+
 async fn reload(req: Req<Reload>) -> Result<Reloaded, ApiError> {
     req.caller.require_admin("reloading the config")?;
     let who = req.caller.name();
-    match req.state.app.reload(&format!("API request by {who}")).await {
+    let allow_empty = req.body.allow_empty;
+    match req
+        .state
+        .app
+        .reload(&format!("API request by {who}"), allow_empty)
+        .await
+    {
         Ok(r) => Ok(r),
         Err(errors) => Err(ApiError::new(
             ErrorCode::InvalidConfig,

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     match args.command {
         Some(Command::Worker { args }) => vigil::plugin::worker::main(args),
         Some(Command::Compact { config }) => vigil::daemon::tools::compact(&config),
+        Some(Command::Check { repair, config }) => vigil::daemon::tools::check(&config, repair),
         Some(Command::Plugin(PluginCommand::Run {
             library,
             root,

@@ -51,7 +51,12 @@ enum Command {
     /// Daemon status: version, uptime, config, who you are.
     Status,
     /// Re-read the config file now (admin).
-    Reload,
+    Reload {
+        /// Accept a config that removes every node or every admin (refused otherwise, since
+        /// a half-written file looks like that).
+        #[arg(long)]
+        allow_empty: bool,
+    },
     /// Active scans and audits; `vigil queue cancel ID…` cancels them (admin).
     Queue(queue::QueueArgs),
     /// Scan nodes now (admin): one task per node in the scope.
@@ -101,6 +106,7 @@ pub enum CliError {
 pub type CmdResult = Result<(), CliError>;
 
 pub fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -126,7 +132,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Status => status::status(&client, cli.json).await,
-            Command::Reload => status::reload(&client, cli.json).await,
+            Command::Reload { allow_empty } => status::reload(&client, allow_empty, cli.json).await,
             Command::Queue(args) => queue::run(&client, args, cli.json).await,
             Command::Scan(args) => scan::scan(&client, args, cli.json).await,
             Command::Audit(args) => scan::audit(&client, args, cli.json).await,
@@ -150,13 +156,42 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vigil: {e}");
+            if cli.json {
+                eprintln!("{}", error_json(&e));
+            } else {
+                eprintln!("vigil: {e}");
+            }
             match e {
                 CliError::Client(ClientError::Unreachable { .. }) => ExitCode::from(2),
                 _ => ExitCode::FAILURE,
             }
         }
     }
+}
+
+/// A CLI that writes into a closed pipe (`vigil log scans | head -1`) ends as every Unix
+/// filter does, killed quietly by SIGPIPE (status 141 in a shell), instead of Rust's default
+/// (SIGPIPE ignored, so `println!` panics on EPIPE). The one socket the CLI writes to is
+/// vigild's, which reads each request whole before it answers.
+fn restore_default_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restores the default disposition before any other thread exists; no handler
+    // code runs.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+/// An error as `--json` shows it on stderr: `{"error": {"code", "message"}}`, the API's own
+/// envelope (with `unreachable`, `protocol` and `failed` for what the CLI itself decided).
+fn error_json(e: &CliError) -> String {
+    let code = match e {
+        CliError::Client(ClientError::Api { code, .. }) => {
+            serde_json::to_value(code).unwrap_or(serde_json::Value::Null)
+        }
+        CliError::Client(ClientError::Unreachable { .. }) => "unreachable".into(),
+        CliError::Client(ClientError::Protocol(_)) => "protocol".into(),
+        CliError::Failed(_) => "failed".into(),
+    };
+    serde_json::json!({"error": {"code": code, "message": e.to_string()}}).to_string()
 }
 
 /// Prints a value as pretty JSON (for `--json`).

@@ -13,15 +13,17 @@ use crate::proto::{
 
 #[derive(Subcommand)]
 pub enum OutboxCommand {
-    /// Queue dead letters for delivery again.
+    /// Deliver mails now: dead letters again, pending ones without waiting for their retry.
     Retry {
         /// Mail ids from `vigil outbox`.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         ids: Vec<u64>,
-        /// Every dead letter.
+        /// Every mail in the outbox.
         #[arg(long)]
         all: bool,
     },
+    /// Deliver every mail in the outbox now (`retry --all`), ending a pause.
+    Flush,
     /// Queue a test mail to EMAIL, to check the mail settings.
     Test {
         #[arg(value_name = "EMAIL")]
@@ -33,6 +35,7 @@ pub async fn run(client: &Client, json: bool, command: Option<OutboxCommand>) ->
     match command {
         None => list(client, json).await,
         Some(OutboxCommand::Retry { ids, all }) => retry(client, json, ids, all).await,
+        Some(OutboxCommand::Flush) => retry(client, json, Vec::new(), true).await,
         Some(OutboxCommand::Test { to }) => test(client, json, to).await,
     }
 }
@@ -48,6 +51,15 @@ async fn list(client: &Client, json: bool) -> CmdResult {
     if mails.is_empty() {
         println!("the outbox is empty: every mail was delivered");
         return Ok(());
+    }
+    let status: crate::proto::Status = client
+        .get::<crate::proto::endpoints::GetStatus>(&())
+        .await?;
+    if let Some(until) = status.outbox.as_ref().and_then(|o| o.paused_until) {
+        println!(
+            "delivery paused until {} (the mail server was unavailable; `vigil outbox flush` tries now)",
+            when(until)
+        );
     }
     let rows: Vec<Vec<String>> = mails
         .iter()
@@ -92,17 +104,17 @@ async fn retry(client: &Client, json: bool, ids: Vec<u64>, all: bool) -> CmdResu
         return Ok(());
     }
     if r.requeued.is_empty() && r.skipped.is_empty() {
-        println!("there are no dead letters to retry");
+        println!("the outbox is empty: nothing to deliver");
     }
     for id in &r.requeued {
-        println!("mail {id}: queued for delivery again");
+        println!("mail {id}: queued for delivery again, now");
     }
     for s in &r.skipped {
         println!("mail {}: not retried: {}", s.id, s.reason);
     }
     if r.requeued.is_empty() && !r.skipped.is_empty() {
         return Err(CliError::Failed(
-            "no mail was requeued; `vigil outbox` lists the dead letters".into(),
+            "no mail was requeued; `vigil outbox` lists the mails".into(),
         ));
     }
     Ok(())
@@ -130,6 +142,12 @@ pub fn status_line(o: Option<&OutboxStatus>) -> String {
         return "unknown (see the vigild log)".into();
     };
     let mut line = format!("{} pending, {} dead", o.pending, o.dead);
+    if let Some(until) = o.paused_until {
+        line.push_str(&format!(
+            "; paused until {} (`vigil outbox flush` tries now)",
+            when(until)
+        ));
+    }
     if let Some(e) = &o.last_error {
         line.push_str(&format!("; last error: {e}"));
     }

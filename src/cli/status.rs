@@ -43,6 +43,7 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
         row("slots", s.slots.to_string()),
         row("queue", queue_line(s.queue.as_ref())),
         row("outbox", super::outbox::status_line(s.outbox.as_ref())),
+        row("store", store_line(&s.store)),
     ];
     for w in &s.config_warnings {
         rows.push(row("config warning", w.clone()));
@@ -51,14 +52,40 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
     Ok(())
 }
 
-pub async fn reload(client: &Client, json: bool) -> CmdResult {
-    let r: Reloaded = client.post::<Reload>(&(), &ReloadRequest {}).await?;
+pub async fn reload(client: &Client, allow_empty: bool, json: bool) -> CmdResult {
+    let r: Reloaded = client
+        .post::<Reload>(&(), &ReloadRequest { allow_empty })
+        .await?;
     if json {
         print_json(&r);
     } else {
         println!("config reloaded at {}: {}", when(r.loaded_at), r.summary);
     }
     Ok(())
+}
+
+fn store_line(h: &crate::proto::StoreHealth) -> String {
+    let mut line = match (h.state, &h.since, &h.error) {
+        (crate::proto::StoreState::Failing, since, error) => format!(
+            "FAILING since {}: {}",
+            since.map(when).unwrap_or_else(|| "?".into()),
+            error.as_deref().unwrap_or("unknown error")
+        ),
+        _ => "ok".to_owned(),
+    };
+    let bad: u64 = h.undecodable_rows.values().sum();
+    if bad > 0 {
+        let kinds: Vec<String> = h
+            .undecodable_rows
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        line += &format!(
+            "; {bad} undecodable row(s) left out ({}): run `vigild check`",
+            kinds.join(", ")
+        );
+    }
+    line
 }
 
 fn queue_line(q: Option<&crate::proto::QueueFigures>) -> String {

@@ -35,6 +35,18 @@ pub enum Command {
         config: PathBuf,
     },
 
+    /// Verify the database (stop vigild first): exit 1 with a message containing "corrupt" if
+    /// it is damaged.
+    Check {
+        /// Repair the database in place if it can be (otherwise the check runs on a copy and
+        /// changes nothing).
+        #[arg(long)]
+        repair: bool,
+        /// Config file naming the daemon.state_dir to check.
+        #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+
     /// Internal: the isolated plugin worker process. Not for direct use.
     #[command(name = "__worker", hide = true)]
     Worker {

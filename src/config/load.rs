@@ -35,6 +35,17 @@ pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Config, LocatedErro
         }
         return Err(report.finish().unwrap_err());
     }
+    if doc.get_ref().is_empty() {
+        // Editors and config-management tools truncate before they write: an empty file
+        // is far more often a half-written one than a deliberate "run with nothing".
+        report.at_span(
+            None,
+            "the config file is empty or has only comments: refusing it (a file being \
+             rewritten is often empty for a moment); write the whole config, then reload"
+                .to_owned(),
+        );
+        return Err(report.finish().unwrap_err());
+    }
     report.doc = Some(&doc);
     let mut config = sections(&doc, &mut report);
     resolve_paths(&mut config, base);
@@ -166,8 +177,17 @@ mod tests {
     }
 
     #[test]
-    fn empty_file_gives_defaults() {
-        let c = parse_str("").unwrap();
+    fn an_empty_or_comment_only_file_is_refused() {
+        for text in ["", "\n\n", "# vigil config\n  # nothing yet\n"] {
+            let errs = parse_str(text).unwrap_err().0;
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(errs[0].message.contains("empty"), "{}", errs[0].message);
+        }
+    }
+
+    #[test]
+    fn a_file_with_only_a_section_gives_defaults() {
+        let c = parse_str("[daemon]\n").unwrap();
         assert_eq!(c.daemon.slots, 4);
         assert_eq!(c.daemon.queue_capacity, 10_000);
         assert_eq!(c.daemon.task_timeout.as_secs(), 7200);

@@ -74,6 +74,9 @@ pub struct DaemonConfig {
     pub timezone: String,
     #[serde(default = "defaults::retention_days")]
     pub retention_days: u32,
+    /// Verify the database's checksums at start (refusing a corrupt one).
+    #[serde(default = "defaults::check_integrity")]
+    pub check_integrity: bool,
     /// Control-socket connections served at once; more clients wait until one closes.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: u32,
@@ -98,6 +101,7 @@ impl Default for DaemonConfig {
             shutdown_grace: defaults::shutdown_grace(),
             timezone: defaults::timezone(),
             retention_days: defaults::retention_days(),
+            check_integrity: defaults::check_integrity(),
             max_connections: defaults::max_connections(),
             client_timeout: defaults::client_timeout(),
             request_timeout: defaults::request_timeout(),
@@ -349,6 +353,9 @@ mod defaults {
     }
     pub fn timezone() -> String {
         "UTC".into()
+    }
+    pub fn check_integrity() -> bool {
+        true
     }
     pub fn retention_days() -> u32 {
         30

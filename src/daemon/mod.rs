@@ -25,7 +25,7 @@ use crate::queue::Queue;
 use crate::schedule::Scheduler;
 use crate::setup::{self, SetupCell};
 use crate::snapshot;
-use crate::store::Store;
+use crate::store::{Integrity, Store};
 use crate::tasks::UserTasks;
 
 /// Quiet time after the last change to the config file before it is re-read, so that an
@@ -89,7 +89,13 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let config = &setup.config;
 
     let state_dir = config.daemon.state_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir)).await??;
+    let integrity = if config.daemon.check_integrity {
+        Integrity::Check
+    } else {
+        Integrity::Trust
+    };
+    let store =
+        tokio::task::spawn_blocking(move || Store::open_with(&state_dir, integrity)).await??;
 
     let socket_path = config.daemon.socket.clone();
     let listener = socket::bind(&socket_path, config.daemon.socket_group.as_deref())?;
@@ -164,6 +170,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     systemd::ready(&format!("serving on {}; {summary}", socket_path.display()));
 
     let mut watchdog = systemd::watchdog_interval().map(tokio::time::interval);
+    let mut store_failed = None;
     loop {
         tokio::select! {
             signal = signals.next() => match signal {
@@ -181,6 +188,14 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
                 reload(&app, "config file changed").await;
             }
             _ = tick(&mut watchdog) => systemd::watchdog(),
+            error = store_recovery(&app.store) => {
+                tracing::error!(
+                    "the state dir's filesystem takes writes again after the database failed \
+                     ({error}): stopping, to be restarted on a reopened database"
+                );
+                store_failed = Some(error);
+                break;
+            }
         }
     }
 
@@ -197,13 +212,44 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     }
     socket::remove(&socket_path, &socket_meta);
     drop(app);
+    if let Some(error) = store_failed {
+        anyhow::bail!(
+            "the database failed ({error}); exiting non-zero so that systemd restarts vigild, \
+             which reopens the database and re-reads the queue"
+        );
+    }
     tracing::info!("vigild stopped");
     Ok(())
 }
 
+/// How often a failing store's filesystem is probed.
+const STORE_PROBE: Duration = Duration::from_secs(1);
+
+/// Returns (with the failure's cause) once the store has failed and its filesystem takes a
+/// probe write again. redb latches an I/O error until the database is reopened, and the
+/// services' in-memory state (the queue, the outbox's pause, the task index) may be ahead of
+/// what the failed commits left on disk; a restart rebuilds all of it from the durable state
+/// through the same path a crash takes, so the daemon exits rather than reopening in place.
+async fn store_recovery(store: &Store) -> String {
+    use crate::store::health::{probe_write, PROBE_BYTES};
+    let mut every = tokio::time::interval(STORE_PROBE);
+    loop {
+        every.tick().await;
+        let Some(failing) = store.failing() else {
+            continue;
+        };
+        let dir = store.dir().to_owned();
+        if let Ok(Ok(())) =
+            tokio::task::spawn_blocking(move || probe_write(&dir, PROBE_BYTES)).await
+        {
+            return failing.error;
+        }
+    }
+}
+
 async fn reload(app: &App, trigger: &str) {
     systemd::reloading();
-    let status = match app.reload(trigger).await {
+    let status = match app.reload(trigger, false).await {
         Ok(r) => format!("config reloaded: {}", r.summary),
         Err(_) => "config reload rejected; previous config in force (see log)".to_owned(),
     };

@@ -1,5 +1,5 @@
 //! Daemon-side tools an administrator runs by hand: `vigild --check-config PATH` (validate
-//! a config file and its policies, print every problem) and `vigild compact`.
+//! a config file and its policies, print every problem), `vigild check` and `vigild compact`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -65,6 +65,44 @@ pub fn compact(config_path: &std::path::Path) -> ExitCode {
                 "vigild: cannot compact the database in {}: {e}",
                 dir.display()
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vigild check [--repair]`: verifies the database of the config's state dir (vigild must
+/// be stopped). Exit 0: intact (or, with `--repair`, repaired); 1: damaged, with a message
+/// containing "corrupt" and how to restore.
+pub fn check(config_path: &Path, repair: bool) -> ExitCode {
+    let config = match crate::config::load(config_path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("vigild: the config was not accepted:\n{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match Store::check_file(&config.daemon.state_dir, repair) {
+        Ok(c) if c.repaired => {
+            println!(
+                "{}: was corrupt and is repaired ({} bytes, {:.2?}); the newest commit may \
+                 be lost: compare with your backup before starting vigild",
+                c.path.display(),
+                c.bytes,
+                c.took
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(c) => {
+            println!(
+                "{}: OK, no damage found ({} bytes checked in {:.2?})",
+                c.path.display(),
+                c.bytes,
+                c.took
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vigild: {e}");
             ExitCode::FAILURE
         }
     }

@@ -218,6 +218,8 @@ struct Shared {
     /// the sender forgets that the server looked down and tries at once.
     retry_now: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Until when the sender waits because the transport was unavailable.
+    paused_until: Mutex<Option<DateTime<Utc>>>,
     shutdown: CancellationToken,
     sender: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -231,6 +233,7 @@ impl Outbox {
                 wake: Notify::new(),
                 retry_now: AtomicBool::new(false),
                 last_error: Mutex::new(None),
+                paused_until: Mutex::new(None),
                 shutdown: CancellationToken::new(),
                 sender: Mutex::new(None),
             }),
@@ -272,6 +275,7 @@ impl Outbox {
             pending,
             dead,
             last_error: lock(&self.shared.last_error).clone(),
+            paused_until: lock(&self.shared.paused_until).filter(|t| *t > Utc::now()),
         })
     }
 
@@ -281,8 +285,9 @@ impl Outbox {
         Ok(rows.iter().filter_map(|(id, m)| entry(*id, m)).collect())
     }
 
-    /// Queues dead letters for delivery again (`None`: every dead letter), with a fresh
-    /// `email.give_up_after` period, and wakes the sender.
+    /// Delivers mails now (`None`: every mail in the outbox): a dead letter is queued again
+    /// with a fresh `email.give_up_after` period, a pending mail waiting for its retry is
+    /// tried at once (keeping its deadline); the sender forgets any pause.
     pub async fn retry(&self, ids: Option<Vec<MailId>>) -> Result<OutboxRetryResponse, StoreError> {
         let response = self
             .shared
@@ -291,11 +296,7 @@ impl Outbox {
                 let rows = load(&OUTBOX.write(tx)?)?;
                 let wanted: Vec<MailId> = match ids {
                     Some(ids) => ids,
-                    None => rows
-                        .iter()
-                        .filter(|(_, m)| matches!(m.state, MailState::Dead { .. }))
-                        .map(|(id, _)| *id)
-                        .collect(),
+                    None => rows.iter().map(|(id, _)| *id).collect(),
                 };
                 let now = Utc::now();
                 let mut response = OutboxRetryResponse {
@@ -312,11 +313,13 @@ impl Outbox {
                         });
                         continue;
                     };
-                    if !matches!(row.state, MailState::Dead { .. }) {
-                        response.skipped.push(OutboxRetrySkip {
-                            id,
-                            reason: "not a dead letter: it is still pending delivery".into(),
-                        });
+                    if let MailState::Pending { .. } = row.state {
+                        let mut row = row.clone();
+                        row.state = MailState::Pending {
+                            next_attempt_at: now,
+                        };
+                        OUTBOX.write(tx)?.put(id, &row)?;
+                        response.requeued.push(id);
                         continue;
                     }
                     let mut row = row.clone();
@@ -332,7 +335,7 @@ impl Outbox {
             })
             .await?;
         if !response.requeued.is_empty() {
-            tracing::info!(ids = ?response.requeued, "dead letters requeued");
+            tracing::info!(ids = ?response.requeued, "mails queued for delivery now");
             self.deliver_now();
         }
         Ok(response)

@@ -60,6 +60,11 @@ pub(super) async fn run(outbox: Outbox) {
             pause = None;
         }
         pause = pause.filter(|p| p.until > Instant::now() && p.settings == settings);
+        *lock(&shared.paused_until) = pause.as_ref().map(|p| {
+            Utc::now()
+                + chrono::Duration::from_std(p.until.saturating_duration_since(Instant::now()))
+                    .unwrap_or_default()
+        });
         if Instant::now() >= next_prune {
             prune(&outbox, &config).await;
             next_prune = Instant::now() + PRUNE_EVERY;
@@ -87,6 +92,9 @@ pub(super) async fn run(outbox: Outbox) {
                         wait = wait.min(p.until.saturating_duration_since(Instant::now()));
                     }
                     _ if !due.is_empty() => {
+                        // This attempt is the "now" a retry or test mail asked for: a pause
+                        // it ends in is not undone by that request.
+                        shared.retry_now.store(false, Ordering::SeqCst);
                         let due = due.into_iter().map(|(_, id, m)| (id, m)).collect();
                         pause = deliver(&outbox, &config, due)
                             .await
@@ -130,8 +138,15 @@ async fn deliver(
             .as_ref()
             .map_or_else(|_| "mail transport".to_owned(), Transport::describe);
         let unavailable = matches!(result, Err(SendError::Unavailable(_)));
+        // A delivery after failures: the server is back, so what waits for its retry goes
+        // now rather than at its backoff (up to `email.max_backoff` later).
+        let back = result.is_ok() && (mail.attempts > 0 || lock(&shared.last_error).is_some());
         match record(outbox, config, id, &mail, result, &via).await {
             Ok(retry_in) if unavailable => return Some(Instant::now() + retry_in),
+            Ok(_) if back => {
+                release_waiting(outbox).await;
+                return None;
+            }
             Ok(_) => {}
             Err(e) => {
                 // Not recorded: the row is still due, and will be tried (again) next round.
@@ -145,6 +160,35 @@ async fn deliver(
         }
     }
     None
+}
+
+/// Makes every pending mail due now (after a delivery succeeded following failures).
+async fn release_waiting(outbox: &Outbox) {
+    let now = Utc::now();
+    let released = outbox
+        .shared
+        .store
+        .write(move |tx| -> Result<usize, StoreError> {
+            let rows = super::load(&OUTBOX.write(tx)?)?;
+            let mut n = 0;
+            for (id, mut row) in rows {
+                if matches!(row.state, MailState::Pending { next_attempt_at } if next_attempt_at > now)
+                {
+                    row.state = MailState::Pending {
+                        next_attempt_at: now,
+                    };
+                    OUTBOX.write(tx)?.put(id, &row)?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+        .await;
+    match released {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("the mail server takes mail again: {n} waiting mail(s) go now"),
+        Err(e) => tracing::error!("cannot release the mails waiting for a retry: {e}"),
+    }
 }
 
 /// Makes dead letters of due mails past `email.give_up_after` that wait behind a paused

@@ -81,6 +81,10 @@ pub enum ErrorCode {
     Internal,
     /// 503: the daemon is stopping.
     Stopping,
+    /// 503: the database cannot be written (a full disk); the message says why.
+    StoreFailing,
+    /// 500: the database is damaged; the message says to run `vigild check`.
+    StoreCorrupt,
     /// Any other failure status.
     Error,
     /// A code this build does not know (from a newer daemon).
@@ -101,8 +105,11 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::InvalidConfig | ErrorCode::UnknownAssignee => 422,
             ErrorCode::QueueFull => 429,
-            ErrorCode::Internal | ErrorCode::Error | ErrorCode::Unknown => 500,
-            ErrorCode::Stopping => 503,
+            ErrorCode::Internal
+            | ErrorCode::Error
+            | ErrorCode::Unknown
+            | ErrorCode::StoreCorrupt => 500,
+            ErrorCode::Stopping | ErrorCode::StoreFailing => 503,
         }
     }
 }
@@ -115,6 +122,29 @@ pub struct Identity {
     pub email: Option<String>,
     /// `null` for a uid that is not a vigil user: such a caller may only read status.
     pub role: Option<Role>,
+}
+
+/// Whether the database can be used: `{"state": "ok"}`, or `{"state": "failing", "since",
+/// "error"}` (a full disk), with the stored rows that did not decode since vigild started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoreHealth {
+    pub state: StoreState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Rows left out because they did not decode, by kind of row ("queue task", ...);
+    /// `vigild check` looks for the damage.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub undecodable_rows: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreState {
+    #[default]
+    Ok,
+    Failing,
 }
 
 /// `GET /v1/status`.
@@ -132,6 +162,9 @@ pub struct Status {
     /// there, a plugin library that is missing): only those nodes' or plugins' scans fail.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_warnings: Vec<String>,
+    /// The database's health (a full disk shows here, not only in the log).
+    #[serde(default)]
+    pub store: StoreHealth,
     pub caller: Identity,
     pub nodes: usize,
     pub slots: u32,
@@ -144,10 +177,15 @@ pub struct Status {
     pub my_open_tasks: Option<u64>,
 }
 
-/// `POST /v1/reload` body: nothing to say yet, but unknown fields are refused.
+/// `POST /v1/reload` body; unknown fields are refused.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReloadRequest {}
+pub struct ReloadRequest {
+    /// Accept a config that removes every node or every admin (a deliberate change; a
+    /// file watcher's or SIGHUP's reload never does).
+    #[serde(default)]
+    pub allow_empty: bool,
+}
 
 /// `POST /v1/reload` reply when the new config was accepted.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,6 +12,10 @@ pub struct OutboxStatus {
     pub dead: u64,
     /// The last delivery error; `null` once a mail was delivered after it.
     pub last_error: Option<String>,
+    /// Delivery waits until then: the mail server was unavailable (`vigil outbox flush`
+    /// tries now). Absent when not paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

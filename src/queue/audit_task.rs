@@ -26,7 +26,7 @@ pub async fn audit(
         node,
         deadline,
         timeout,
-    } = match Start::of(task, config) {
+    } = match Start::of(task, env) {
         Ok(s) => s,
         Err(ended) => return Ok(*ended),
     };

@@ -252,6 +252,7 @@ impl Queue {
             let queue = self.clone();
             let config = loaded.config.clone();
             let policies = loaded.policies.clone();
+            let loaded_at = loaded.loaded_at;
             self.shared.runners.spawn(async move {
                 let stop = Stop {
                     cancel,
@@ -262,6 +263,7 @@ impl Queue {
                     policies: &policies,
                     store: &queue.shared.store,
                     worker: &queue.shared.worker,
+                    loaded_at,
                 };
                 let end = match &task.work {
                     QueueWork::Scan { plugins } => {

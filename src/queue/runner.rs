@@ -137,6 +137,8 @@ pub struct Env<'a> {
     pub policies: &'a [Policy],
     pub store: &'a Store,
     pub worker: &'a WorkerCommand,
+    /// When `config` was loaded: a task whose node a reload removed says so.
+    pub loaded_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The task's node and time, as its run starts: `Err` is the end of a task whose node is
@@ -148,11 +150,24 @@ pub(super) struct Start<'a> {
 }
 
 impl<'a> Start<'a> {
-    pub fn of(task: &QueueTask, config: &'a Config) -> Result<Start<'a>, Box<QueueTaskResult>> {
+    pub fn of(task: &QueueTask, env: &Env<'a>) -> Result<Start<'a>, Box<QueueTaskResult>> {
+        let config = env.config;
         let timeout = config.daemon.task_timeout;
         let Some(node) = config.node(&task.target) else {
+            let when = if env.loaded_at > task.queued_at {
+                format!(
+                    "the config reloaded at {} (after this task was queued at {}) removed it",
+                    env.loaded_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    task.queued_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            } else {
+                "it was not in the config when the task started".to_owned()
+            };
             return Err(Box::new(QueueTaskResult::failed(format!(
-                "node {:?} is no longer in the config; the task cannot run",
+                "node {:?} is no longer in the config ({when}); the task cannot run: \
+                 restore the node and queue it again if that reload was a mistake",
                 task.target
             ))));
         };

@@ -29,7 +29,7 @@ pub async fn scan(
         node,
         deadline,
         timeout,
-    } = match Start::of(task, config) {
+    } = match Start::of(task, env) {
         Ok(s) => s,
         Err(ended) => return Ok(*ended),
     };
@@ -117,6 +117,7 @@ async fn scan_one(
     let volatile = scan.info().volatile_attributes.clone();
     let mut writer =
         SnapshotWriter::new(env.store.clone(), &target.task.target, &plugin, target.day);
+    let mut so_far = NotesSoFar::default();
     while let Some(event) = scan.next().await {
         match event {
             ScanEvent::Item(item) => {
@@ -127,13 +128,19 @@ async fn scan_one(
                 }
                 run.items += 1;
             }
-            // The outcome keeps the notes and unseen records (bounded) and counts the ones it
-            // did not keep.
-            ScanEvent::ItemJson(_) | ScanEvent::Note(_) | ScanEvent::Unseen { .. } => {}
+            // A successful outcome keeps the notes and unseen records (bounded) and counts the
+            // ones it did not keep; a failed one has none, so the first are kept here too: a
+            // scan that times out still says what it could not see so far.
+            ScanEvent::Note(note) => so_far.push(note),
+            ScanEvent::Unseen { key, reason } => so_far.push(format!("not seen: {key} ({reason})")),
+            ScanEvent::ItemJson(_) => {}
         }
     }
     let (mut notes, more, unseen_keys) = match scan.finish().await {
-        ScanOutcome::Failed(e) => return Err(e.into()),
+        ScanOutcome::Failed(e) => {
+            run.notes = so_far.finish();
+            return Err(e.into());
+        }
         ScanOutcome::Succeeded {
             mut notes,
             more_notes,
@@ -176,6 +183,31 @@ async fn scan_one(
         )
         .await
         .map_err(|e| Failure::Other(format!("cannot store the snapshot: {e}")))
+}
+
+/// The first notes of a scan as they stream, for a scan that fails before its outcome
+/// carries them.
+#[derive(Default)]
+struct NotesSoFar {
+    kept: Vec<String>,
+    all: u64,
+}
+
+impl NotesSoFar {
+    fn push(&mut self, note: String) {
+        self.all += 1;
+        if self.kept.len() < MAX_NOTES_PER_PLUGIN {
+            self.kept.push(note);
+        }
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if self.all > self.kept.len() as u64 {
+            let kept = self.kept.len();
+            self.kept.push(more_notes(self.all, kept));
+        }
+        self.kept
+    }
 }
 
 /// `… and 4800 more notes (5000 in all)`: the line that stands for the notes not kept.

@@ -5,9 +5,13 @@
 //! never acknowledges something that a crash could lose. All redb calls run on the blocking
 //! thread pool, never on the async executor.
 
+pub mod health;
+mod integrity;
 mod table;
 pub mod tables;
 
+use integrity::{check, open_unwound, panic_text, refuse_empty};
+pub use integrity::{Checked, Integrity};
 pub use table::{undecodable_rows, JsonTable, PlainTable, ReadRows, Row, Rows, WriteRows};
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -65,26 +69,63 @@ pub enum StoreError {
         found: u64,
         supported: u64,
     },
+    #[error(
+        "database {path} is corrupt: {detail}. Stop vigild and restore the state directory \
+         from a backup (its vigil.redb over this one), or try `vigild check --repair`; moving \
+         the file away makes vigild start on an empty database (all history lost)"
+    )]
+    Damaged { path: PathBuf, detail: String },
     #[error("database error: {0}")]
-    Db(#[from] redb::Error),
+    Db(redb::Error),
     #[error("database task failed: {0}")]
     Join(String),
     #[error("the database is inconsistent: {0}; restore the state directory from a backup")]
     Corrupt(String),
     #[error("cannot encode a {what} for the database: {error}")]
     Encode { what: &'static str, error: String },
+    /// Writes fail (a full disk): see [`health`].
+    #[error(
+        "the database cannot be written since {}: {error}; free space on the state dir's \
+         filesystem: vigild restarts by itself once it can write again",
+        since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    Failing {
+        since: chrono::DateTime<chrono::Utc>,
+        error: String,
+    },
+    /// The database code panicked: redb does so on some damage it finds in the file.
+    #[error(
+        "the database failed unexpectedly ({0}); it may be corrupt: stop vigild and run \
+         `vigild check` (see the vigild log)"
+    )]
+    Panicked(String),
 }
 
+impl StoreError {
+    /// An I/O failure of the database file (redb latches it: every later operation fails).
+    fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo)
+        )
+    }
+}
+
+// Every redb error becomes a StoreError here: an I/O error is recorded where it happens
+// (see `health`).
 macro_rules! db_err_from {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
+                let e: redb::Error = e.into();
+                health::observe(&e);
+                StoreError::Db(e)
             }
         }
     )*};
 }
 db_err_from!(
+    redb::Error,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
@@ -149,19 +190,33 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database in `state_dir`. Blocking: call it before the
-    /// runtime serves requests, or from `spawn_blocking`.
+    /// Opens (creating if needed) the database in `state_dir`, without the integrity check
+    /// (see [`Store::open_with`]). Blocking: call it before the runtime serves requests, or
+    /// from `spawn_blocking`.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(state_dir, Integrity::Trust)
+    }
+
+    /// Opens (creating if needed) the database in `state_dir`. An existing file that is
+    /// empty is refused (a fresh database would silently replace the history), and with
+    /// [`Integrity::Check`] so is one whose pages do not verify.
+    pub fn open_with(state_dir: &Path, integrity: Integrity) -> Result<Store, StoreError> {
         ensure_state_dir(state_dir)?;
         let lock = lock_state_dir(state_dir)?;
         let path = state_dir.join(DB_FILE);
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
+        let existed = refuse_empty(&path)?;
+        let mut db = open_unwound(&path, |p| {
+            Database::builder().set_cache_size(CACHE_BYTES).create(p)
+        })?;
+        if existed && integrity == Integrity::Check {
+            let started = std::time::Instant::now();
+            check(&mut db, &path)?;
+            tracing::info!(
+                "database {} verified in {:.2?}",
+                path.display(),
+                started.elapsed()
+            );
+        }
         let store = Store {
             db: Arc::new(db),
             path,
@@ -174,6 +229,32 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// `Some` once the database could not be written (see [`health`]).
+    pub fn failing(&self) -> Option<health::Failing> {
+        health::failing()
+    }
+
+    /// The directory the database lives in.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Turns a redb I/O failure into [`StoreError::Failing`] (logging its cause the first
+    /// time); other errors pass unchanged.
+    fn classify(&self, e: StoreError) -> StoreError {
+        if !e.is_io() {
+            return e;
+        }
+        let cause = match &e {
+            StoreError::Db(redb::Error::Io(io)) => {
+                let first = health::explain_room(self.dir());
+                format!("{io}{first}")
+            }
+            _ => health::explain(self.dir()),
+        };
+        failing_error(health::fail(cause))
     }
 
     /// Rewrites the database file without its free pages (`vigild compact`), so the space of
@@ -265,14 +346,20 @@ impl Store {
         F: FnOnce(&WriteTransaction) -> Result<T, E>,
         E: From<StoreError>,
     {
-        let tx = match commit {
-            Commit::Durable => self.begin_write(),
-            Commit::Lazy => self.begin_lazy_write(),
+        if let Some(f) = health::failing() {
+            // Read-only until the restart that reopens the database (see `health`).
+            return Err(E::from(failing_error(f)));
         }
-        .map_err(E::from)?;
-        let value = f(&tx)?;
-        tx.commit().map_err(|e| E::from(e.into()))?;
-        Ok(value)
+        unwound(|| {
+            let tx = match commit {
+                Commit::Durable => self.begin_write(),
+                Commit::Lazy => self.begin_lazy_write(),
+            }
+            .map_err(|e| E::from(self.classify(e)))?;
+            let value = f(&tx)?;
+            tx.commit().map_err(|e| E::from(self.classify(e.into())))?;
+            Ok(value)
+        })
     }
 
     /// Runs `f` in a read transaction on the blocking pool.
@@ -294,8 +381,34 @@ impl Store {
         F: FnOnce(&ReadTransaction) -> Result<T, E>,
         E: From<StoreError>,
     {
-        let tx = self.db.begin_read().map_err(|e| E::from(e.into()))?;
-        f(&tx)
+        unwound(|| {
+            let tx = self
+                .db
+                .begin_read()
+                .map_err(|e| E::from(self.classify(e.into())))?;
+            f(&tx)
+        })
+    }
+}
+
+fn failing_error(f: health::Failing) -> StoreError {
+    StoreError::Failing {
+        since: f.since,
+        error: f.error,
+    }
+}
+
+/// Runs `f`, turning a panic (redb panics on some damage it finds) into
+/// [`StoreError::Panicked`]: a request sees what happened, not a dropped connection or a
+/// bare 500.
+fn unwound<T, E: From<StoreError>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let what = panic_text(&*payload);
+            tracing::error!("the database code panicked: {what}");
+            Err(E::from(StoreError::Panicked(what)))
+        }
     }
 }
 

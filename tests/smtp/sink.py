@@ -3,9 +3,12 @@
 reads what arrived with Python's own email package: two independent implementations check
 what lettre wrote.
 
-    sink.py serve PORT DIR   listen on 127.0.0.1:PORT; each message's raw bytes become
+    sink.py serve PORT DIR [DELAY]
+                             listen on 127.0.0.1:PORT; each message's raw bytes become
                              DIR/NNNN.eml (written to a temp name, then renamed); prints
-                             "ready" once listening; stops on SIGTERM or when stdin closes
+                             "ready" once listening; stops on SIGTERM or when stdin closes.
+                             With DELAY (seconds), each 250 comes that long after the
+                             message was stored: a slow server, accepted but not yet said
     sink.py parse FILE       print the message as JSON: raw headers, decoded subject,
                              Message-ID, plain text and HTML parts, envelope recipients
 """
@@ -19,7 +22,9 @@ import sys
 import threading
 
 
-def serve(port, directory):
+def serve(port, directory, delay=0.0):
+    import asyncio
+
     from aiosmtpd.controller import Controller
 
     counter = {"n": 0}
@@ -37,6 +42,8 @@ def serve(port, directory):
             with open(final + ".rcpt", "w") as f:
                 json.dump(envelope.rcpt_tos, f)
             os.rename(tmp, final)
+            if delay > 0:
+                await asyncio.sleep(delay)
             return "250 Message accepted for delivery"
 
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
@@ -80,8 +87,8 @@ def parse(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "serve":
-        serve(int(sys.argv[2]), sys.argv[3])
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "serve":
+        serve(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]) if len(sys.argv) == 5 else 0.0)
     elif len(sys.argv) == 3 and sys.argv[1] == "parse":
         parse(sys.argv[2])
     else:

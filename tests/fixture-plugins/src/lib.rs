@@ -7,7 +7,9 @@
 //! onto the worker's frame pipe, then SIGSEGV: a crash while another thread was mid-record),
 //! `note-flood` (`huge` notes of almost 4 MiB, then `count` notes of `size` bytes, then
 //! `items` items), `unseen` (an item, `count` unseen records for `/locked`, `/locked-1`, ...,
-//! an item), `bad-unseen` (an unseen record without its `reason`).
+//! an item), `bad-unseen` (an unseen record without its `reason`), `bulk` (`count` items in
+//! key order, each with `pad` bytes of per-item text: volume for a full disk), `stall`
+//! (`count` items and a note, then hangs: a scan that times out part way).
 //!
 //! The descriptor is written out by hand (not with `export_plugin!`) because `bad-json` needs
 //! the raw sink; every other mode goes through `vigil_plugin::run_scan` like a normal plugin.
@@ -62,6 +64,25 @@ impl Plugin for Fixture {
                         .map(|t| t.display().to_string())
                         .unwrap_or_default();
                     let it = Item::new(format!("fd:{fd:04}")).attr("target", target);
+                    out.item(&it).map_err(stop)?;
+                }
+            }
+            "stall" => {
+                for i in 0..count.min(9) {
+                    out.item(&item(i)).map_err(stop)?;
+                }
+                out.note("fixture: seen so far").map_err(stop)?;
+                hang();
+            }
+            "bulk" => {
+                let pad = ctx
+                    .config
+                    .get("pad")
+                    .and_then(|c| c.as_u64())
+                    .unwrap_or(1024);
+                for i in 0..count {
+                    let text = format!("{i:016x}").repeat(pad as usize / 16 + 1);
+                    let it = Item::new(format!("item-{i:08}")).attr("pad", text);
                     out.item(&it).map_err(stop)?;
                 }
             }
