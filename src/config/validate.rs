@@ -15,6 +15,7 @@ pub(super) fn validate(config: &mut Config, r: &mut Reporter<'_>) {
     users(config, r);
     groups(config, r);
     nodes(config, r);
+    ssh(config, r);
     plugins(config, r);
     schedules(config, r);
 }
@@ -205,6 +206,31 @@ fn nodes(c: &Config, r: &mut Reporter<'_>) {
                 ),
             );
         }
+        match &n.ssh {
+            Some(target) => {
+                if let Err(why) = super::SshTarget::parse(target) {
+                    r.at(&[K("node"), I(i), K("ssh")], why);
+                }
+                if !n.root.is_absolute() {
+                    r.at(
+                        &[K("node"), I(i), K("root")],
+                        format!(
+                            "the root of remote node {:?} must be an absolute path on its host",
+                            n.name
+                        ),
+                    );
+                }
+            }
+            None if n.root.as_os_str().is_empty() => r.at(
+                &[K("node"), I(i), K("name")],
+                format!(
+                    "node {:?} has no `root`: say which filesystem root to scan (\"/\" for this \
+                     machine), or give it an `ssh` target",
+                    n.name
+                ),
+            ),
+            None => {}
+        }
         for (j, g) in n.groups.iter().enumerate() {
             if c.group(g).is_none() && r.complete("group") {
                 r.at(
@@ -216,6 +242,64 @@ fn nodes(c: &Config, r: &mut Reporter<'_>) {
                 );
             }
         }
+    }
+}
+
+/// The `[ssh]` section and the groups' overrides: an identity file must exist and be private.
+fn ssh(c: &Config, r: &mut Reporter<'_>) {
+    let s = &c.ssh;
+    if let Some(id) = &s.identity_file {
+        if let Err(why) = identity_file(id) {
+            r.at(&[K("ssh"), K("identity_file")], why);
+        }
+    }
+    for (i, g) in c.groups.iter().enumerate() {
+        if let Some(id) = &g.identity_file {
+            if let Err(why) = identity_file(id) {
+                r.at(&[K("group"), I(i), K("identity_file")], why);
+            }
+        }
+    }
+    if s.connect_timeout.is_zero() {
+        r.at(
+            &[K("ssh"), K("connect_timeout")],
+            "ssh.connect_timeout must be more than 0 (for example \"10s\")",
+        );
+    }
+    if s.max_connections == Some(0) {
+        r.at(
+            &[K("ssh"), K("max_connections")],
+            "ssh.max_connections must be at least 1 (or left out: daemon.slots)",
+        );
+    }
+    if !s.worker_dir.is_absolute() || s.worker_dir == std::path::Path::new("/") {
+        r.at(
+            &[K("ssh"), K("worker_dir")],
+            format!(
+                "ssh.worker_dir {} must be an absolute directory path on the remote hosts \
+                 (not /), for example \"/var/tmp/vigil\"",
+                s.worker_dir.display()
+            ),
+        );
+    }
+}
+
+/// An identity file must be a regular file that only its owner can read (ssh refuses others).
+fn identity_file(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "identity file {shown} does not exist: create the key (ssh-keygen -t ed25519 -f \
+             {shown}) or fix the path"
+        )),
+        Err(e) => Err(format!("identity file {shown} cannot be read: {e}")),
+        Ok(m) if !m.is_file() => Err(format!("identity file {shown} is not a regular file")),
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => Err(format!(
+            "identity file {shown} is readable by others (mode {:04o}): chmod 600 {shown}",
+            m.permissions().mode() & 0o7777
+        )),
+        Ok(_) => Ok(()),
     }
 }
 
