@@ -296,7 +296,11 @@ impl SshTarget {
     /// Parses `[user@]host[:port]` (an IPv6 address in brackets: `[::1]:2222`). Refuses what
     /// ssh could take for an option or that has no host.
     pub fn parse(text: &str) -> Result<SshTarget, String> {
-        let bad = |why: &str| Err(format!("bad ssh target {text:?}: {why}; write [user@]host[:port]"));
+        let bad = |why: &str| {
+            Err(format!(
+                "bad ssh target {text:?}: {why}; write [user@]host[:port]"
+            ))
+        };
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return bad("no spaces or control characters");
         }
@@ -304,7 +308,10 @@ impl SshTarget {
             Some((u, r)) => (Some(u.to_owned()), r),
             None => (None, text),
         };
-        if user.as_deref().is_some_and(|u| u.is_empty() || u.starts_with('-')) {
+        if user
+            .as_deref()
+            .is_some_and(|u| u.is_empty() || u.starts_with('-'))
+        {
             return bad("empty user name, or one that starts with '-'");
         }
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
@@ -421,9 +428,7 @@ impl Config {
         let identity = groups()
             .find_map(|g| g.identity_file.as_deref())
             .or(self.ssh.identity_file.as_deref());
-        let become_ = groups()
-            .find_map(|g| g.become_)
-            .unwrap_or(self.ssh.become_);
+        let become_ = groups().find_map(|g| g.become_).unwrap_or(self.ssh.become_);
         (identity, become_)
     }
 

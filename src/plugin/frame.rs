@@ -61,7 +61,10 @@ mod tests {
         let mut buf = Vec::new();
         write_frame(&mut buf, Tag::Note, b"a").unwrap();
         write_frame(&mut buf, Tag::Item, br#"{"key":"k"}"#).unwrap();
-        assert_eq!(read_all(&buf).await.unwrap(), vigil_wire::decode_all(&buf).unwrap());
+        assert_eq!(
+            read_all(&buf).await.unwrap(),
+            vigil_wire::decode_all(&buf).unwrap()
+        );
         for cut in 1..buf.len() {
             if cut == 6 {
                 continue; // a frame boundary

@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-pub use super::frame::PluginInfo;
 use super::frame;
+pub use super::frame::PluginInfo;
 use super::library;
 use super::pump::{Pump, PumpEnd};
 pub use super::scan::{
@@ -45,6 +45,8 @@ pub const PARENT_PID_ENV: &str = "VIGIL_WORKER_PARENT";
 pub struct WorkerCommand {
     pub exe: PathBuf,
     pub grace: Duration,
+    /// SSH sessions open at once, for remote nodes.
+    pub sessions: Arc<super::ssh::SessionLimit>,
 }
 
 impl WorkerCommand {
@@ -52,6 +54,7 @@ impl WorkerCommand {
         WorkerCommand {
             exe: exe.into(),
             grace: Duration::from_secs(2),
+            sessions: Arc::default(),
         }
     }
 

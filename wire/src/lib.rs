@@ -340,7 +340,10 @@ mod tests {
         assert!(err.contains("protocol 1"), "{err}");
         let mut other = WorkerHello::this_build("0.0.9");
         other.wire = "0000000000000000".into();
-        assert!(other.check().unwrap_err().contains("install the vigil-worker"));
+        assert!(other
+            .check()
+            .unwrap_err()
+            .contains("install the vigil-worker"));
     }
 
     #[test]

@@ -74,7 +74,11 @@ fn main() -> ExitCode {
         last_flush: Instant::now(),
     };
     let hello = WorkerHello::this_build(env!("CARGO_PKG_VERSION"));
-    if out.frame(Tag::Worker, &frame::worker_payload(&hello)).is_err() || out.flush().is_err() {
+    if out
+        .frame(Tag::Worker, &frame::worker_payload(&hello))
+        .is_err()
+        || out.flush().is_err()
+    {
         return ExitCode::from(EXIT_DAEMON_GONE);
     }
     let config = match read_config() {

@@ -49,9 +49,7 @@ pub enum RemoteFailure {
     PushFailed(String),
     #[error("worker incompatible: {0}")]
     WorkerIncompatible(String),
-    #[error(
-        "connection lost mid-scan ({0}); the node or the network dropped the SSH connection"
-    )]
+    #[error("connection lost mid-scan ({0}); the node or the network dropped the SSH connection")]
     ConnectionLost(String),
     #[error("the SSH connection could not be set up within {}; is the node overloaded?", humantime::format_duration(*.0))]
     SetupTimedOut(Duration),
@@ -109,8 +107,7 @@ pub fn classify(code: Option<i32>, stderr: &str, greeted: bool) -> Option<Remote
     if code != Some(255) {
         return None;
     }
-    if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("Host key for") && has("has changed")
-    {
+    if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("Host key for") && has("has changed") {
         return Some(RemoteFailure::HostKeyChanged);
     }
     if has("host key is known for") || has("Host key verification failed") {
@@ -202,7 +199,11 @@ mod tests {
             ),
         ];
         for (stderr, want) in cases {
-            assert_eq!(classify(Some(255), stderr, false).as_ref(), Some(want), "{stderr}");
+            assert_eq!(
+                classify(Some(255), stderr, false).as_ref(),
+                Some(want),
+                "{stderr}"
+            );
         }
         assert_eq!(
             classify(Some(1), "sudo: a password is required\n", false),
@@ -213,7 +214,11 @@ mod tests {
             Some(RemoteFailure::WorkerIncompatible(_))
         ));
         assert!(matches!(
-            classify(Some(255), "client_loop: send disconnect: Broken pipe\r\n", true),
+            classify(
+                Some(255),
+                "client_loop: send disconnect: Broken pipe\r\n",
+                true
+            ),
             Some(RemoteFailure::ConnectionLost(_))
         ));
         // The remote command's own failure is not ssh's.

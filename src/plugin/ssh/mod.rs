@@ -85,11 +85,7 @@ pub fn file_hash(path: &Path) -> std::io::Result<String> {
     let meta = std::fs::metadata(path)?;
     let stamp = (meta.len(), meta.modified()?);
     let cache = CACHE.get_or_init(Default::default);
-    if let Some((len, mtime, hash)) = cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(path)
-    {
+    if let Some((len, mtime, hash)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(path) {
         if (*len, *mtime) == stamp {
             return Ok(hash.clone());
         }

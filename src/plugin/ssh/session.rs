@@ -96,7 +96,9 @@ impl Session {
                 .append(true)
                 .open(spec.known_hosts);
         }
-        let socket = spec.control_dir.join(format!("ssh-{}.sock", socket_name(spec.task)));
+        let socket = spec
+            .control_dir
+            .join(format!("ssh-{}.sock", socket_name(spec.task)));
         let _ = std::fs::remove_file(&socket);
         let mut base: Vec<OsString> = Vec::new();
         let mut opt = |o: String| {
@@ -138,7 +140,14 @@ impl Session {
         }
         let mut cmd = Command::new(SSH);
         cmd.args(&base)
-            .args(["-M", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "--"])
+            .args([
+                "-M",
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                "ControlPersist=no",
+                "--",
+            ])
             .arg(&dest)
             .arg(probe)
             .stdin(Stdio::piped())
@@ -458,7 +467,10 @@ mod tests {
     fn worker_dirs_others_can_write_are_refused() {
         let ok = "drwx------ 2 1000 1000 4096 Dec  2 10:00 /var/tmp/vigil";
         assert!(check_dir(ok, Some(1000), "/var/tmp/vigil").is_ok());
-        assert!(check_dir(ok, Some(0), "/var/tmp/vigil").is_err(), "someone else's");
+        assert!(
+            check_dir(ok, Some(0), "/var/tmp/vigil").is_err(),
+            "someone else's"
+        );
         let root_owned = "drwxr-xr-x 2 0 0 4096 Dec  2 10:00 /var/tmp/vigil";
         assert!(check_dir(root_owned, Some(1000), "/var/tmp/vigil").is_ok());
         for bad in [
