@@ -10,6 +10,7 @@
 pub mod failure;
 mod push;
 mod session;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
