@@ -549,4 +549,42 @@ scope = "group:nope"
         let text = "[[user]]\nemail = \"x@localhost\"\nunix_user = \"no-such-user-vigil\"\nrole = \"admin\"\n";
         assert!(errors(text)[0].contains("does not exist on this system"));
     }
+
+    #[test]
+    fn ssh_settings_are_checked_with_locations() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open_key");
+        std::fs::write(&open, "k").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[ssh]\nidentity_file = \"{}/missing\"\nworker_dir = \"rel\"\nmax_connections = 0\n\n\
+             [[group]]\nname = \"g\"\nidentity_file = \"{}\"\n\n\
+             [[node]]\nname = \"a\"\nssh = \"-oProxyCommand=x\"\n\n\
+             [[node]]\nname = \"b\"\nssh = \"vigil@web:99999\"\nroot = \"relative\"\n\n\
+             [[node]]\nname = \"c\"\n\n\
+             [[node]]\nname = \"d\"\nssh = \"root@[::1]:2222\"\n",
+            dir.path().display(),
+            open.display()
+        );
+        let errs = errors(&text);
+        let has = |line: u32, what: &str| {
+            assert!(
+                errs.iter()
+                    .any(|e| e.contains(&format!(":{line}:")) && e.contains(what)),
+                "line {line} {what:?} in {errs:#?}"
+            )
+        };
+        has(2, "does not exist");
+        has(3, "worker_dir");
+        has(4, "max_connections");
+        has(8, "readable by others");
+        has(12, "bad ssh target");
+        has(16, "the port must be");
+        has(17, "absolute path");
+        has(20, "has no `root`");
+        assert_eq!(errs.len(), 8, "{errs:#?}");
+        let t = super::super::SshTarget::parse("root@[::1]:2222").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", Some(2222)));
+    }
 }

@@ -135,9 +135,8 @@ pub fn classify(code: Option<i32>, stderr: &str, greeted: bool) -> Option<Remote
             .find(|l| !l.trim().is_empty())
             .unwrap_or("ssh exited with status 255 and said nothing"),
     );
-    Some(if greeted {
-        RemoteFailure::ConnectionLost(last)
-    } else if has("closed by remote host") || has("Connection reset") || has("Broken pipe") {
+    let lost = has("closed by remote host") || has("Connection reset") || has("Broken pipe");
+    Some(if greeted || lost {
         RemoteFailure::ConnectionLost(last)
     } else {
         RemoteFailure::Ssh(last)
