@@ -494,6 +494,24 @@ fn kill_9_of_vigild_mid_remote_scan_leaves_no_remote_process() {
             !String::from_utf8_lossy(&cmd).contains(&port)
         })
     });
+    // Restarted (the plugin no longer hangs): the task is requeued and finishes once.
+    drop(d);
+    r.dir
+        .write_config(&(r.config("", "") + &extra.replace("mode = \"hang\"", "mode = \"ok\"")));
+    let d = Daemon::start_on(&r.dir).expect("vigild restarts");
+    d.wait_for("the requeued task to finish", |d| {
+        let (_, text) = d.http("GET", "/v1/logs/scans?limit=10", None);
+        text.contains("Finished")
+    });
+    let (_, text) = d.http("GET", "/v1/logs/scans?limit=10", None);
+    let rows = crate::common::json(&text)["rows"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rows.len(), 1, "finished once: {rows:?}");
+    assert_eq!(rows[0]["status"], "Finished", "{:?}", rows[0]);
+    assert_eq!(rows[0]["attempt"], 2, "{:?}", rows[0]);
+    assert!(remote_workers(&r.worker_dir()).is_empty());
 }
 
 #[test]
