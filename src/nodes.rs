@@ -62,8 +62,14 @@ impl Nodes {
                 let mut out = Vec::with_capacity(config.nodes.len());
                 for node in &config.nodes {
                     let latest = snapshot::latest_per_plugin(tx, &node.name)?;
+                    let last_scan = persist::last_scan(tx, &node.name)?;
                     out.push(NodeInfo {
-                        last_scan: persist::last_scan(tx, &node.name)?,
+                        reached: match &node.ssh {
+                            Some(t) => format!("ssh {t}"),
+                            None => "local".to_owned(),
+                        },
+                        reachable: last_scan.as_ref().map(|s| s.reached),
+                        last_scan,
                         items: latest
                             .iter()
                             .map(|(p, (_, m))| (p.clone(), m.items))

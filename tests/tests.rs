@@ -13,6 +13,7 @@ mod plugin_isolation;
 mod plugin_worker;
 mod policies;
 mod queue;
+mod remote;
 mod snapshot_storage;
 mod std_plugins;
 mod systemd_unit;

@@ -18,7 +18,7 @@ if [[ ! -f "$BENCH_DIR/.complete" ]]; then
   touch "$BENCH_DIR/.complete"
 fi
 command -v aide >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq aide >/dev/null; }
-cargo build --release -p vigil -p vigil-files >/dev/null 2>&1
+cargo build --release -p vigil -p vigil-worker -p vigil-files >/dev/null 2>&1
 
 W=$(mktemp -d /tmp/vigil-drift-bench.XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$W"' EXIT
@@ -84,7 +84,7 @@ date -d tomorrow +%F > "$W/today"
 worker_peak=0
 watch_workers() {
   while kill -0 "$pid" 2>/dev/null; do
-    for w in $(pgrep -f __worker || true); do
+    for w in $(pgrep -f vigil-worker || true); do
       v=$(peak "$w"); [ "${v:-0}" -gt "$worker_peak" ] && worker_peak=$v
     done
     echo "$worker_peak" > "$W/worker_peak"

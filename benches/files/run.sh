@@ -47,7 +47,7 @@ JOBS="${JOBS:-$(nproc)}"
 cd "$REPO"
 cargo build --release -p vigil-files --example scan
 HAVE_VIGILD=0
-if cargo build --release -p vigil -p vigil-files && "$TARGET/release/vigild" plugin run --help >/dev/null 2>&1; then
+if cargo build --release -p vigil -p vigil-worker -p vigil-files && "$TARGET/release/vigild" plugin run --help >/dev/null 2>&1; then
     HAVE_VIGILD=1
 else
     echo "note: vigild plugin run is not available; benchmarking the direct harness only" >&2

@@ -6,6 +6,6 @@
 #   benches/grouping/run.sh            NODES=10000 by default
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release -p vigil -p vigil-files >/dev/null 2>&1
+cargo build --release -p vigil -p vigil-worker -p vigil-files >/dev/null 2>&1
 exec cargo bench -q --bench grouping -- --vigild target/release/vigild \
   --plugins target/release --nodes "${NODES:-10000}"

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NODES=${NODES:-100}
 SLOTS=${SLOTS:-4}
-cargo build --release -p vigil -p vigil-files -p vigil-packages -p vigil-accounts -p vigil-sysctl >/dev/null 2>&1
+cargo build --release -p vigil -p vigil-worker -p vigil-files -p vigil-packages -p vigil-accounts -p vigil-sysctl >/dev/null 2>&1
 W=$(mktemp -d /tmp/vigil-policy-bench.XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$W"' EXIT
 mkdir -p "$W/plugins" "$W/nodes"

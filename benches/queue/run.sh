@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NODES=${NODES:-10000}
 SLOTS=${SLOTS:-4}
-cargo build --release -p vigil -p vigil-test-plugins >/dev/null 2>&1
+cargo build --release -p vigil -p vigil-worker -p vigil-test-plugins >/dev/null 2>&1
 work=$(mktemp -d /tmp/vigil-queue-bench.XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/root/etc" "$work/plugins"
@@ -43,15 +43,20 @@ cpu=$(awk '{print $14 + $15}' /proc/$pid/stat)
 tick=$(getconf CLK_TCK)
 # The floor: the same plugin worker run NODES times, SLOTS at a time, without a daemon.
 floor=$(python3 - "$NODES" "$SLOTS" "$work" <<'PY'
-import os, subprocess, sys, time
+import os, struct, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 n, slots, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-exe, lib = "target/release/vigild", f"{work}/plugins/libvigil_test_plugins.so"
-env = dict(os.environ, VIGIL_WORKER_PARENT=str(os.getpid()))
+exe, lib = "target/release/vigil-worker", f"{work}/plugins/libvigil_test_plugins.so"
+config = b'{"mode":"ok","count":0}'
+frame = struct.pack("<IB", len(config), 9) + config  # a vigil-wire config frame
 def one(_):
-    p = subprocess.run([exe, "__worker", lib, f"{work}/root"], input=b'{"mode":"ok","count":0}',
-                       capture_output=True, env=env)
-    assert p.returncode == 0, p.stderr
+    # stdin stays open until the frames end, as vigild keeps it (its end kills the worker)
+    p = subprocess.Popen([exe, lib, f"{work}/root"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(frame); p.stdin.flush()
+    p.stdout.read()
+    p.stdin.close()
+    assert p.wait() == 0, p.stderr.read()
 t = time.time()
 with ThreadPoolExecutor(slots) as ex:
     list(ex.map(one, range(n)))

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 CLIENTS=${CLIENTS:-64}
 REQUESTS=${REQUESTS:-100}
-cargo build --release -p vigil -p vigil-test-plugins >/dev/null 2>&1
+cargo build --release -p vigil -p vigil-worker -p vigil-test-plugins >/dev/null 2>&1
 args=(--vigild target/release/vigild --plugin target/release/libvigil_test_plugins.so
       --clients "$CLIENTS" --requests "$REQUESTS")
 if [[ -n "${WORK:-}" ]]; then

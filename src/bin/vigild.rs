@@ -7,11 +7,8 @@ use vigil::cli::vigild::{Args, Command, PluginCommand};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if !matches!(args.command, Some(Command::Worker { .. })) {
-        vigil::plugin::supervisor::seal_inherited_fds();
-    }
+    vigil::plugin::supervisor::seal_inherited_fds();
     match args.command {
-        Some(Command::Worker { args }) => vigil::plugin::worker::main(args),
         Some(Command::Compact { config }) => vigil::daemon::tools::compact(&config),
         Some(Command::Check { repair, config }) => vigil::daemon::tools::check(&config, repair),
         Some(Command::Plugin(PluginCommand::Run {

@@ -67,8 +67,8 @@ enum Command {
     Log(log::LogArgs),
     /// User tasks: findings to look at; show, changes, assign, close, close-all, export.
     Tasks(tasks::TasksArgs),
-    /// The configured nodes with their last scan.
-    Nodes,
+    /// The configured nodes: how each is reached, its last scan; `vigil nodes trust NODE`.
+    Nodes(nodes::NodesArgs),
     /// A node's drift for one day against its baseline.
     Drift(nodes::DriftArgs),
     /// Loaded policies with their latest results; `vigil policies show NAME` for one.
@@ -138,7 +138,7 @@ pub fn main() -> ExitCode {
             Command::Audit(args) => scan::audit(&client, args, cli.json).await,
             Command::Log(args) => log::run(&client, args, cli.json).await,
             Command::Tasks(args) => tasks::run(&client, args, cli.json).await,
-            Command::Nodes => nodes::nodes(&client, cli.json).await,
+            Command::Nodes(args) => nodes::nodes(&client, args, cli.json).await,
             Command::Drift(args) => nodes::drift(&client, args, cli.json).await,
             Command::Policies { command } => policies::run(&client, command, cli.json).await,
             Command::Outbox { command } => outbox::run(&client, cli.json, command).await,

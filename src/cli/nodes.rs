@@ -7,10 +7,10 @@ use chrono::NaiveDate;
 use clap::Args;
 
 use super::drift_view::{self, clean, Paint};
-use super::{print_json, table, text, CmdResult};
+use super::{print_json, table, text, CliError, CmdResult};
 use crate::client::Client;
-use crate::proto::endpoints::{GetNodeDrift, ListNodes};
-use crate::proto::{DriftQuery, NodeDrift, NodeInfo, PluginDrift};
+use crate::proto::endpoints::{GetNodeDrift, ListNodes, TrustNode};
+use crate::proto::{DriftQuery, NodeDrift, NodeInfo, PluginDrift, TrustRequest, TrustResponse};
 
 #[derive(Args)]
 pub struct DriftArgs {
@@ -27,7 +27,97 @@ pub struct DriftArgs {
     plugin: Option<String>,
 }
 
-pub async fn nodes(client: &Client, json: bool) -> CmdResult {
+#[derive(Args)]
+pub struct NodesArgs {
+    #[command(subcommand)]
+    command: Option<NodesCommand>,
+}
+
+#[derive(clap::Subcommand)]
+enum NodesCommand {
+    /// Record a remote node's host key in vigil's known_hosts (admin): shows the SHA256
+    /// fingerprints the node offers and asks, or pins the one given.
+    Trust {
+        /// The node, as named in the config.
+        #[arg(value_name = "NODE")]
+        node: String,
+        /// Record the key with this fingerprint without asking (`SHA256:…`, as
+        /// `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it on the node).
+        #[arg(long, value_name = "SHA256:…")]
+        fingerprint: Option<String>,
+    },
+}
+
+pub async fn nodes(client: &Client, args: NodesArgs, json: bool) -> CmdResult {
+    match args.command {
+        None => list(client, json).await,
+        Some(NodesCommand::Trust { node, fingerprint }) => {
+            trust(client, node, fingerprint, json).await
+        }
+    }
+}
+
+async fn trust(
+    client: &Client,
+    node: String,
+    fingerprint: Option<String>,
+    json: bool,
+) -> CmdResult {
+    use std::io::IsTerminal;
+    let fingerprint = match fingerprint {
+        Some(f) => f,
+        None => {
+            let offered: TrustResponse = client
+                .post::<TrustNode>(&node, &TrustRequest { fingerprint: None })
+                .await?;
+            println!("{} ({}) offers:", offered.node, offered.target);
+            for k in &offered.offered {
+                println!("  {k}");
+            }
+            if !std::io::stdin().is_terminal() {
+                return Err(CliError::Failed(
+                    "not trusting a host key without confirmation: stdin is not a terminal; \
+                     check the fingerprint on the node and pass --fingerprint SHA256:…"
+                        .into(),
+                ));
+            }
+            let first = offered
+                .offered
+                .first()
+                .and_then(|k| k.split_whitespace().next())
+                .unwrap_or_default()
+                .to_owned();
+            if !super::tasks::actions::confirm(&format!(
+                "Trust {first} for {}? Compare it with `ssh-keygen -lf \
+                 /etc/ssh/ssh_host_ed25519_key.pub` on the node. [y/N] ",
+                offered.node
+            )) {
+                eprintln!("Nothing recorded.");
+                return Ok(());
+            }
+            first
+        }
+    };
+    let done: TrustResponse = client
+        .post::<TrustNode>(
+            &node,
+            &TrustRequest {
+                fingerprint: Some(fingerprint.clone()),
+            },
+        )
+        .await?;
+    if json {
+        print_json(&done);
+    } else {
+        println!(
+            "Recorded {fingerprint} for {} in {}.",
+            done.node, done.known_hosts
+        );
+    }
+    Ok(())
+}
+
+async fn list(client: &Client, json: bool) -> CmdResult {
     let nodes: Vec<NodeInfo> = client.get::<ListNodes>(&()).await?;
     if json {
         print_json(&nodes);
@@ -39,7 +129,7 @@ pub async fn nodes(client: &Client, json: bool) -> CmdResult {
     }
     let rows: Vec<Vec<String>> = nodes.iter().map(node_row).collect();
     table::print(
-        Some(&["NAME", "GROUPS", "LAST SCAN", "CHANGES", "ITEMS"]),
+        Some(&["NAME", "GROUPS", "REACHED", "LAST SCAN", "CHANGES", "ITEMS"]),
         &rows,
     );
     Ok(())
@@ -70,7 +160,11 @@ fn node_row(n: &NodeInfo) -> Vec<String> {
         let each: Vec<String> = n.items.iter().map(|(p, c)| format!("{p} {c}")).collect();
         format!("{} ({})", n.items.values().sum::<u64>(), each.join(", "))
     };
-    vec![n.name.clone(), groups, last, changes, items]
+    let reached = match n.reachable {
+        Some(false) => format!("{} (unreachable)", n.reached),
+        _ => n.reached.clone(),
+    };
+    vec![n.name.clone(), groups, reached, last, changes, items]
 }
 
 pub async fn drift(client: &Client, args: DriftArgs, json: bool) -> CmdResult {

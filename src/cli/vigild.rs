@@ -1,7 +1,6 @@
 //! `vigild`'s command line. It lives in the library, beside `vigil`'s, so that the man pages
 //! and shell completions are generated from the same clap definitions the binaries parse.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -45,13 +44,6 @@ pub enum Command {
         /// Config file naming the daemon.state_dir to check.
         #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
-    },
-
-    /// Internal: the isolated plugin worker process. Not for direct use.
-    #[command(name = "__worker", hide = true)]
-    Worker {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<OsString>,
     },
 }
 

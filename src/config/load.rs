@@ -60,6 +60,7 @@ fn sections(doc: &Spanned<DeTable<'_>>, report: &mut Reporter<'_>) -> Config {
         daemon: DaemonConfig::default(),
         email: EmailConfig::default(),
         tasks: Default::default(),
+        ssh: Default::default(),
         users: Vec::new(),
         groups: Vec::new(),
         nodes: Vec::new(),
@@ -72,6 +73,7 @@ fn sections(doc: &Spanned<DeTable<'_>>, report: &mut Reporter<'_>) -> Config {
             "daemon" => one(value, report, &mut config.daemon),
             "email" => one(value, report, &mut config.email),
             "tasks" => one(value, report, &mut config.tasks),
+            "ssh" => one(value, report, &mut config.ssh),
             "user" => many(value, "user", report, &mut config.users),
             "group" => many(value, "group", report, &mut config.groups),
             "node" => many(value, "node", report, &mut config.nodes),
@@ -81,7 +83,7 @@ fn sections(doc: &Spanned<DeTable<'_>>, report: &mut Reporter<'_>) -> Config {
                 Some(key.span()),
                 format!(
                     "unknown key `{other}`; expected one of policy_dir, [daemon], [email], \
-                     [tasks], [[user]], [[group]], [[node]], [[plugin]], [[schedule]]"
+                     [tasks], [ssh], [[user]], [[group]], [[node]], [[plugin]], [[schedule]]"
                 ),
             ),
         }
@@ -156,7 +158,26 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     fix(&mut config.daemon.socket);
     fix(&mut config.daemon.plugin_dir);
     for node in &mut config.nodes {
-        fix(&mut node.root);
+        match &node.ssh {
+            // A path on the remote host: never resolved here.
+            Some(_) if node.root.as_os_str().is_empty() => node.root = "/".into(),
+            Some(_) => {}
+            None if node.root.as_os_str().is_empty() => {}
+            None => fix(&mut node.root),
+        }
+    }
+    for group in &mut config.groups {
+        if let Some(id) = group.identity_file.as_mut() {
+            fix(id);
+        }
+    }
+    if let Some(id) = config.ssh.identity_file.as_mut() {
+        fix(id);
+    }
+    if config.ssh.known_hosts.as_os_str().is_empty() {
+        config.ssh.known_hosts = config.daemon.state_dir.join("known_hosts");
+    } else {
+        fix(&mut config.ssh.known_hosts);
     }
     if let Some(pw) = config
         .email

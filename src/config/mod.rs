@@ -38,6 +38,8 @@ pub struct Config {
     pub email: EmailConfig,
     #[serde(default)]
     pub tasks: TasksConfig,
+    #[serde(default)]
+    pub ssh: SshConfig,
     #[serde(default, rename = "user")]
     pub users: Vec<UserConfig>,
     #[serde(default, rename = "group")]
@@ -216,6 +218,12 @@ pub struct GroupConfig {
     pub owners: Vec<String>,
     #[serde(default = "defaults::yes")]
     pub auto_assign: bool,
+    /// Overrides `ssh.identity_file` for the group's remote nodes.
+    #[serde(default)]
+    pub identity_file: Option<PathBuf>,
+    /// Overrides `ssh.become` for the group's remote nodes.
+    #[serde(default, rename = "become")]
+    pub become_: Option<Become>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,7 +232,139 @@ pub struct NodeConfig {
     pub name: String,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The filesystem root plugins read: on this machine, or with `ssh` on the remote host
+    /// (default `/` there). Empty until validation for a node that did not set it.
+    #[serde(default)]
     pub root: PathBuf,
+    /// `[user@]host[:port]`: the node is scanned on that host over SSH.
+    #[serde(default)]
+    pub ssh: Option<String>,
+}
+
+/// The shared settings of remote (`ssh`) nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConfig {
+    /// The private key `ssh -i` uses; default: ssh's own choice (agent, ~/.ssh).
+    #[serde(default)]
+    pub identity_file: Option<PathBuf>,
+    /// vigil's own known_hosts (`UserKnownHostsFile`); default `state_dir/known_hosts`,
+    /// filled in at load.
+    #[serde(default)]
+    pub known_hosts: PathBuf,
+    #[serde(default = "defaults::connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(default, rename = "become")]
+    pub become_: Become,
+    /// Where the pushed worker and plugin libraries live on the remote host.
+    #[serde(default = "defaults::worker_dir")]
+    pub worker_dir: PathBuf,
+    /// SSH sessions (remote queue tasks) at once; default `daemon.slots`.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        SshConfig {
+            identity_file: None,
+            known_hosts: PathBuf::new(),
+            connect_timeout: defaults::connect_timeout(),
+            become_: Become::None,
+            worker_dir: defaults::worker_dir(),
+            max_connections: None,
+        }
+    }
+}
+
+/// How the remote worker gets its rights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Become {
+    /// As the login user.
+    #[default]
+    None,
+    /// As root through `sudo -n` when the login user is not root.
+    Sudo,
+}
+
+/// A remote node's `ssh` target, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl SshTarget {
+    /// Parses `[user@]host[:port]` (an IPv6 address in brackets: `[::1]:2222`). Refuses what
+    /// ssh could take for an option or that has no host.
+    pub fn parse(text: &str) -> Result<SshTarget, String> {
+        let bad = |why: &str| {
+            Err(format!(
+                "bad ssh target {text:?}: {why}; write [user@]host[:port]"
+            ))
+        };
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return bad("no spaces or control characters");
+        }
+        let (user, rest) = match text.rsplit_once('@') {
+            Some((u, r)) => (Some(u.to_owned()), r),
+            None => (None, text),
+        };
+        if user
+            .as_deref()
+            .is_some_and(|u| u.is_empty() || u.starts_with('-'))
+        {
+            return bad("empty user name, or one that starts with '-'");
+        }
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let Some((h, after)) = v6.split_once(']') else {
+                return bad("unclosed '['");
+            };
+            match after.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None if after.is_empty() => (h, None),
+                None => return bad("text after ']'"),
+            }
+        } else {
+            match rest.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() || host.starts_with('-') {
+            return bad("empty host name, or one that starts with '-'");
+        }
+        let port = match port {
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return bad("the port must be a number from 1 to 65535"),
+            },
+            None => None,
+        };
+        Ok(SshTarget {
+            user,
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// `user@host` as ssh takes it (the port goes in `-p`).
+    pub fn destination(&self) -> String {
+        match &self.user {
+            Some(u) => format!("{u}@{}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The parsed `ssh` target of a remote node; `None` for a local one. Validation has
+    /// checked that it parses.
+    pub fn ssh_target(&self) -> Option<SshTarget> {
+        self.ssh.as_deref().and_then(|s| SshTarget::parse(s).ok())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,6 +423,22 @@ impl Config {
 
     pub fn group(&self, name: &str) -> Option<&GroupConfig> {
         self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// The identity file and become mode for a remote node: the first of its groups that
+    /// sets one overrides `[ssh]`.
+    pub fn ssh_identity(&self, node: &NodeConfig) -> (Option<&Path>, Become) {
+        let groups = || node.groups.iter().filter_map(|g| self.group(g));
+        let identity = groups()
+            .find_map(|g| g.identity_file.as_deref())
+            .or(self.ssh.identity_file.as_deref());
+        let become_ = groups().find_map(|g| g.become_).unwrap_or(self.ssh.become_);
+        (identity, become_)
+    }
+
+    /// SSH sessions at once.
+    pub fn ssh_max_connections(&self) -> u32 {
+        self.ssh.max_connections.unwrap_or(self.daemon.slots).max(1)
     }
 
     pub fn plugin(&self, name: &str) -> Option<&PluginConfig> {
@@ -380,6 +536,12 @@ mod defaults {
     }
     pub fn yes() -> bool {
         true
+    }
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn worker_dir() -> PathBuf {
+        "/var/tmp/vigil".into()
     }
 }
 

@@ -15,6 +15,7 @@ pub(super) fn validate(config: &mut Config, r: &mut Reporter<'_>) {
     users(config, r);
     groups(config, r);
     nodes(config, r);
+    ssh(config, r);
     plugins(config, r);
     schedules(config, r);
 }
@@ -205,6 +206,31 @@ fn nodes(c: &Config, r: &mut Reporter<'_>) {
                 ),
             );
         }
+        match &n.ssh {
+            Some(target) => {
+                if let Err(why) = super::SshTarget::parse(target) {
+                    r.at(&[K("node"), I(i), K("ssh")], why);
+                }
+                if !n.root.is_absolute() {
+                    r.at(
+                        &[K("node"), I(i), K("root")],
+                        format!(
+                            "the root of remote node {:?} must be an absolute path on its host",
+                            n.name
+                        ),
+                    );
+                }
+            }
+            None if n.root.as_os_str().is_empty() => r.at(
+                &[K("node"), I(i), K("name")],
+                format!(
+                    "node {:?} has no `root`: say which filesystem root to scan (\"/\" for this \
+                     machine), or give it an `ssh` target",
+                    n.name
+                ),
+            ),
+            None => {}
+        }
         for (j, g) in n.groups.iter().enumerate() {
             if c.group(g).is_none() && r.complete("group") {
                 r.at(
@@ -216,6 +242,64 @@ fn nodes(c: &Config, r: &mut Reporter<'_>) {
                 );
             }
         }
+    }
+}
+
+/// The `[ssh]` section and the groups' overrides: an identity file must exist and be private.
+fn ssh(c: &Config, r: &mut Reporter<'_>) {
+    let s = &c.ssh;
+    if let Some(id) = &s.identity_file {
+        if let Err(why) = identity_file(id) {
+            r.at(&[K("ssh"), K("identity_file")], why);
+        }
+    }
+    for (i, g) in c.groups.iter().enumerate() {
+        if let Some(id) = &g.identity_file {
+            if let Err(why) = identity_file(id) {
+                r.at(&[K("group"), I(i), K("identity_file")], why);
+            }
+        }
+    }
+    if s.connect_timeout.is_zero() {
+        r.at(
+            &[K("ssh"), K("connect_timeout")],
+            "ssh.connect_timeout must be more than 0 (for example \"10s\")",
+        );
+    }
+    if s.max_connections == Some(0) {
+        r.at(
+            &[K("ssh"), K("max_connections")],
+            "ssh.max_connections must be at least 1 (or left out: daemon.slots)",
+        );
+    }
+    if !s.worker_dir.is_absolute() || s.worker_dir == std::path::Path::new("/") {
+        r.at(
+            &[K("ssh"), K("worker_dir")],
+            format!(
+                "ssh.worker_dir {} must be an absolute directory path on the remote hosts \
+                 (not /), for example \"/var/tmp/vigil\"",
+                s.worker_dir.display()
+            ),
+        );
+    }
+}
+
+/// An identity file must be a regular file that only its owner can read (ssh refuses others).
+fn identity_file(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "identity file {shown} does not exist: create the key (ssh-keygen -t ed25519 -f \
+             {shown}) or fix the path"
+        )),
+        Err(e) => Err(format!("identity file {shown} cannot be read: {e}")),
+        Ok(m) if !m.is_file() => Err(format!("identity file {shown} is not a regular file")),
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => Err(format!(
+            "identity file {shown} is readable by others (mode {:04o}): chmod 600 {shown}",
+            m.permissions().mode() & 0o7777
+        )),
+        Ok(_) => Ok(()),
     }
 }
 
@@ -464,5 +548,43 @@ scope = "group:nope"
         assert!(errors(text).is_empty());
         let text = "[[user]]\nemail = \"x@localhost\"\nunix_user = \"no-such-user-vigil\"\nrole = \"admin\"\n";
         assert!(errors(text)[0].contains("does not exist on this system"));
+    }
+
+    #[test]
+    fn ssh_settings_are_checked_with_locations() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open_key");
+        std::fs::write(&open, "k").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[ssh]\nidentity_file = \"{}/missing\"\nworker_dir = \"rel\"\nmax_connections = 0\n\n\
+             [[group]]\nname = \"g\"\nidentity_file = \"{}\"\n\n\
+             [[node]]\nname = \"a\"\nssh = \"-oProxyCommand=x\"\n\n\
+             [[node]]\nname = \"b\"\nssh = \"vigil@web:99999\"\nroot = \"relative\"\n\n\
+             [[node]]\nname = \"c\"\n\n\
+             [[node]]\nname = \"d\"\nssh = \"root@[::1]:2222\"\n",
+            dir.path().display(),
+            open.display()
+        );
+        let errs = errors(&text);
+        let has = |line: u32, what: &str| {
+            assert!(
+                errs.iter()
+                    .any(|e| e.contains(&format!(":{line}:")) && e.contains(what)),
+                "line {line} {what:?} in {errs:#?}"
+            )
+        };
+        has(2, "does not exist");
+        has(3, "worker_dir");
+        has(4, "max_connections");
+        has(8, "readable by others");
+        has(12, "bad ssh target");
+        has(16, "the port must be");
+        has(17, "absolute path");
+        has(20, "has no `root`");
+        assert_eq!(errs.len(), 8, "{errs:#?}");
+        let t = super::super::SshTarget::parse("root@[::1]:2222").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", Some(2222)));
     }
 }

@@ -114,8 +114,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let policy_dir = config.policy_dir.clone();
     let limits = Limits::of(&config.daemon);
     let cell = Arc::new(SetupCell::new(setup));
-    let worker = WorkerCommand::current_exe()
-        .context("cannot find the vigild executable for plugin workers")?;
+    let worker = WorkerCommand::locate().context("cannot find the plugin worker")?;
     let sweep_store = store.clone();
     match tokio::task::spawn_blocking(move || snapshot::sweep_blocking(&sweep_store)).await? {
         Ok(0) => {}

@@ -32,8 +32,8 @@ fn try_run(library: &Path, root: &Path, config: Option<&str>) -> Result<(), Stri
     if !root.is_dir() {
         return Err(format!("node root {} is not a directory", root.display()));
     }
-    let worker = WorkerCommand::current_exe()
-        .map_err(|e| format!("cannot find the vigild executable: {e}"))?;
+    let worker =
+        WorkerCommand::locate().map_err(|e| format!("cannot find the plugin worker: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,7 +1,8 @@
 //! Scanner plugins: the isolated worker process and the daemon-side supervisor.
 //!
-//! `worker` is the only code that loads plugin libraries, and it only runs in the child
-//! process (`vigild __worker`). The daemon talks to it through `frame`s, driven by
+//! The worker is the separate `vigil-worker` binary (crate `worker/`), the only code that
+//! loads plugin libraries; it runs on the daemon's machine or, through `ssh`, on a remote
+//! node. The daemon talks to it through `frame`s (the `vigil-wire` crate), driven by
 //! `supervisor`, after `library` has checked who can write the library.
 
 pub mod devtool;
@@ -9,6 +10,6 @@ pub mod frame;
 pub mod library;
 mod pump;
 pub mod scan;
+pub mod ssh;
 mod stderr;
 pub mod supervisor;
-pub mod worker;

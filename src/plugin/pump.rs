@@ -23,6 +23,8 @@ use super::scan::{
 pub(super) struct Pump {
     pub(super) tx: mpsc::Sender<(ScanEvent, OwnedSemaphorePermit)>,
     pub(super) budget: Arc<Semaphore>,
+    /// The worker's hello ([`Frame::Worker`]) has arrived.
+    pub(super) greeted: bool,
     pub(super) hello: Option<oneshot::Sender<PluginInfo>>,
     pub(super) form: ItemForm,
     pub(super) items: u64,
@@ -46,6 +48,8 @@ pub(super) enum PumpEnd {
     Finished,
     /// The worker sent something it must not: decided, whatever its exit status.
     Protocol(String),
+    /// The worker's hello names another protocol or wire (see [`frame::WorkerHello::check`]).
+    Incompatible(String),
     /// The stream broke off (a frame cut short, a read error): usually the worker died
     /// mid-write, so its exit status is the better explanation when there is one.
     Broken(String),
@@ -57,7 +61,24 @@ impl Pump {
         let mut reader = BufReader::with_capacity(256 << 10, stdout);
         loop {
             let frame = match frame::read_frame(&mut reader).await {
+                Ok(Some(f)) if !self.greeted => match f {
+                    Frame::Worker(hello) => {
+                        if let Err(why) = hello.check() {
+                            return PumpEnd::Incompatible(why);
+                        }
+                        self.greeted = true;
+                        continue;
+                    }
+                    other => {
+                        let mut shown = format!("{other:?}");
+                        shown.truncate(120);
+                        return PumpEnd::Protocol(not_greeted(&shown));
+                    }
+                },
                 Ok(Some(f)) => f,
+                Err(e) if !self.greeted && !matches!(e, frame::FrameError::Io(_)) => {
+                    return PumpEnd::Protocol(not_greeted(&e.to_string()))
+                }
                 Ok(None) => return PumpEnd::Finished,
                 Err(e @ (frame::FrameError::Truncated { .. } | frame::FrameError::Io(_))) => {
                     return PumpEnd::Broken(e.to_string())
@@ -136,6 +157,10 @@ impl Pump {
                     return PumpEnd::Finished;
                 }
                 Frame::Violation(reason) => return PumpEnd::Protocol(reason),
+                Frame::Worker(_) => return PumpEnd::Protocol("a second worker hello".into()),
+                Frame::Config(_) => {
+                    return PumpEnd::Protocol("a config frame from the worker".into())
+                }
             };
             let weight = match &event {
                 ScanEvent::Item(i) => {
@@ -175,6 +200,18 @@ impl Pump {
             )),
         }
     }
+}
+
+/// The violation of a stream that did not start with the worker's hello: on a remote node,
+/// most likely text printed by a shell start-up file.
+fn not_greeted(what: &str) -> String {
+    let mut what = what.to_owned();
+    what.truncate(200);
+    format!(
+        "the worker did not start with its hello frame ({what}); if the node runs the \
+         worker through a shell, a start-up file (~/.bashrc, /etc/profile.d) that prints \
+         text for non-interactive shells corrupts the stream: make it print nothing there"
+    )
 }
 
 /// Cuts a note longer than [`MAX_NOTE_BYTES`] on a char boundary and ends it with a marker

@@ -89,8 +89,12 @@ pub enum PluginFailure {
     Protocol(String),
     #[error("refused to load the plugin: {0}")]
     Refused(#[source] LibraryError),
-    #[error("cannot start the plugin worker: {0}; check that vigild can execute itself")]
-    Spawn(#[source] std::io::Error),
+    #[error("cannot start the plugin worker {0}: {1}; check that vigil-worker is installed beside vigild (or set $VIGIL_WORKER)")]
+    Spawn(String, #[source] std::io::Error),
+    #[error("incompatible worker: {0}")]
+    Incompatible(String),
+    #[error("{0}")]
+    Remote(#[source] super::ssh::failure::RemoteFailure),
 }
 
 fn tail(stderr: &str) -> String {

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::frame;
 pub use super::frame::PluginInfo;
 use super::library;
 use super::pump::{Pump, PumpEnd};
@@ -30,14 +31,22 @@ pub use super::scan::{
     MAX_NOTES, MAX_NOTES_BYTES, MAX_NOTE_BYTES,
 };
 use super::stderr::{self, StderrTail};
-use super::worker;
 
-/// How to start a worker: the `vigild` executable (`current_exe()` in the daemon; the test
-/// binary path in tests) and the grace period between SIGTERM and SIGKILL.
+/// Environment variable naming the `vigil-worker` binary, overriding where vigild looks.
+pub const WORKER_ENV: &str = "VIGIL_WORKER";
+
+/// Environment variable carrying the daemon's pid, so a local worker can tell whether its
+/// parent died before `PR_SET_PDEATHSIG` took effect (read by `vigil-worker`).
+pub const PARENT_PID_ENV: &str = "VIGIL_WORKER_PARENT";
+
+/// How to start a worker: the `vigil-worker` executable and the grace period between SIGTERM
+/// and SIGKILL.
 #[derive(Debug, Clone)]
 pub struct WorkerCommand {
     pub exe: PathBuf,
     pub grace: Duration,
+    /// SSH sessions open at once, for remote nodes.
+    pub sessions: Arc<super::ssh::SessionLimit>,
 }
 
 impl WorkerCommand {
@@ -45,13 +54,46 @@ impl WorkerCommand {
         WorkerCommand {
             exe: exe.into(),
             grace: Duration::from_secs(2),
+            sessions: Arc::default(),
         }
     }
 
-    /// The running executable, which must be `vigild`.
-    pub fn current_exe() -> std::io::Result<Self> {
-        Ok(Self::new(std::env::current_exe()?))
+    /// Where vigild finds `vigil-worker`: `$VIGIL_WORKER` if set, else beside the running
+    /// executable (a build tree: `target/*/vigil-worker`), else `../libexec/vigil/` from the
+    /// executable's directory (the package: `/usr/libexec/vigil/vigil-worker`).
+    pub fn locate() -> std::io::Result<Self> {
+        if let Some(path) = std::env::var_os(WORKER_ENV) {
+            return Ok(Self::new(path));
+        }
+        let exe = std::env::current_exe()?;
+        let dir = exe.parent().unwrap_or(std::path::Path::new("/"));
+        let beside = dir.join("vigil-worker");
+        let libexec = dir.join("../libexec/vigil/vigil-worker");
+        if beside.is_file() {
+            Ok(Self::new(beside))
+        } else if libexec.is_file() {
+            Ok(Self::new(libexec))
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "vigil-worker is neither at {} nor at {}; install it (it is built with \
+                     `cargo build --workspace`) or name it in ${WORKER_ENV}",
+                    beside.display(),
+                    libexec.display()
+                ),
+            ))
+        }
     }
+}
+
+/// A worker started through another program, on another machine: `ssh` with its options, the
+/// node, and the worker's command line there (built by [`super::ssh`]). The library was
+/// checked and pushed before; the supervisor only runs the command.
+#[derive(Debug, Clone)]
+pub struct RemoteCommand {
+    pub program: PathBuf,
+    pub args: Vec<std::ffi::OsString>,
 }
 
 /// One scan to run.
@@ -69,6 +111,8 @@ pub struct ScanSpec {
     /// still loading its library.
     pub cancel: CancellationToken,
     pub item_form: ItemForm,
+    /// Run the worker on a remote node through this command instead of locally.
+    pub remote: Option<RemoteCommand>,
 }
 
 impl ScanSpec {
@@ -85,6 +129,7 @@ impl ScanSpec {
             timeout: None,
             cancel: CancellationToken::new(),
             item_form: ItemForm::Decoded,
+            remote: None,
         }
     }
 }
@@ -174,31 +219,59 @@ impl futures::Stream for RunningScan {
 /// is what makes it die with the daemon. Until the plugin's hello arrives only
 /// `spec.timeout` and `spec.cancel` can stop a library that hangs while loading.
 pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan, PluginFailure> {
-    let library = library::check(&spec.library).map_err(PluginFailure::Refused)?;
     let deadline = spec.timeout.map(|t| Instant::now() + t);
-    let mut cmd = Command::new(&worker.exe);
-    cmd.arg("__worker")
-        .arg(&library)
-        .arg(&spec.root)
-        .env(worker::PARENT_PID_ENV, std::process::id().to_string())
-        .stdin(Stdio::piped())
+    let mut cmd = match &spec.remote {
+        None => {
+            let library = library::check(&spec.library).map_err(PluginFailure::Refused)?;
+            let mut cmd = Command::new(&worker.exe);
+            cmd.arg(&library)
+                .arg(&spec.root)
+                .env(PARENT_PID_ENV, std::process::id().to_string());
+            cmd
+        }
+        Some(remote) => {
+            let mut cmd = Command::new(&remote.program);
+            cmd.args(&remote.args);
+            // SAFETY: prctl is async-signal-safe; it only changes this child's own settings.
+            unsafe { cmd.pre_exec(super::ssh::die_with_parent) };
+            cmd
+        }
+    };
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(PluginFailure::Spawn)?;
+    let mut child = cmd.spawn().map_err(|e| match &spec.remote {
+        None => PluginFailure::Spawn(worker.exe.display().to_string(), e),
+        Some(r) => PluginFailure::Spawn(r.program.display().to_string(), e),
+    })?;
     let pid = child.id().unwrap_or_default();
     let (Some(mut stdin), Some(stdout), Some(stderr_pipe)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
-        return Err(PluginFailure::Spawn(std::io::Error::other(
-            "worker pipes missing",
-        )));
+        return Err(PluginFailure::Spawn(
+            "the worker".into(),
+            std::io::Error::other("worker pipes missing"),
+        ));
     };
     let config = serde_json::to_vec(&spec.config).unwrap_or_else(|_| b"{}".to_vec());
+    let mut config_frame = Vec::with_capacity(config.len() + frame::HEADER_LEN);
+    if let Err(e) = frame::write_frame(&mut config_frame, frame::Tag::Config, &config) {
+        return Err(PluginFailure::Protocol(format!(
+            "the plugin config cannot be sent: {e}"
+        )));
+    }
+    // The worker's stdin stays open until the scan ends: its end tells the worker (and, over
+    // SSH, the remote worker) to kill itself and its plugin.
+    let hold = CancellationToken::new();
+    let release = hold.clone();
     tokio::spawn(async move {
         // A worker that dies before reading its config shows up in its exit status.
-        let _ = stdin.write_all(&config).await;
+        let _ = stdin.write_all(&config_frame).await;
+        let _ = stdin.flush().await;
+        release.cancelled().await;
+        drop(stdin);
     });
     let tail = stderr::capture(stderr_pipe, spec.plugin.clone());
 
@@ -211,10 +284,13 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
         deadline,
         cancel: spec.cancel.clone(),
         tail,
+        remote: spec.remote.is_some(),
+        _hold: hold.drop_guard(),
     };
     let pump = Pump {
         tx,
         budget: Arc::new(Semaphore::new(BUFFER_BYTES)),
+        greeted: false,
         hello: Some(hello_tx),
         form: spec.item_form,
         items: 0,
@@ -255,6 +331,8 @@ enum Stop {
     Cancelled,
     TimedOut,
     Protocol(String),
+    /// The worker's hello names another protocol or wire.
+    Incompatible(String),
     /// The frame stream broke off; the worker's exit status decides what to report.
     Broken(String),
 }
@@ -270,6 +348,10 @@ struct Driver {
     deadline: Option<Instant>,
     cancel: CancellationToken,
     tail: StderrTail,
+    /// The worker runs through `ssh`: its exit status 255 is ssh's own failure.
+    remote: bool,
+    /// Closes the worker's stdin when the driver is done.
+    _hold: DropGuard,
 }
 
 impl Driver {
@@ -301,6 +383,7 @@ impl Driver {
                             if exited { break None }
                         }
                         PumpEnd::Protocol(m) => break Some(Stop::Protocol(m)),
+                        PumpEnd::Incompatible(m) => break Some(Stop::Incompatible(m)),
                         PumpEnd::Broken(m) => break Some(Stop::Broken(m)),
                         PumpEnd::ConsumerGone => break Some(Stop::Cancelled),
                     },
@@ -326,12 +409,22 @@ impl Driver {
         }
         let status = self.terminate(&mut child, pgid, &mut exit, exited).await;
         let stderr = self.tail.finish().await;
+        let remote = self.remote;
+        let greeted = pump.greeted;
+        let died_of = move |status, stderr| {
+            if remote {
+                remote_died_of(status, stderr, greeted)
+            } else {
+                died_of(status, stderr)
+            }
+        };
         match stop {
             Some(Stop::Cancelled) => ScanOutcome::Failed(PluginFailure::Cancelled),
             Some(Stop::TimedOut) => {
                 ScanOutcome::Failed(PluginFailure::TimedOut(self.timeout.unwrap_or_default()))
             }
             Some(Stop::Protocol(m)) => ScanOutcome::Failed(PluginFailure::Protocol(m)),
+            Some(Stop::Incompatible(m)) => ScanOutcome::Failed(PluginFailure::Incompatible(m)),
             // Exited on its own within the wait: the status explains the broken stream.
             // Killed by us after the wait: the broken stream is all there is to say.
             Some(Stop::Broken(m)) => match died_of(status, stderr) {
@@ -416,6 +509,18 @@ fn pidfd_open(pid: u32) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd:
     // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same until it is dropped.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
+}
+
+/// The failure a worker's exit status shows: for a remote worker, ssh's own failure (status
+/// 255, or sudo's refusal) read from its stderr when it says one; otherwise see [`died_of`].
+/// `greeted`: the worker's hello had arrived, so ssh's 255 is a connection lost mid-scan.
+fn remote_died_of(status: ExitStatus, stderr: String, greeted: bool) -> Option<PluginFailure> {
+    if status.code() != Some(0) {
+        if let Some(f) = super::ssh::failure::classify(status.code(), &stderr, greeted) {
+            return Some(PluginFailure::Remote(f));
+        }
+    }
+    died_of(status, stderr)
 }
 
 /// The failure a worker's exit status shows, if any: a signal is a crash, a non-zero code an

@@ -105,6 +105,32 @@ pub struct LastScan {
     pub status: FinalStatus,
     pub items_scanned: u64,
     pub changes_found: u64,
+    /// The scan reached the node (false: a remote node it could not connect to).
+    #[serde(default = "yes")]
+    pub reached: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/nodes/{name}/trust`: without a fingerprint, only what the node offers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustRequest {
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+/// The host keys a node offered, and whether one was recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrustResponse {
+    pub node: String,
+    pub target: String,
+    /// `SHA256:… (ED25519)` per offered key.
+    pub offered: Vec<String>,
+    pub trusted: bool,
+    pub known_hosts: String,
 }
 
 /// `GET /v1/nodes`.
@@ -113,6 +139,13 @@ pub struct NodeInfo {
     pub name: String,
     pub groups: Vec<String>,
     pub root: String,
+    /// How the node is reached: `local` or `ssh USER@HOST:PORT`.
+    #[serde(default)]
+    pub reached: String,
+    /// Whether the last scan reached the node (`None`: never scanned). Only from scans:
+    /// vigil does not probe nodes in the background.
+    #[serde(default)]
+    pub reachable: Option<bool>,
     pub last_scan: Option<LastScan>,
     /// Items in the newest snapshot, per plugin.
     pub items: std::collections::BTreeMap<String, u64>,

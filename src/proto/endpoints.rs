@@ -129,7 +129,8 @@ optional_bodies!(
     ReloadRequest,
     CancelRequest,
     OutboxRetryRequest,
-    UserTaskFilter
+    UserTaskFilter,
+    TrustRequest
 );
 
 /// Bodies an endpoint cannot do without: an empty one is refused with this message.
@@ -198,6 +199,9 @@ endpoints! {
     /// An item's value in a node's newest snapshot.
     GetNodeItem: Get "/v1/nodes/{name}/items", param String, query ItemQuery, body NoBody
         => ItemValue;
+    /// A remote node's host keys; with a fingerprint, record that key (admin).
+    TrustNode: Post "/v1/nodes/{name}/trust", param String, query NoQuery, body TrustRequest
+        => TrustResponse;
 
     /// User tasks, filtered and paged.
     ListUserTasks: Get "/v1/tasks", param (), query UserTaskQuery, body NoBody => UserTaskList;

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use super::runner::{
-    unseen_note, Env, Failure, QueueTaskResult, RunEnd, Start, Stop, MAX_NOTES_PER_PLUGIN,
+    unseen_note, Env, Failure, Link, QueueTaskResult, RunEnd, Start, Stop, MAX_NOTES_PER_PLUGIN,
 };
 use crate::plugin::supervisor::{self, ScanEvent, ScanOutcome, ScanSpec};
 use crate::policy::{Check, Evaluator, Outcome, Policy, Selector};
@@ -60,6 +60,18 @@ pub async fn audit(
             by_plugin.entry(c.plugin.as_str()).or_default().push(c);
         }
     }
+    let mut link = match Link::open(task, node, env, stop, deadline).await {
+        Ok(link) => link,
+        Err(Ok(mut ended)) => {
+            // Nothing could be read: every check is unevaluated, with the reason.
+            let why = ended.messages.first().cloned().unwrap_or_default();
+            for checks in by_plugin.values() {
+                ended.checks.extend(not_evaluated(checks, task, &why));
+            }
+            return Ok(ended);
+        }
+        Err(interrupted) => return interrupted,
+    };
     let mut timed_out = false;
     for (plugin, checks) in by_plugin {
         if timed_out {
@@ -93,7 +105,10 @@ pub async fn audit(
                 );
                 spec.timeout = Some(deadline.saturating_duration_since(Instant::now()));
                 spec.cancel = stop.cancel.child_token();
-                evaluate(env, spec, &checks, &mut run).await
+                match link.prepare(&mut spec).await {
+                    Err(e) => Err(e.into()),
+                    Ok(()) => evaluate(env, spec, &checks, &mut run).await,
+                }
             }
         };
         result.items += run.items;
@@ -103,6 +118,7 @@ pub async fn audit(
                 .extend(results.into_iter().map(|r| record(r, &checks, task))),
             Err(failure) => {
                 if let Some(stopped) = result.stopped_during(stop, plugin) {
+                    link.close().await;
                     stopped?;
                     return Ok(result);
                 }
@@ -124,6 +140,7 @@ pub async fn audit(
         }
         result.plugins.push(run);
     }
+    link.close().await;
     let count = |o| result.checks.iter().filter(|c| c.outcome == o).count();
     let (pass, fail, error) = (
         count(CheckOutcome::Pass),

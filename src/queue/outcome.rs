@@ -54,6 +54,14 @@ pub(super) fn findings_of(
     if task.work.kind() == QueueTaskKind::Scan && !root_failed && !result.plugins.is_empty() {
         f.clean_plugins.push(super::runner::ROOT.to_owned());
     }
+    // A scan that got to its plugins reached its node (a local node: nothing to resolve).
+    let transport_failed = result
+        .plugins
+        .iter()
+        .any(|r| r.plugin == super::runner::TRANSPORT);
+    if task.work.kind() == QueueTaskKind::Scan && !transport_failed && !result.plugins.is_empty() {
+        f.clean_plugins.push(super::runner::TRANSPORT.to_owned());
+    }
     for run in &result.plugins {
         match &run.error {
             Some(error) => f.failures.push(PluginFailed {

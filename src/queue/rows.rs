@@ -220,6 +220,9 @@ pub struct StoredLastScan {
     status: FinalStatus,
     items_scanned: u64,
     changes_found: u64,
+    /// The scan could not reach its (remote) node; rows from before say nothing: reached.
+    #[serde(default)]
+    unreachable: bool,
 }
 
 impl From<&LogRow> for StoredLastScan {
@@ -230,6 +233,8 @@ impl From<&LogRow> for StoredLastScan {
             status: r.status,
             items_scanned: r.items_scanned,
             changes_found: r.changes_found,
+            // The connection's failure is the "ssh" pseudo-plugin's (queue::runner::TRANSPORT).
+            unreachable: r.messages.iter().any(|m| m.starts_with("ssh: ")),
         }
     }
 }
@@ -242,6 +247,7 @@ impl From<StoredLastScan> for LastScan {
             status: s.status,
             items_scanned: s.items_scanned,
             changes_found: s.changes_found,
+            reached: !s.unreachable,
         }
     }
 }

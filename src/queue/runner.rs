@@ -10,7 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, NodeConfig};
 use crate::drift;
-use crate::plugin::supervisor::{self, PluginFailure, WorkerCommand};
+use std::path::Path;
+
+use crate::plugin::ssh::{RemoteFailure, Session, SessionSpec};
+use crate::plugin::supervisor::{self, PluginFailure, ScanSpec, WorkerCommand};
 use crate::policy::Policy;
 use crate::proto::{CheckRecord, FinalStatus, PluginDrift, PluginRun, QueueTask};
 use crate::store::Store;
@@ -171,7 +174,11 @@ impl<'a> Start<'a> {
                 task.target
             ))));
         };
-        if let Err(why) = check_root(&node.root) {
+        // A remote node's root is examined on the node, by the session's probe.
+        if let Err(why) = check_root(&node.root).or_else(|e| match node.ssh {
+            Some(_) => Ok(()),
+            None => Err(e),
+        }) {
             // Nothing is scanned, so no drift is computed from an absent tree.
             let mut result = QueueTaskResult::failed(why.clone());
             result.plugins.push(PluginRun {
@@ -192,6 +199,121 @@ impl<'a> Start<'a> {
 
 /// The name a failed node root goes by in a task's plugin runs and in scan-failure tasks.
 pub const ROOT: &str = "root";
+/// The name a remote node's failed connection goes by, likewise.
+pub const TRANSPORT: &str = "ssh";
+
+/// A remote task's SSH session and its place under `ssh.max_connections`.
+pub(super) struct Link {
+    session: Option<Session>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Link {
+    /// Connects to the node when it is remote. `Err` is the task's end: the node could not
+    /// be reached (a failure of the [`TRANSPORT`] or, for its root, of [`ROOT`]), or the
+    /// task was stopped meanwhile.
+    pub async fn open(
+        task: &QueueTask,
+        node: &NodeConfig,
+        env: &Env<'_>,
+        stop: &Stop,
+        deadline: Instant,
+    ) -> Result<Link, RunEnd> {
+        let Some(target) = node.ssh_target() else {
+            return Ok(Link {
+                session: None,
+                _permit: None,
+            });
+        };
+        let config = env.config;
+        let cancel = stop.cancel.clone();
+        let limit = config.ssh_max_connections();
+        let permit = tokio::select! {
+            p = env.worker.sessions.acquire(limit) => Ok(p),
+            _ = cancel.cancelled() => Err(PluginFailure::Cancelled),
+            _ = tokio::time::sleep_until(deadline) => Err(PluginFailure::TimedOut(config.daemon.task_timeout)),
+        };
+        let (identity, become_) = config.ssh_identity(node);
+        let control_dir = std::env::var_os("RUNTIME_DIRECTORY")
+            .map(std::path::PathBuf::from)
+            .or_else(|| config.daemon.socket.parent().map(Path::to_owned))
+            .unwrap_or_else(std::env::temp_dir);
+        let libraries = config
+            .plugins
+            .iter()
+            .map(|p| p.library_path(&config.daemon.plugin_dir))
+            .collect();
+        let opened = match permit {
+            Err(e) => Err(e),
+            Ok(permit) => {
+                let id = task.id().to_string();
+                let spec = SessionSpec {
+                    task: &id,
+                    target: &target,
+                    root: &node.root,
+                    identity,
+                    become_,
+                    known_hosts: &config.ssh.known_hosts,
+                    connect_timeout: config.ssh.connect_timeout,
+                    worker_dir: &config.ssh.worker_dir,
+                    control_dir: &control_dir,
+                    worker: &env.worker.exe,
+                    libraries,
+                };
+                let setup = tokio::time::timeout_at(deadline, Session::open(spec, &cancel)).await;
+                match setup {
+                    Ok(Ok(session)) => Ok(Link {
+                        session: Some(session),
+                        _permit: Some(permit),
+                    }),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(PluginFailure::TimedOut(config.daemon.task_timeout)),
+                }
+            }
+        };
+        let failure = match opened {
+            Ok(link) => return Ok(link),
+            Err(f) => f,
+        };
+        let mut result = QueueTaskResult::empty(FinalStatus::Failed);
+        if let Some(stopped) = result.stopped_during(stop, TRANSPORT) {
+            return Err(stopped.map(|()| result));
+        }
+        let (plugin, why) = match failure {
+            PluginFailure::Remote(RemoteFailure::NodeRoot(why)) => {
+                (ROOT, format!("node root {} {why}", node.root.display()))
+            }
+            PluginFailure::TimedOut(_) => (
+                TRANSPORT,
+                Failure::TimedOut.message(TRANSPORT, config.daemon.task_timeout),
+            ),
+            f => (TRANSPORT, format!("{TRANSPORT}: {f}")),
+        };
+        result.messages.push(why.clone());
+        result.plugins.push(PluginRun {
+            plugin: plugin.to_owned(),
+            items: 0,
+            notes: Vec::new(),
+            error: Some(why),
+        });
+        Err(Ok(result))
+    }
+
+    /// Points a plugin's scan at the node, pushing what it lacks; nothing for a local node.
+    pub async fn prepare(&mut self, spec: &mut ScanSpec) -> Result<(), PluginFailure> {
+        if let Some(session) = &mut self.session {
+            spec.remote = Some(session.command(&spec.library).await?);
+        }
+        Ok(())
+    }
+
+    /// Tears the connection down (the task is over).
+    pub async fn close(mut self) {
+        if let Some(s) = self.session.take() {
+            s.close().await;
+        }
+    }
+}
 
 /// A node root must be a directory with something in it: a missing root, or an empty
 /// mountpoint whose filesystem is not mounted, would otherwise scan as "everything removed".

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use tokio::time::Instant;
 
 use super::runner::{
-    unseen_note, Env, Failure, QueueTaskResult, RunEnd, Start, Stop, MAX_NOTES_PER_PLUGIN,
+    unseen_note, Env, Failure, Link, QueueTaskResult, RunEnd, Start, Stop, MAX_NOTES_PER_PLUGIN,
 };
 use crate::drift::{self, DiffRules};
 use crate::plugin::supervisor::{self, ScanEvent, ScanOutcome, ScanSpec};
@@ -34,6 +34,10 @@ pub async fn scan(
         Err(ended) => return Ok(*ended),
     };
     let root = &node.root;
+    let mut link = match Link::open(task, node, env, stop, deadline).await {
+        Ok(link) => link,
+        Err(ended) => return ended,
+    };
     // The whole task belongs to the day it started, even if it runs past midnight.
     let day = snapshot::today(config.daemon.tz());
     let names: Vec<String> = match plugins {
@@ -63,18 +67,22 @@ pub async fn scan(
                     day,
                     rules: DiffRules::for_plugin(plugin),
                 };
-                match scan_one(env, spec, &target, &mut run).await {
-                    Ok(drift) => {
-                        result.drifts.push(drift);
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
+                match link.prepare(&mut spec).await {
+                    Err(e) => Err(e.into()),
+                    Ok(()) => match scan_one(env, spec, &target, &mut run).await {
+                        Ok(drift) => {
+                            result.drifts.push(drift);
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    },
                 }
             }
         };
         result.items += run.items;
         if let Err(failure) = outcome {
             if let Some(stopped) = result.stopped_during(stop, &name) {
+                link.close().await;
                 stopped?;
                 result.plugins.push(run);
                 return Ok(result);
@@ -93,6 +101,7 @@ pub async fn scan(
         }
         result.plugins.push(run);
     }
+    link.close().await;
     Ok(result)
 }
 

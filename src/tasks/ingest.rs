@@ -20,6 +20,8 @@ use crate::store::StoreError;
 
 /// The name a failed node root goes by among a scan's plugin runs (`queue::runner`).
 const ROOT: &str = "root";
+/// What `queue::runner::TRANSPORT` names: a remote node's connection.
+const TRANSPORT: &str = "ssh";
 
 /// A new assignment to announce by mail.
 #[derive(Debug, Clone)]
@@ -376,8 +378,18 @@ fn failures(
 ) -> Result<(), StoreError> {
     let dest = grouping::destination(config, &f.node);
     let nodes = [f.node.as_str()];
+    // The node's SSH target and host are its names too.
+    let target = config.node(&f.node).and_then(|n| n.ssh.clone());
+    let host = config
+        .node(&f.node)
+        .and_then(|n| n.ssh_target())
+        .map(|t| t.host);
+    let names: Vec<&str> = [Some(f.node.as_str()), target.as_deref(), host.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
     for failed in &f.failures {
-        let normal = normalise(&failed.message, &nodes);
+        let normal = normalise(&failed.message, &names);
         let hash = blake3::hash(format!("{}\0{normal}", failed.plugin).as_bytes()).to_hex()[..32]
             .to_owned();
         let fp = format!("scan-failure:{}:{hash}", dest.key);
@@ -386,6 +398,8 @@ fn failures(
             fingerprint: fp.clone(),
             title: change::cap(&if failed.plugin == ROOT {
                 format!("Scan failure: node root: {normal}")
+            } else if failed.plugin == TRANSPORT {
+                format!("Scan failure: {normal}")
             } else {
                 format!("Scan failure: {} plugin: {normal}", failed.plugin)
             }),
@@ -395,10 +409,12 @@ fn failures(
                  later scan of each of its nodes succeeds{with}.\n",
                 what = if failed.plugin == ROOT {
                     "The node root could not be scanned".to_owned()
+                } else if failed.plugin == TRANSPORT {
+                    "The node could not be scanned over SSH".to_owned()
                 } else {
                     format!("The {} plugin failed while scanning", failed.plugin)
                 },
-                with = if failed.plugin == ROOT {
+                with = if failed.plugin == ROOT || failed.plugin == TRANSPORT {
                     String::new()
                 } else {
                     format!(" with the {} plugin", failed.plugin)

@@ -5,7 +5,7 @@
 use super::*;
 
 fn worker() -> WorkerCommand {
-    let mut w = WorkerCommand::new(VIGILD);
+    let mut w = WorkerCommand::new(Path::new(VIGILD).with_file_name("vigil-worker"));
     w.grace = Duration::from_millis(500);
     w
 }
@@ -248,7 +248,7 @@ async fn load_failures_fail_start_with_a_typed_reason() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, PluginFailure::Spawn(_)), "{err}");
+    assert!(matches!(err, PluginFailure::Spawn(..)), "{err}");
 
     fs::set_permissions(&lib, Permissions::from_mode(0o666)).unwrap();
     let err = supervisor::start(&worker(), spec(&lib, root.path(), serde_json::json!({})))

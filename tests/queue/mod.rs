@@ -250,7 +250,7 @@ fn cancel_queued_and_running_tasks() {
     assert!(text.contains("already_finished"), "{text}");
 }
 
-/// Worker processes (children of the daemon running `__worker`).
+/// Worker processes (children of the daemon running `vigil-worker`).
 fn worker_pids(daemon: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -264,7 +264,7 @@ fn worker_pids(daemon: u32) -> Vec<u32> {
             .and_then(|s| s.split_whitespace().nth(1))
             .and_then(|p| p.parse::<u32>().ok());
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(daemon) && String::from_utf8_lossy(&cmd).contains("__worker") {
+        if ppid == Some(daemon) && String::from_utf8_lossy(&cmd).contains("vigil-worker") {
             out.push(pid);
         }
     }

@@ -145,7 +145,7 @@ pub(super) async fn close_all(
 }
 
 /// Asks on stderr and reads one line from stdin: `y` or `yes` (any case) is a yes.
-fn confirm(prompt: &str) -> bool {
+pub(in crate::cli) fn confirm(prompt: &str) -> bool {
     eprint!("{prompt}");
     let _ = std::io::stderr().flush();
     let mut line = String::new();

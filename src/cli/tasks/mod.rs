@@ -1,7 +1,7 @@
 //! `vigil tasks`: the user tasks (findings to look at), one task in full with its report
 //! ("view changes"), and the actions on them: assign, close, reopen, Close All, export.
 
-mod actions;
+pub(super) mod actions;
 mod report;
 
 use actions::{assign, close, close_all, export, reopen};

@@ -1,11 +1,17 @@
-//! The hidden worker mode of `vigild` (`vigild __worker LIBRARY ROOT`): the only code that
-//! calls libloading.
+//! `vigil-worker LIBRARY ROOT`: runs one scanner plugin and streams its records to vigild as
+//! frames. The only code that calls libloading; started by vigild, on the daemon's machine
+//! or, over SSH, on a remote node (which is why it is a small binary of its own).
 //!
 //! A plugin runs in this separate process so that a segfault, abort or hang costs one scan,
-//! not the daemon. The worker reads the plugin config (JSON) from stdin, loads the library,
+//! not the daemon. The worker greets with a [`Tag::Worker`] hello (protocol version and wire
+//! hash), reads the plugin config as one [`Tag::Config`] frame from stdin, loads the library,
 //! checks the descriptor, calls `scan` and turns each record into a frame on a private copy
 //! of its original stdout. Its fd 1 is then pointed at stderr, so a plugin that prints cannot
 //! corrupt the frame stream. Records are forwarded as they are; the daemon decodes them.
+//!
+//! The daemon keeps stdin open for the whole scan. When it closes — vigild stopped the scan,
+//! died, or the SSH channel dropped — a watcher thread SIGKILLs the worker's process group:
+//! the plugin runs in this process, so even a plugin that ignores signals and stdin dies.
 
 use std::ffi::{c_void, CStr, OsString};
 use std::fs::File;
@@ -19,11 +25,10 @@ use vigil_plugin::{
     Descriptor, ScanRequest, Sink, ABI_VERSION, RECORD_ERROR, RECORD_ITEM, RECORD_NOTE,
     RECORD_UNSEEN,
 };
+use vigil_wire::{self as frame, PluginInfo, Tag, WorkerHello, MAX_PAYLOAD};
 
-use super::frame::{self, PluginInfo, Tag, MAX_PAYLOAD};
-
-/// Environment variable carrying the daemon's pid, so the worker can tell whether its parent
-/// died before `PR_SET_PDEATHSIG` took effect.
+/// Environment variable carrying the daemon's pid, so a local worker can tell whether its
+/// parent died before `PR_SET_PDEATHSIG` took effect.
 pub const PARENT_PID_ENV: &str = "VIGIL_WORKER_PARENT";
 
 /// Worker exit status: the arguments or the setup were wrong (a vigild bug, not the plugin's).
@@ -33,51 +38,124 @@ pub const EXIT_VIOLATION: u8 = 65;
 /// Worker exit status: the daemon stopped reading (pipe closed).
 pub const EXIT_DAEMON_GONE: u8 = 66;
 
-/// Largest config accepted on stdin.
-const MAX_CONFIG: u64 = 64 << 20;
 /// Items are batched in the frame buffer, flushed at least this often while items flow.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 
-pub fn main(args: Vec<OsString>) -> ExitCode {
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.len() == 1 && args[0] == "--version" {
+        println!(
+            "vigil-worker {} (protocol {}, wire {})",
+            env!("CARGO_PKG_VERSION"),
+            frame::PROTOCOL,
+            frame::WIRE_HASH
+        );
+        return ExitCode::SUCCESS;
+    }
     let [library, root] = match <[OsString; 2]>::try_from(args) {
         Ok(a) => a,
         Err(_) => {
-            eprintln!("vigild __worker: expected LIBRARY ROOT (internal mode, started by vigild)");
+            eprintln!("vigil-worker: expected LIBRARY ROOT (started by vigild, not by hand)");
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    own_process_group();
     die_with_parent();
     let frames = match take_stdout() {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("vigild __worker: cannot set up the frame channel: {e}");
+            eprintln!("vigil-worker: cannot set up the frame channel: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let mut config = Vec::new();
-    if let Err(e) = io::stdin().take(MAX_CONFIG).read_to_end(&mut config) {
-        eprintln!("vigild __worker: cannot read the plugin config: {e}");
-        return ExitCode::from(EXIT_USAGE);
-    }
     let mut out = Output {
         w: BufWriter::with_capacity(64 << 10, frames),
         items: 0,
         last_flush: Instant::now(),
     };
+    let hello = WorkerHello::this_build(env!("CARGO_PKG_VERSION"));
+    if out
+        .frame(Tag::Worker, &frame::worker_payload(&hello))
+        .is_err()
+        || out.flush().is_err()
+    {
+        return ExitCode::from(EXIT_DAEMON_GONE);
+    }
+    let config = match read_config() {
+        Ok(c) => c,
+        Err(reason) => out.violation(&reason),
+    };
+    watch_stdin();
     let code = run(&mut out, &library, root.as_bytes(), &config);
     ExitCode::from(code)
 }
 
-/// Asks the kernel to SIGKILL this process when the daemon dies; exits if it already did.
+/// Leads a process group of its own (unless it leads a session already, as under sshd), so
+/// that the SIGKILL of [`watch_stdin`] reaches the plugin's forks and nothing else.
+fn own_process_group() {
+    // SAFETY: setpgid on ourselves; failure (EPERM for a session leader) changes nothing.
+    unsafe {
+        libc::setpgid(0, 0);
+    }
+}
+
+/// Reads the one config frame from stdin.
+fn read_config() -> Result<Vec<u8>, String> {
+    let mut stdin = io::stdin().lock();
+    let mut head = [0u8; frame::HEADER_LEN];
+    stdin
+        .read_exact(&mut head)
+        .map_err(|e| format!("no config frame from vigild on stdin: {e}"))?;
+    let (tag, len) = frame::parse_header(&head).map_err(|e| format!("bad config frame: {e}"))?;
+    if tag != Tag::Config {
+        return Err(format!("expected a config frame from vigild, got {tag:?}"));
+    }
+    let mut config = vec![0u8; len];
+    stdin
+        .read_exact(&mut config)
+        .map_err(|e| format!("truncated config frame: {e}"))?;
+    Ok(config)
+}
+
+/// Kills this process group when stdin ends: vigild is gone or wants the scan stopped.
+fn watch_stdin() {
+    let spawned = std::thread::Builder::new()
+        .name("stdin-watch".into())
+        .spawn(|| {
+            let mut buf = [0u8; 256];
+            loop {
+                match io::stdin().lock().read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    // Nothing more is expected; whatever comes is ignored until the end.
+                    Ok(_) => {}
+                }
+            }
+            // SAFETY: signalling our own process group (pid 0); nothing survives this.
+            unsafe {
+                libc::kill(0, libc::SIGKILL);
+                libc::_exit(i32::from(EXIT_DAEMON_GONE));
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("vigil-worker: cannot watch stdin ({e}); the scan runs without it");
+    }
+}
+
+/// Asks the kernel to SIGKILL this process when its parent dies; exits if it already did.
 fn die_with_parent() {
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
-        eprintln!("vigild __worker: PR_SET_PDEATHSIG failed: {e}");
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        eprintln!(
+            "vigil-worker: PR_SET_PDEATHSIG failed: {}",
+            io::Error::last_os_error()
+        );
     }
     let expected = std::env::var(PARENT_PID_ENV)
         .ok()
         .and_then(|p| p.parse::<i32>().ok());
     if let Some(pid) = expected {
-        if nix::unistd::getppid().as_raw() != pid {
+        // SAFETY: getppid cannot fail.
+        if unsafe { libc::getppid() } != pid {
             // The daemon died between spawning us and the prctl: nobody will read our frames.
             std::process::exit(i32::from(EXIT_DAEMON_GONE));
         }
@@ -179,8 +257,8 @@ fn run(out: &mut Output, library: &OsString, root: &[u8], config: &[u8]) -> u8 {
     let (abi, size) = unsafe { ((*desc).abi_version, (*desc).struct_size) };
     if abi != ABI_VERSION {
         out.violation(&format!(
-            "wrong ABI version: {shown} speaks plugin ABI version {abi}, this vigild speaks \
-             version {ABI_VERSION}; rebuild the plugin against a matching vigil-plugin"
+            "wrong ABI version: {shown} speaks plugin ABI version {abi}, this vigil-worker \
+             speaks version {ABI_VERSION}; rebuild the plugin against a matching vigil-plugin"
         ));
     }
     let min = std::mem::size_of::<Descriptor>();
