@@ -7,6 +7,7 @@ mod drift;
 mod email;
 mod foundation;
 mod grouping;
+mod hardening;
 mod packaging;
 mod plugin_isolation;
 mod plugin_worker;

@@ -11,6 +11,7 @@ mod scan;
 mod status;
 pub mod table;
 mod tasks;
+pub mod term;
 mod text;
 pub mod vigild;
 
@@ -122,7 +123,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Every string of the daemon's replies passes the terminal sanitiser, except under
+    // --json, whose output stays exactly what the daemon said.
     let client = Client::new(&cli.socket);
+    let client = if cli.json {
+        client
+    } else {
+        client.filter_replies(term::for_terminal)
+    };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Status => status::status(&client, cli.json).await,
@@ -150,7 +158,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vigil: {e}");
+            eprintln!("vigil: {}", term::for_terminal(&e.to_string()));
             match e {
                 CliError::Client(ClientError::Unreachable { .. }) => ExitCode::from(2),
                 _ => ExitCode::FAILURE,

@@ -1,0 +1,4 @@
+//! Issue 16: hostile data and least privilege.
+
+mod diff;
+mod text;
