@@ -183,6 +183,7 @@ mod tests {
                 current: Some("3.0.13".into()),
             }],
             content_diff: Some("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n".into()),
+            content_private: false,
             current_digest: None,
             previous_digest: None,
         };

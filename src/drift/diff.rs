@@ -62,8 +62,12 @@ pub fn diff<T: ReadableTable<Blobs, &'static [u8]>>(
     volatile: &[String],
     contents: &ContentDiffs<'_>,
 ) -> Result<Vec<Change>, StoreError> {
-    let value = |h: &chunk::Hash| -> Result<StoredValue, StoreError> {
-        Ok(visible(reader.value(h)?, rules, volatile))
+    // A value as drift compares it, and whether its content is private (judged before
+    // ignore rules drop attributes: ignoring `mode` must not make a secret public).
+    let value = |h: &chunk::Hash| -> Result<(StoredValue, bool), StoreError> {
+        let v = reader.value(h)?;
+        let private = v.content_is_private();
+        Ok((visible(v, rules, volatile), private))
     };
     let mut a = EntryCursor::new(baseline);
     let mut b = EntryCursor::new(current);
@@ -83,26 +87,26 @@ pub fn diff<T: ReadableTable<Blobs, &'static [u8]>>(
             (Some((key, h)), None) => {
                 a.advance();
                 if !rules.ignores_key(&key) {
-                    changes.push(added_or_removed(key, ChangeKind::Removed, value(&h)?));
+                    changes.push(added_or_removed(key, ChangeKind::Removed, value(&h)?.0));
                 }
             }
             (None, Some((key, h))) => {
                 b.advance();
                 if !rules.ignores_key(&key) {
-                    changes.push(added_or_removed(key, ChangeKind::Added, value(&h)?));
+                    changes.push(added_or_removed(key, ChangeKind::Added, value(&h)?.0));
                 }
             }
             (Some((ka, ha)), Some((kb, hb))) => match ka.as_bytes().cmp(kb.as_bytes()) {
                 std::cmp::Ordering::Less => {
                     a.advance();
                     if !rules.ignores_key(&ka) {
-                        changes.push(added_or_removed(ka, ChangeKind::Removed, value(&ha)?));
+                        changes.push(added_or_removed(ka, ChangeKind::Removed, value(&ha)?.0));
                     }
                 }
                 std::cmp::Ordering::Greater => {
                     b.advance();
                     if !rules.ignores_key(&kb) {
-                        changes.push(added_or_removed(kb, ChangeKind::Added, value(&hb)?));
+                        changes.push(added_or_removed(kb, ChangeKind::Added, value(&hb)?.0));
                     }
                 }
                 std::cmp::Ordering::Equal => {
@@ -151,6 +155,7 @@ fn added_or_removed(key: String, kind: ChangeKind, v: StoredValue) -> Change {
         kind,
         attributes,
         content_diff: None,
+        content_private: false,
         current_digest,
         previous_digest,
     }
@@ -159,8 +164,8 @@ fn added_or_removed(key: String, kind: ChangeKind, v: StoredValue) -> Change {
 /// A modified item, or `None` when only ignored attributes differ.
 fn modified(
     key: String,
-    old: StoredValue,
-    new: StoredValue,
+    (old, old_private): (StoredValue, bool),
+    (new, new_private): (StoredValue, bool),
     contents: &ContentDiffs<'_>,
 ) -> Option<Change> {
     if old == new {
@@ -196,6 +201,7 @@ fn modified(
         key,
         kind: ChangeKind::Modified,
         attributes,
+        content_private: content_diff.is_some() && (old_private || new_private),
         content_diff,
         current_digest: Some(current_digest),
         previous_digest: Some(previous_digest),

@@ -1,4 +1,5 @@
 //! Issue 16: hostile data and least privilege.
 
 mod diff;
+mod secrets;
 mod text;
