@@ -2,4 +2,5 @@
 
 mod diff;
 mod secrets;
+mod socket;
 mod text;
