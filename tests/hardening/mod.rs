@@ -1,6 +1,7 @@
 //! Issue 16: hostile data and least privilege.
 
 mod diff;
+mod library;
 mod secrets;
 mod socket;
 mod text;
