@@ -2,6 +2,7 @@
 
 mod diff;
 mod library;
+mod props;
 mod secrets;
 mod socket;
 mod text;
