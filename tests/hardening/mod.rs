@@ -4,5 +4,6 @@ mod diff;
 mod library;
 mod props;
 mod secrets;
+mod setpriv;
 mod socket;
 mod text;
