@@ -59,6 +59,12 @@ impl Caller {
             .unwrap_or_else(|| format!("uid {}", self.uid))
     }
 
+    /// Whether the caller may read content captured from files others may not read: admins
+    /// only (issue 16); Site Users read that it changed, never what it says.
+    pub fn sees_private_content(&self) -> bool {
+        self.role == Some(Role::Admin)
+    }
+
     /// The caller's role; a caller that is not a configured user is refused.
     pub fn require_user(&self) -> Result<Role, Refused> {
         self.role.ok_or_else(|| {

@@ -1,6 +1,7 @@
 //! The CLI's side of the control API: HTTP/1.1 requests over the Unix socket, decoded into
 //! the `proto` types, with errors a person can act on.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use http_body_util::{BodyExt, Full};
@@ -27,15 +28,28 @@ pub enum ClientError {
     Protocol(String),
 }
 
+/// A filter for the text of replies and error messages (the CLI's terminal sanitiser).
+pub type TextFilter = fn(&str) -> Cow<'_, str>;
+
 pub struct Client {
     socket: PathBuf,
+    /// Applied to every string of a decoded reply and to the daemon's error messages.
+    replies: Option<TextFilter>,
 }
 
 impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Client {
             socket: socket.into(),
+            replies: None,
         }
+    }
+
+    /// Passes every string of every decoded reply (values and object keys) and every error
+    /// message of the daemon through `filter`.
+    pub fn filter_replies(mut self, filter: TextFilter) -> Self {
+        self.replies = Some(filter);
+        self
     }
 
     pub fn socket(&self) -> &Path {
@@ -51,11 +65,20 @@ impl Client {
         body: &E::Body,
     ) -> Result<E::Reply, ClientError> {
         let bytes = self.send_to::<E>(param, query, body).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Protocol(format!("invalid JSON: {e}")))
+        let invalid = |e: serde_json::Error| ClientError::Protocol(format!("invalid JSON: {e}"));
+        match self.replies {
+            None => serde_json::from_slice(&bytes).map_err(invalid),
+            Some(filter) => {
+                let mut value: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(invalid)?;
+                filter_json(&mut value, filter);
+                serde_json::from_value(value).map_err(invalid)
+            }
+        }
     }
 
-    /// Calls endpoint `E` and returns the reply's body as text, undecoded (CSV export).
+    /// Calls endpoint `E` and returns the reply's body as text, undecoded (CSV export), and
+    /// unfiltered: the caller decides whether it goes to a terminal.
     pub async fn call_text<E: Endpoint>(
         &self,
         param: &E::Param,
@@ -137,12 +160,42 @@ impl Client {
                 Ok(e) => ClientError::Api {
                     status,
                     code: e.error.code,
-                    message: e.error.message,
+                    message: match self.replies {
+                        Some(filter) => filter(&e.error.message).into_owned(),
+                        None => e.error.message,
+                    },
                 },
                 Err(_) => ClientError::Protocol(format!("HTTP {status} without an error body")),
             });
         }
         Ok(bytes)
+    }
+}
+
+/// Applies `filter` to every string of a JSON value, object keys included.
+fn filter_json(value: &mut serde_json::Value, filter: TextFilter) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            if let Cow::Owned(clean) = filter(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| filter_json(v, filter)),
+        Value::Object(map) => {
+            let dirty: Vec<String> = map
+                .keys()
+                .filter(|k| matches!(filter(k), Cow::Owned(_)))
+                .cloned()
+                .collect();
+            for key in dirty {
+                if let Some(v) = map.remove(&key) {
+                    map.insert(filter(&key).into_owned(), v);
+                }
+            }
+            map.values_mut().for_each(|v| filter_json(v, filter));
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 
@@ -171,5 +224,32 @@ impl Client {
         body: &E::Body,
     ) -> Result<E::Reply, ClientError> {
         self.call::<E>(param, &NoQuery {}, body).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strip_escape(s: &str) -> Cow<'_, str> {
+        if s.contains('\x1b') {
+            Cow::Owned(s.replace('\x1b', "ESC"))
+        } else {
+            Cow::Borrowed(s)
+        }
+    }
+
+    #[test]
+    fn every_string_of_a_reply_is_filtered_keys_included() {
+        let mut v = serde_json::json!({
+            "name": "evil\x1b[2J",
+            "list": ["ok", "\x1bx"],
+            "evil\x1b]0;t": {"n": 1, "b": true},
+        });
+        filter_json(&mut v, strip_escape);
+        assert!(!v.to_string().contains('\x1b'), "{v}");
+        assert_eq!(v["name"], "evilESC[2J");
+        assert_eq!(v["list"][1], "ESCx");
+        assert_eq!(v["evilESC]0;t"]["n"], 1);
     }
 }

@@ -144,6 +144,7 @@ impl Nodes {
             plugin: q.plugin,
             key: q.key,
             day,
+            content_private: value.content_is_private(),
             attributes: value.attributes,
             content: value.content,
         })

@@ -137,6 +137,30 @@ fn warnings(path: &Path, config: &Config) -> Vec<LocatedError> {
             );
         }
     }
+    // Whoever can write the config or a policy can make themselves admin or silence a check.
+    let mut files = vec![path.to_owned()];
+    if let Ok(dir) = std::fs::read_dir(&config.policy_dir) {
+        let mut policies: Vec<_> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        policies.sort();
+        files.extend(policies);
+    }
+    for file in files {
+        if let Some(why) = writable_by_others(&file) {
+            at(
+                &[],
+                format!(
+                    "{} {why}: whoever can write it can change who is admin and what is checked; \
+                     make it owned by root and not writable by group or others \
+                     (chown root {0}; chmod go-w {0})",
+                    file.display()
+                ),
+            );
+        }
+    }
     for (i, p) in config.plugins.iter().enumerate() {
         let library = p.library_path(&config.daemon.plugin_dir);
         if let Err(e) = crate::plugin::library::check(&library) {
@@ -154,9 +178,67 @@ fn warnings(path: &Path, config: &Config) -> Vec<LocatedError> {
     out
 }
 
+/// Why `file` may be written by someone other than root and the daemon's user, if it may.
+fn writable_by_others(file: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file).ok()?;
+    let euid = nix::unistd::geteuid().as_raw();
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != 0 && meta.uid() != euid {
+        Some(format!("is owned by uid {}", meta.uid()))
+    } else if mode & 0o022 != 0 {
+        Some(format!(
+            "is writable by {} (mode {mode:04o})",
+            if mode & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            }
+        ))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_and_policy_files_others_may_write_are_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "policy_dir = \"policies\"\n").unwrap();
+        let policies = dir.path().join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        let policy = policies.join("p.toml");
+        std::fs::write(
+            &policy,
+            "name = \"p\"\ndescription = \"d\"\nscope = \"all\"\n",
+        )
+        .unwrap();
+        let mode =
+            |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        mode(&path, 0o644);
+        mode(&policy, 0o644);
+        let shown =
+            |s: &Setup| -> Vec<String> { s.warnings.iter().map(|w| w.to_string()).collect() };
+        assert_eq!(shown(&load(&path).unwrap()), Vec::<String>::new());
+        mode(&path, 0o666);
+        mode(&policy, 0o664);
+        let w = shown(&load(&path).unwrap());
+        assert_eq!(w.len(), 2, "{w:#?}");
+        assert!(
+            w[0].contains("c.toml is writable by everyone (mode 0666)"),
+            "{w:#?}"
+        );
+        assert!(
+            w[1].contains("p.toml is writable by its group (mode 0664)"),
+            "{w:#?}"
+        );
+        assert!(w[1].contains("chmod go-w"), "{w:#?}");
+    }
 
     #[test]
     fn a_schedule_naming_a_missing_policy_is_located() {

@@ -20,7 +20,7 @@ async fn commit(
         ..Default::default()
     };
     w.commit(Commit::Durable, scan, taken, |tx, c| {
-        drift::record(tx, c, &DiffRules::default())
+        drift::record(tx, c, &DiffRules::default(), &drift::ReadyDiffs::default())
     })
     .await
 }
@@ -328,7 +328,7 @@ async fn unseen_subtrees_are_kept_from_the_baseline_not_removed() {
                 ..Default::default()
             };
             w.commit(Commit::Durable, scan, taken, |tx, c| {
-                drift::record(tx, c, &DiffRules::default())
+                drift::record(tx, c, &DiffRules::default(), &drift::ReadyDiffs::default())
             })
             .await
             .unwrap()

@@ -8,6 +8,7 @@ mod email;
 mod faults;
 mod foundation;
 mod grouping;
+mod hardening;
 mod packaging;
 mod plugin_isolation;
 mod plugin_worker;

@@ -44,7 +44,7 @@ async fn day(store: &Store, d: NaiveDate, changed: Option<usize>) -> (f64, f64, 
     };
     let drift = w
         .commit(Commit::Durable, id, snapshot::Taken::default(), |tx, c| {
-            drift::record(tx, c, &DiffRules::default())
+            drift::record(tx, c, &DiffRules::default(), &drift::ReadyDiffs::default())
         })
         .await
         .unwrap();

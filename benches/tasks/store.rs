@@ -25,6 +25,7 @@ pub(crate) fn finding(i: u64, j: u64) -> NodeFindings {
                     current: Some(Value::from(format!("1.{}.{}-1", i % 50, i % 7 + 1))),
                 }],
                 content_diff: None,
+                content_private: false,
                 current_digest: Some(format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
                 previous_digest: Some(format!("{:016x}", i)),
             }];
@@ -38,6 +39,7 @@ pub(crate) fn finding(i: u64, j: u64) -> NodeFindings {
                         current: Some(Value::from(format!("{:064x}", i + 1))),
                     }],
                     content_diff: None,
+                    content_private: false,
                     current_digest: Some(format!("{:016x}", i + 1)),
                     previous_digest: Some(format!("{:016x}", i)),
                 });

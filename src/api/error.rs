@@ -39,6 +39,17 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
     }
+
+    /// The envelope as JSON text (for answers written outside the router).
+    pub fn json_body(&self) -> String {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+            },
+        };
+        serde_json::to_string(&body).unwrap_or_default()
+    }
 }
 
 impl IntoResponse for ApiError {

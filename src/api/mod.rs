@@ -2,10 +2,12 @@
 //! HTTP. Each connection's peer uid is read once at accept (SO_PEERCRED) and attached to
 //! every request on it; handlers map it to a user and role through the current config.
 
+mod admission;
 mod caller;
 mod csv;
 mod endpoint;
 mod error;
+mod guard;
 mod node_routes;
 mod outbox_routes;
 mod policy_routes;
@@ -20,8 +22,8 @@ use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -61,6 +63,10 @@ impl Limits {
     }
 }
 
+/// Longest a connection is kept open: `vigil` makes one per request; a client that keeps
+/// a connection alive reconnects after this.
+const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+
 /// Largest request body: a queue or close-all request is a few hundred bytes.
 pub(crate) const MAX_BODY: usize = 256 * 1024;
 
@@ -72,18 +78,12 @@ pub async fn serve(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
+    let app = state.app.clone();
     let router = routes::router(state, &limits);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let admission = admission::Admission::new(limits.max_connections);
     let tracker = TaskTracker::new();
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (stream, _) = tokio::select! {
+        let (mut stream, _) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
@@ -101,6 +101,31 @@ pub async fn serve(
                 continue;
             }
         };
+        // Admitted by uid and role (see `admission`); a refused client is told why at once
+        // instead of waiting in the backlog behind whoever holds the connections.
+        let role = crate::caller::Caller::resolve(uid, &app.config()).role;
+        let ticket = match admission.admit(uid, role) {
+            Ok(t) => t,
+            Err(refusal) => {
+                tracing::debug!(uid, "control connection refused: {refusal}");
+                tracker.spawn(async move {
+                    let body = ApiError::new(
+                        crate::proto::ErrorCode::TooManyConnections,
+                        refusal.to_string(),
+                    )
+                    .json_body();
+                    let reply = format!(
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let write = stream.write_all(reply.as_bytes());
+                    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+                    let _ = stream.shutdown().await;
+                });
+                continue;
+            }
+        };
         let service = router
             .clone()
             .map_request(move |mut req: Request<Incoming>| {
@@ -108,9 +133,10 @@ pub async fn serve(
                 req
             });
         let header_timeout = limits.header_timeout;
+        let limits_request_timeout = limits.request_timeout;
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            let _permit = permit;
+            let _ticket = ticket;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -127,6 +153,12 @@ pub async fn serve(
                 _ = shutdown.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
+                }
+                // A connection's lifetime is capped: a kept-alive client cannot hold its
+                // place for ever. The request in flight finishes; then it is closed.
+                _ = tokio::time::sleep(MAX_CONNECTION_LIFETIME) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(limits_request_timeout, conn).await;
                 }
             }
         });

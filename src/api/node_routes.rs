@@ -30,11 +30,19 @@ async fn list(req: Req<ListNodes>) -> Result<Vec<NodeInfo>, ApiError> {
 }
 
 async fn drift(req: Req<GetNodeDrift>) -> Result<NodeDrift, ApiError> {
-    Ok(req.state.app.nodes.drift(&req.param, req.query).await?)
+    let mut drift = req.state.app.nodes.drift(&req.param, req.query).await?;
+    if !req.caller.sees_private_content() {
+        drift.redact_private();
+    }
+    Ok(drift)
 }
 
 async fn item(req: Req<GetNodeItem>) -> Result<ItemValue, ApiError> {
-    Ok(req.state.app.nodes.item(&req.param, req.query).await?)
+    let mut item = req.state.app.nodes.item(&req.param, req.query).await?;
+    if !req.caller.sees_private_content() {
+        item.redact_private();
+    }
+    Ok(item)
 }
 
 async fn trust_node(req: Req<TrustNode>) -> Result<TrustResponse, ApiError> {

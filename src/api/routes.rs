@@ -35,6 +35,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             state.clone(),
             only_users_beyond_status,
         ))
+        .layer(middleware::from_fn(super::guard::refuse_forgeable))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -61,6 +62,32 @@ async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) 
 
 async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
     let (app, caller) = (&req.state.app, &req.caller);
+    if caller.role.is_none() {
+        return Ok(Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: 0,
+            started_at: app.started_at,
+            uptime_secs: 0,
+            config_path: String::new(),
+            config_loaded_at: app.started_at,
+            last_reload_error: None,
+            config_warnings: Vec::new(),
+            // Not the store's state either: an unconfigured uid learns nothing of the daemon.
+            store: Default::default(),
+            caller: caller.identity(),
+            nodes: 0,
+            slots: 0,
+            queue: None,
+            outbox: None,
+            open_tasks: None,
+            my_open_tasks: None,
+            notice: Some(format!(
+                "you (uid {}) are not configured in vigild: ask an admin to add a [[user]] \
+                 with your uid or unix_user",
+                caller.uid
+            )),
+        });
+    }
     let setup = app.setup();
     let (open, mine) = app.tasks.open_counts(caller.email.as_deref());
     Ok(Status {
@@ -86,6 +113,7 @@ async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
         },
         open_tasks: Some(open),
         my_open_tasks: caller.email.as_ref().map(|_| mine),
+        notice: None,
     })
 }
 

@@ -68,7 +68,11 @@ async fn detail(req: Req<GetUserTask>) -> Result<UserTaskDetail, ApiError> {
 
 async fn report(req: Req<GetUserTaskReport>) -> Result<UserTaskReport, ApiError> {
     let app = &req.state.app;
-    Ok(app.tasks.report(req.param, app.config()).await?)
+    let mut report = app.tasks.report(req.param, app.config()).await?;
+    if !req.caller.sees_private_content() {
+        report.redact_private();
+    }
+    Ok(report)
 }
 
 async fn assign(req: Req<AssignUserTask>) -> Result<UserTask, ApiError> {

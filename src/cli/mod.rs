@@ -11,6 +11,7 @@ mod scan;
 mod status;
 pub mod table;
 mod tasks;
+pub mod term;
 mod text;
 pub mod vigild;
 
@@ -128,7 +129,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Every string of the daemon's replies passes the terminal sanitiser, except under
+    // --json, whose output stays exactly what the daemon said.
     let client = Client::new(&cli.socket);
+    let client = if cli.json {
+        client
+    } else {
+        client.filter_replies(term::for_terminal)
+    };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Status => status::status(&client, cli.json).await,
@@ -159,7 +167,7 @@ pub fn main() -> ExitCode {
             if cli.json {
                 eprintln!("{}", error_json(&e));
             } else {
-                eprintln!("vigil: {e}");
+                eprintln!("vigil: {}", term::for_terminal(&e.to_string()));
             }
             match e {
                 CliError::Client(ClientError::Unreachable { .. }) => ExitCode::from(2),

@@ -13,6 +13,16 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
         print_json(&s);
         return Ok(());
     }
+    if let Some(notice) = &s.notice {
+        table::print(
+            None,
+            &[
+                row("version", format!("vigild {}", s.version)),
+                row("you", notice.clone()),
+            ],
+        );
+        return Ok(());
+    }
     let caller = match (&s.caller.role, &s.caller.email) {
         (Some(role), Some(email)) => format!("{email} ({role}, uid {})", s.caller.uid),
         (Some(role), None) => format!("uid {} ({role})", s.caller.uid),

@@ -111,6 +111,44 @@ fn email(c: &Config, r: &mut Reporter<'_>) {
         ),
         _ => {}
     }
+    // A password over a connection without TLS is readable on every network it crosses.
+    let loopback = {
+        let h = smtp
+            .host
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        h.eq_ignore_ascii_case("localhost")
+            || h.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    if smtp.tls == super::TlsMode::None && smtp.username.is_some() && !loopback {
+        r.at(
+            &at("tls"),
+            format!(
+                "email.smtp.tls = \"none\" with a username would send the password in clear \
+                 to {}: use tls = \"starttls\" or \"tls\" (\"none\" is only for a server on \
+                 this machine)",
+                smtp.host
+            ),
+        );
+    }
+    // The password file must not be readable by others (issue 16).
+    if let Some(path) = &smtp.password_file {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.mode() & 0o004 != 0 {
+                r.at(
+                    &at("password_file"),
+                    format!(
+                        "email.smtp.password_file {} is readable by every user: make it \
+                         readable by root only (chmod 600)",
+                        path.display()
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn users(c: &mut Config, r: &mut Reporter<'_>) {
@@ -526,6 +564,42 @@ scope = "group:nope"
         let errs = errors("[email.smtp]\nhost = \"mx\"\npassword_file = \"/p\"\n");
         assert_eq!(errs.len(), 1, "{errs:#?}");
         assert!(errs[0].contains("username is not"), "{errs:#?}");
+    }
+
+    #[test]
+    fn a_password_in_clear_goes_only_to_this_machine() {
+        let smtp = |host: &str| {
+            format!(
+                "[email.smtp]\nhost = \"{host}\"\ntls = \"none\"\nusername = \"u\"\npassword_file = \"/nonexistent/p\"\n"
+            )
+        };
+        let errs = errors(&smtp("mx.example.com"));
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("send the password in clear to mx.example.com"),
+            "{errs:#?}"
+        );
+        for host in ["localhost", "127.0.0.1", "::1"] {
+            assert_eq!(errors(&smtp(host)), Vec::<String>::new(), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_password_file_readable_by_everyone_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "secret\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[email.smtp]\nhost = \"mx\"\nusername = \"u\"\npassword_file = \"{}\"\n",
+            p.display()
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].contains("readable by every user"), "{errs:#?}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(errors(&text), Vec::<String>::new());
     }
 
     #[test]

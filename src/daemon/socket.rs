@@ -1,8 +1,10 @@
-//! Binding the control socket: replace a stale socket file left by a dead daemon, refuse to
-//! steal one a live daemon listens on, then set mode 0660 and the configured group.
+//! Binding the control socket: refuse a directory that others could write to (they could
+//! swap the socket for a link and redirect its group change), replace a stale socket file
+//! left by a dead daemon, refuse to steal one a live daemon listens on, bind with mode 0660
+//! (under a umask, never a chmod by path) and set the group with `lchown`.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
@@ -21,6 +23,40 @@ pub enum SocketError {
     },
     #[error("socket_group {0:?} does not exist on this system")]
     NoSuchGroup(String),
+    #[error(
+        "the directory of the control socket, {path}, {why}; whoever can write to it could \
+         redirect the socket's permissions: make it owned by root (or vigild's user) and not \
+         writable by group or others (e.g. chmod 755), or set a different daemon.socket"
+    )]
+    UnsafeDirectory { path: PathBuf, why: String },
+}
+
+/// Refuses a socket directory not owned by root or the daemon's user, or writable by group
+/// or others without being sticky and root-owned (like /tmp).
+pub fn check_directory(dir: &Path) -> Result<(), SocketError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(io("inspect the directory of", dir))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let unsafe_dir = |why: String| SocketError::UnsafeDirectory {
+        path: dir.to_owned(),
+        why,
+    };
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(unsafe_dir(format!("is owned by uid {}", meta.uid())));
+    }
+    let mode = meta.mode();
+    if mode & 0o022 != 0 && !(mode & 0o1000 != 0 && meta.uid() == 0) {
+        return Err(unsafe_dir(format!(
+            "is writable by {} (mode {:04o})",
+            if mode & 0o002 != 0 {
+                "others"
+            } else {
+                "its group"
+            },
+            mode & 0o7777
+        )));
+    }
+    Ok(())
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SocketError + 'a {
@@ -34,24 +70,28 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 /// Binds the socket at `path`. Must run inside the tokio runtime.
 pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, SocketError> {
     remove_if_stale(path)?;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io("create the directory of", path))?;
-    }
-    // The socket is created with the process umask; until the chmod below it may be more
-    // restrictive than 0660 but never less (vigild's umask is 022 or stricter under systemd).
-    let listener = UnixListener::bind(path).map_err(io("bind", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(io("chmod", path))?;
-    if let Some(name) = group {
-        let gid = match nix::unistd::Group::from_name(name) {
-            Ok(Some(g)) => g.gid,
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(io("create the directory of", path))?;
+    check_directory(parent)?;
+    let gid = match group {
+        Some(name) => match nix::unistd::Group::from_name(name) {
+            Ok(Some(g)) => Some(g.gid.as_raw()),
             _ => return Err(SocketError::NoSuchGroup(name.to_owned())),
-        };
-        nix::unistd::chown(path, None, Some(gid)).map_err(|e| SocketError::Io {
-            action: "set the group of",
-            path: path.to_owned(),
-            source: e.into(),
-        })?;
+        },
+        None => None,
+    };
+    // Created 0660 by bind itself, under umask 117 (the umask is the process's: this runs at
+    // start, before any other thread creates files, and is put back at once).
+    let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o117));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(previous);
+    let listener = bound.map_err(io("bind", path))?;
+    if let Some(gid) = gid {
+        // lchown: never follows a link put in the socket's place.
+        std::os::unix::fs::lchown(path, None, Some(gid)).map_err(io("set the group of", path))?;
     }
     Ok(listener)
 }
@@ -93,6 +133,7 @@ pub fn remove(path: &Path, ours: &std::fs::Metadata) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[tokio::test]
     async fn stale_socket_is_replaced_live_one_is_not() {
@@ -111,6 +152,47 @@ mod tests {
         let err = bind(&path, None).unwrap_err();
         assert!(matches!(err, SocketError::InUse(_)), "{err}");
         drop(live);
+    }
+
+    #[tokio::test]
+    async fn refuses_a_directory_others_may_write_to() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        std::fs::create_dir(&dir).unwrap();
+        for mode in [0o777, 0o775, 0o1777] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            let sticky_root = mode & 0o1000 != 0 && nix::unistd::geteuid().is_root();
+            let r = bind(&dir.join("s.sock"), None);
+            if sticky_root {
+                assert!(
+                    r.is_ok(),
+                    "a sticky root-owned directory is like /tmp: {mode:o}"
+                );
+                let _ = std::fs::remove_file(dir.join("s.sock"));
+            } else {
+                let e = r.unwrap_err();
+                assert!(
+                    matches!(e, SocketError::UnsafeDirectory { .. }),
+                    "{mode:o}: {e}"
+                );
+                assert!(!dir.join("s.sock").exists());
+            }
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(bind(&dir.join("s.sock"), None).is_ok());
+    }
+
+    #[tokio::test]
+    async fn refuses_a_directory_of_another_user() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // chown needs root
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(4242), None).unwrap();
+        let e = bind(&dir.join("s.sock"), None).unwrap_err();
+        assert!(e.to_string().contains("owned by uid 4242"), "{e}");
     }
 
     #[tokio::test]

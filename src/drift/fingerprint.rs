@@ -97,6 +97,7 @@ mod tests {
             kind: ChangeKind::Modified,
             attributes: Vec::new(),
             content_diff: None,
+            content_private: false,
             current_digest: to.map(str::to_owned),
             previous_digest: from.map(str::to_owned),
         }

@@ -8,18 +8,19 @@ mod diff;
 mod fingerprint;
 mod rows;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use redb::{ReadTransaction, WriteTransaction};
 
-pub use diff::diff;
+pub use diff::{diff, ContentDiffs, ReadyDiffs};
 pub use fingerprint::{ChangeId, Fingerprint};
 
 use crate::config::PluginConfig;
+use crate::proto::ChangeKind;
 use crate::proto::PluginDrift;
-use crate::snapshot::{self, day_number, from_day_number, Committed, Reader};
+use crate::snapshot::{self, day_number, from_day_number, ChunkRef, Committed, Reader};
 use crate::store::{Commit, Store, StoreError};
 use rows::DRIFT;
 
@@ -53,12 +54,52 @@ impl DiffRules {
     }
 }
 
+/// The content diffs of a scan's snapshot against its baseline, computed in a read
+/// transaction before the snapshot's commit, so that the costly part of drift never holds
+/// the store's write lock. `chunks` are the sealed snapshot's (see
+/// `SnapshotWriter::seal`). What the commit's merge finds here it does not compute again.
+pub fn prepare(
+    tx: &ReadTransaction,
+    node: &str,
+    plugin: &str,
+    day: NaiveDate,
+    chunks: &[ChunkRef],
+    rules: &DiffRules,
+    volatile: &[String],
+) -> Result<ReadyDiffs, StoreError> {
+    let mut ready = ReadyDiffs::default();
+    let Some((_, base)) = snapshot::baseline_before(tx, node, plugin, day)? else {
+        return Ok(ready);
+    };
+    let reader = Reader::in_read(tx)?;
+    let empty = ReadyDiffs::default();
+    let changes = diff(
+        &reader,
+        &base.chunks,
+        chunks,
+        rules,
+        volatile,
+        &ContentDiffs::Compute { ready: &empty },
+    )?;
+    for c in changes {
+        if let (ChangeKind::Modified, Some(d), Some(p), Some(cur)) =
+            (c.kind, c.content_diff, c.previous_digest, c.current_digest)
+        {
+            ready.0.insert((c.key, p, cur), d);
+        }
+    }
+    Ok(ready)
+}
+
 /// The snapshot commit hook of a scan: diffs the snapshot just recorded against its
-/// baseline and records that drift for the day, in the snapshot's own transaction.
+/// baseline and records that drift for the day, in the snapshot's own transaction. Content
+/// diffs come from `ready` (see [`prepare`]); one missing there (the baseline changed in
+/// between) is computed here, bounded like every content diff.
 pub fn record(
     tx: &WriteTransaction,
     c: &Committed<'_>,
     rules: &DiffRules,
+    ready: &ReadyDiffs,
 ) -> Result<PluginDrift, StoreError> {
     let (baseline_day, changes) = match c.baseline {
         Some((day, base)) => {
@@ -69,6 +110,7 @@ pub fn record(
                 &c.meta.chunks,
                 rules,
                 &c.meta.volatile,
+                &ContentDiffs::Compute { ready },
             )?;
             (Some(day), changes)
         }
@@ -123,7 +165,8 @@ pub fn of_day(
 
 /// A node's drift for a day, re-diffed from the stored snapshots with the ignore rules in
 /// force now (`rules_for` gives a plugin's rules; `None` keeps the drift recorded at scan
-/// time). Where a snapshot was pruned, the recorded drift is returned as it was.
+/// time). Where a snapshot was pruned, the recorded drift is returned as it was. Content
+/// diffs are never computed here: they are the ones recorded at scan time.
 pub fn of_day_now(
     tx: &ReadTransaction,
     node: &str,
@@ -139,7 +182,18 @@ pub fn of_day_now(
         let base = snapshot::snapshot_of(tx, node, &pd.plugin, base_day)?;
         let cur = snapshot::snapshot_of(tx, node, &pd.plugin, day)?;
         if let (Some(base), Some(cur)) = (base, cur) {
-            pd.changes = diff(&reader, &base.chunks, &cur.chunks, &rules, &cur.volatile)?;
+            let recorded: HashMap<String, String> = std::mem::take(&mut pd.changes)
+                .into_iter()
+                .filter_map(|c| Some((c.key, c.content_diff?)))
+                .collect();
+            pd.changes = diff(
+                &reader,
+                &base.chunks,
+                &cur.chunks,
+                &rules,
+                &cur.volatile,
+                &ContentDiffs::Recorded(&recorded),
+            )?;
         }
     }
     Ok(out)

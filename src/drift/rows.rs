@@ -31,6 +31,8 @@ struct StoredChange {
     attributes: Vec<StoredAttribute>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     content_diff: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    content_private: bool,
     current_digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     previous_digest: Option<String>,
@@ -68,6 +70,7 @@ impl From<&PluginDrift> for StoredDrift {
                         })
                         .collect(),
                     content_diff: c.content_diff.clone(),
+                    content_private: c.content_private,
                     current_digest: c.current_digest.clone(),
                     previous_digest: c.previous_digest.clone(),
                 })
@@ -102,6 +105,7 @@ impl From<StoredDrift> for PluginDrift {
                         })
                         .collect(),
                     content_diff: c.content_diff,
+                    content_private: c.content_private,
                     current_digest: c.current_digest,
                     previous_digest: c.previous_digest,
                 })

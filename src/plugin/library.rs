@@ -1,8 +1,12 @@
 //! The check a plugin library passes before the daemon lets a worker load it.
 //!
 //! Loading a library runs its code with the daemon's privileges, so the file and its directory
-//! must be writable by nobody but root or the daemon's own user (SPEC §3). The check resolves
-//! symlinks and checks the file that will actually be loaded; the worker is given that path.
+//! must be writable by nobody but root or the daemon's own user (SPEC §3), and so must every
+//! directory above it: whoever can write to one of them can rename the subtree away and put
+//! their own in its place between the check and the load. A directory above may be writable
+//! by others only when it is sticky and root-owned (like /tmp: nobody can rename what they do
+//! not own there). The check resolves symlinks and checks the file that will actually be
+//! loaded; the worker is given that path.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -63,6 +67,16 @@ pub fn check(path: &Path) -> Result<PathBuf, LibraryError> {
             source,
         })?;
         check_meta("plugin directory", dir, &dmeta, euid)?;
+        for above in dir.ancestors().skip(1) {
+            let ameta = std::fs::metadata(above).map_err(|source| LibraryError::Unreadable {
+                path: above.to_owned(),
+                source,
+            })?;
+            let sticky_root = ameta.mode() & 0o1000 != 0 && ameta.uid() == 0;
+            if !sticky_root {
+                check_meta("directory above the plugin library", above, &ameta, euid)?;
+            }
+        }
     }
     Ok(resolved)
 }
@@ -161,6 +175,57 @@ mod tests {
         std::os::unix::fs::symlink(&target, &lib).unwrap();
         let err = check(&lib).unwrap_err();
         assert!(err.to_string().contains("evil.so"), "{err}");
+    }
+
+    #[test]
+    fn a_writable_directory_above_is_refused_unless_sticky_and_root_owned() {
+        let (dir, _) = setup();
+        let plugins = dir.path().join("a/b/plugins");
+        fs::create_dir_all(&plugins).unwrap();
+        for d in [
+            dir.path().join("a"),
+            dir.path().join("a/b"),
+            plugins.clone(),
+        ] {
+            fs::set_permissions(&d, Permissions::from_mode(0o755)).unwrap();
+        }
+        let lib = plugins.join("liby.so");
+        fs::write(&lib, b"x").unwrap();
+        fs::set_permissions(&lib, Permissions::from_mode(0o644)).unwrap();
+        assert!(check(&lib).is_ok());
+        let above = dir.path().join("a");
+        fs::set_permissions(&above, Permissions::from_mode(0o777)).unwrap();
+        let err = check(&lib).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                LibraryError::Writable { what: "directory above the plugin library", path, .. }
+                    if path == &fs::canonicalize(&above).unwrap()
+            ),
+            "{err}"
+        );
+        fs::set_permissions(&above, Permissions::from_mode(0o1777)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            assert!(check(&lib).is_ok(), "sticky and root-owned, like /tmp");
+            // A directory above owned by another user (who could swap the subtree).
+            fs::set_permissions(&above, Permissions::from_mode(0o755)).unwrap();
+            nix::unistd::chown(&above, Some(nix::unistd::Uid::from_raw(65530)), None).unwrap();
+            let err = check(&lib).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    LibraryError::BadOwner {
+                        uid: 65530,
+                        what: "directory above the plugin library",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        } else {
+            // Sticky but owned by this user, not root: still refused.
+            assert!(check(&lib).is_err());
+        }
     }
 
     #[test]

@@ -238,6 +238,11 @@ impl Expectation {
                     parts.push(format!("content does not match {re}"))
                 }
                 ContentExpect::NotMatches(re) => match first_match_line(re, text) {
+                    // Evidence is shown to every user and mailed: a private file's line is
+                    // not (issue 16).
+                    Some(_) if crate::proto::private_mode(&item.attributes) => parts.push(
+                        format!("content matches {re} (the line is not shown: the file is not world-readable)"),
+                    ),
                     Some(line) => parts.push(format!("content matches {re} at {line:?}")),
                     None if holds => parts.push(c.to_string()),
                     None => {}

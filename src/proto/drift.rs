@@ -33,6 +33,10 @@ pub struct Change {
     /// Unified diff of captured text content, when it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_diff: Option<String>,
+    /// The content is from a file others may not read (before or after): its diff is shown
+    /// to admins only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub content_private: bool,
     /// Digest of the current value without ignored attributes (`null` when removed).
     pub current_digest: Option<String>,
     /// Digest of the previous value without ignored attributes (`null` when added, and in
@@ -95,6 +99,54 @@ pub struct ItemValue {
     pub day: chrono::NaiveDate,
     pub attributes: std::collections::BTreeMap<String, Value>,
     pub content: Option<String>,
+    /// The content is from a file others may not read: admins only (`content` is `null`
+    /// for Site Users).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub content_private: bool,
+}
+
+/// Whether a `mode` attribute (octal text) says others may not read the item.
+pub fn private_mode(attributes: &std::collections::BTreeMap<String, Value>) -> bool {
+    match attributes.get("mode") {
+        Some(Value::Str(mode)) => u32::from_str_radix(mode, 8).map_or(true, |m| m & 0o004 == 0),
+        _ => false,
+    }
+}
+
+/// What a Site User reads instead of a private file's content diff.
+pub const PRIVATE_CONTENT: &str =
+    "content changed (hidden: the file is not world-readable; only admins see its content)\n";
+
+impl Change {
+    /// Hides the content diff of a private file (for callers who are not admins).
+    pub fn redact_private(&mut self) {
+        if self.content_private && self.content_diff.is_some() {
+            self.content_diff = Some(PRIVATE_CONTENT.to_owned());
+        }
+    }
+}
+
+impl PluginDrift {
+    pub fn redact_private(&mut self) {
+        self.changes.iter_mut().for_each(Change::redact_private);
+    }
+}
+
+impl NodeDrift {
+    pub fn redact_private(&mut self) {
+        self.plugins
+            .iter_mut()
+            .for_each(PluginDrift::redact_private);
+    }
+}
+
+impl ItemValue {
+    /// Leaves out a private file's content (for callers who are not admins).
+    pub fn redact_private(&mut self) {
+        if self.content_private {
+            self.content = None;
+        }
+    }
 }
 
 /// A node's last scan, for `GET /v1/nodes`.

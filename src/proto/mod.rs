@@ -71,6 +71,10 @@ pub enum ErrorCode {
     Conflict,
     /// 413
     PayloadTooLarge,
+    /// 415: a request body that is not `application/json`.
+    UnsupportedMediaType,
+    /// 503: the caller's uid holds as many connections as it may (or the socket is full).
+    TooManyConnections,
     /// 422: the new config was rejected.
     InvalidConfig,
     /// 422: an assignee that is neither a configured user nor a group owner.
@@ -103,6 +107,8 @@ impl ErrorCode {
             ErrorCode::Timeout => 408,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::TooManyConnections => 503,
             ErrorCode::InvalidConfig | ErrorCode::UnknownAssignee => 422,
             ErrorCode::QueueFull => 429,
             ErrorCode::Internal
@@ -175,6 +181,11 @@ pub struct Status {
     pub open_tasks: Option<u64>,
     /// Open user tasks assigned to the caller; `null` for a caller without an email.
     pub my_open_tasks: Option<u64>,
+    /// For a uid that is not a configured user: that it is not, and what to do. Such a
+    /// caller is shown the version and this, nothing about the daemon's config or state
+    /// (the other fields are empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// `POST /v1/reload` body; unknown fields are refused.

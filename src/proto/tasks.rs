@@ -287,6 +287,15 @@ pub struct UserTaskReport {
     pub nodes: Vec<UserTaskNodeReport>,
 }
 
+impl UserTaskReport {
+    /// Hides private files' content diffs (for callers who are not admins).
+    pub fn redact_private(&mut self) {
+        for n in &mut self.nodes {
+            n.drift.iter_mut().for_each(PluginDrift::redact_private);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserTaskNodeReport {
     pub node: String,

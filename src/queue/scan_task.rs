@@ -178,6 +178,24 @@ async fn scan_one(
     }
     // Durable with the task's end, which the queue commits next; the drift of the day is
     // recorded in the same transaction as the snapshot.
+    // The content diffs against the baseline are computed first, in a read transaction:
+    // the write transaction below only merges chunk lists and stores the result.
+    writer
+        .seal()
+        .await
+        .map_err(|e| Failure::Other(format!("cannot store the snapshot: {e}")))?;
+    let ready = {
+        let (node, plugin, day) = (target.task.target.clone(), plugin.clone(), target.day);
+        let (chunks, rules, volatile) = (
+            writer.chunks().to_vec(),
+            target.rules.clone(),
+            volatile.clone(),
+        );
+        env.store
+            .read(move |tx| drift::prepare(tx, &node, &plugin, day, &chunks, &rules, &volatile))
+            .await
+            .map_err(|e| Failure::Other(format!("cannot diff the snapshot: {e}")))?
+    };
     let rules = target.rules.clone();
     writer
         .commit(
@@ -188,7 +206,7 @@ async fn scan_one(
                 volatile,
                 unseen: unseen_keys,
             },
-            move |tx, committed| drift::record(tx, committed, &rules),
+            move |tx, committed| drift::record(tx, committed, &rules, &ready),
         )
         .await
         .map_err(|e| Failure::Other(format!("cannot store the snapshot: {e}")))

@@ -32,6 +32,13 @@ pub struct StoredValue {
 }
 
 impl StoredValue {
+    /// Whether the captured content came from a file that not everyone may read: its
+    /// `mode` (the files plugin's octal string, e.g. `0640`) lacks the other-read bit.
+    /// Such content is shown to admins only. Items without a `mode` are not files.
+    pub fn content_is_private(&self) -> bool {
+        self.content.is_some() && crate::proto::private_mode(&self.attributes)
+    }
+
     pub fn of(item: Item) -> (String, StoredValue) {
         (
             item.key,

@@ -206,6 +206,18 @@ impl SnapshotWriter {
         Ok(())
     }
 
+    /// Stores every item pushed so far, so that [`Self::chunks`] lists them all and a read
+    /// transaction sees them (to diff ahead of the commit, outside its write transaction).
+    pub async fn seal(&mut self) -> Result<(), StoreError> {
+        self.flush().await?;
+        self.write_pending().await
+    }
+
+    /// The chunks stored so far, in key order (all of them after [`Self::seal`]).
+    pub fn chunks(&self) -> &[ChunkRef] {
+        &self.chunks
+    }
+
     /// Records the snapshot as the node's snapshot of the day for this plugin (replacing an
     /// earlier one of the same day), then runs `hook` in the same transaction with it and
     /// its baseline (the newest snapshot of an earlier day). With [`Commit::Lazy`] the
@@ -310,6 +322,23 @@ fn baseline_of(
     let d = day_number(day);
     Ok(SNAPSHOTS
         .write(tx)?
+        .range((node, plugin, i32::MIN)..(node, plugin, d))?
+        .next_back()
+        .transpose()?
+        .map(|(k, m)| (from_day_number(k.value().2), m)))
+}
+
+/// The newest snapshot of `node` and `plugin` from a day before `day`, as a reader sees it
+/// (what a commit of `day` would take as its baseline, unless a commit comes between).
+pub fn baseline_before(
+    tx: &redb::ReadTransaction,
+    node: &str,
+    plugin: &str,
+    day: NaiveDate,
+) -> Result<Option<(NaiveDate, SnapshotMeta)>, StoreError> {
+    let d = day_number(day);
+    Ok(SNAPSHOTS
+        .read(tx)?
         .range((node, plugin, i32::MIN)..(node, plugin, d))?
         .next_back()
         .transpose()?

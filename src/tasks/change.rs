@@ -279,6 +279,7 @@ mod tests {
                 })
                 .collect(),
             content_diff: content.then(|| "-a\n+b\n".into()),
+            content_private: false,
             current_digest: Some(format!("{key}-now")),
             previous_digest: Some(format!("{key}-then")),
         }
@@ -326,6 +327,7 @@ mod tests {
                 current: Some(Value::Int(0)),
             }],
             content_diff: None,
+            content_private: false,
             current_digest: Some("d".into()),
             previous_digest: None,
         };

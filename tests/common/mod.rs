@@ -134,13 +134,26 @@ impl Daemon {
 
     /// Starts on whatever config is in `dir`; `Err` carries the log if it exited instead.
     pub fn start_on(dir: &TestDir) -> Result<Daemon, String> {
+        Daemon::start_under(dir, &[])
+    }
+
+    /// Starts vigild on `dir`'s config through `wrapper` (a command and its arguments, e.g.
+    /// `setpriv …`, that then runs vigild); plain when `wrapper` is empty.
+    pub fn start_under(dir: &TestDir, wrapper: &[String]) -> Result<Daemon, String> {
         let notify_path = dir.path().join(format!("notify-{}.sock", rand_suffix()));
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let log = dir.path().join(format!("vigild-{}.log", rand_suffix()));
-        let mut cmd = Command::new(VIGILD);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(VIGILD);
+                c
+            }
+            None => Command::new(VIGILD),
+        };
         // A test sets the snapshot day by writing `dir/today` (see `TestDir::set_today`).
         let today = dir.path().join("today");
         if today.exists() {

@@ -3,6 +3,8 @@
 
 use std::io::{BufRead, IsTerminal, Write as _};
 
+use crate::cli::term;
+
 use super::*;
 
 pub(super) async fn assign(client: &Client, id: u64, email: String, json: bool) -> CmdResult {
@@ -40,7 +42,7 @@ pub(super) async fn close(client: &Client, ids: Vec<u64>, json: bool) -> CmdResu
             }
             Err(e @ ClientError::Unreachable { .. }) => return Err(e.into()),
             Err(e) => {
-                eprintln!("vigil: #{id}: {e}");
+                eprintln!("vigil: #{id}: {}", term::for_terminal(&e.to_string()));
                 failed += 1;
             }
         }
@@ -171,6 +173,12 @@ pub(super) async fn export(
     let body = client
         .call_text::<ExportUserTasks>(&(), &query, &NoBody {})
         .await?;
+    // An export is data, kept exact in a file or a pipe; on a terminal it is text to read.
+    let body = if std::io::stdout().is_terminal() {
+        term::for_terminal(&body).into_owned()
+    } else {
+        body
+    };
     let mut stdout = std::io::stdout().lock();
     let written = stdout.write_all(body.as_bytes()).and_then(|()| {
         if body.ends_with('\n') {
