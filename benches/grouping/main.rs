@@ -205,12 +205,15 @@ async fn main() {
     }
     write(&work.join("today"), "2026-06-02");
     // A client polling status without pause for the whole night; each answer timestamped.
+    // Stopped by a flag, not by abort: an aborted task's answers would be lost with it.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poller = {
         let socket = socket.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
             let client = Client::new(&socket);
             let mut seen: Vec<(DateTime<Utc>, Duration)> = Vec::new();
-            loop {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = Instant::now();
                 if client.get::<GetStatus>(&()).await.is_err() {
                     return seen;
@@ -220,12 +223,13 @@ async fn main() {
                     return seen;
                 }
             }
+            seen
         })
     };
     let t = Instant::now();
     let info = scan_and_wait(&client).await;
     let night = t.elapsed();
-    poller.abort();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen = poller.await.unwrap_or_default();
     let completed = info.completed_at.expect("complete");
     let ended = last_end(&client, info.id, a.nodes).await;
