@@ -39,6 +39,9 @@ pub const WORKER_ENV: &str = "VIGIL_WORKER";
 /// parent died before `PR_SET_PDEATHSIG` took effect (read by `vigil-worker`).
 pub const PARENT_PID_ENV: &str = "VIGIL_WORKER_PARENT";
 
+/// The whole `PATH` of a local worker, whose environment is otherwise empty.
+pub const WORKER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// How to start a worker: the `vigil-worker` executable and the grace period between SIGTERM
 /// and SIGKILL.
 #[derive(Debug, Clone)]
@@ -224,8 +227,12 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
         None => {
             let library = library::check(&spec.library).map_err(PluginFailure::Refused)?;
             let mut cmd = Command::new(&worker.exe);
+            // A plugin gets nothing of the daemon's environment (NOTIFY_SOCKET, credentials
+            // of the unit, RUST_LOG, …): a fixed PATH and the parent's pid only.
             cmd.arg(&library)
                 .arg(&spec.root)
+                .env_clear()
+                .env("PATH", WORKER_PATH)
                 .env(PARENT_PID_ENV, std::process::id().to_string());
             cmd
         }

@@ -271,6 +271,37 @@ fn worker_pids(daemon: u32) -> Vec<u32> {
     out
 }
 
+/// A local worker starts with a cleared environment: nothing of the daemon's (here
+/// NOTIFY_SOCKET and RUST_LOG, which the harness gives vigild) reaches the plugin.
+#[test]
+fn a_worker_gets_none_of_the_daemons_environment() {
+    let dir = TestDir::new();
+    let d = start(&dir, 1, "", "");
+    enqueue(&d, json!({"kind": "scan", "plugins": ["hang"]}));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let pid = loop {
+        if let Some(pid) = worker_pids(d.child.id()).first() {
+            break *pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no worker started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let mut names: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v.split(|b| *b == b'=').next().unwrap()).into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["PATH", "VIGIL_WORKER_PARENT"], "{names:?}");
+    let (code, text) = d.http(
+        "POST",
+        "/v1/queue/cancel",
+        Some(&json!({"ids": ["Scan #1"]}).to_string()),
+    );
+    assert_eq!(code, 200, "{text}");
+}
+
 #[test]
 fn timeout_and_plugin_failure_fail_the_task_with_messages() {
     let dir = TestDir::new();
