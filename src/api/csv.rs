@@ -23,9 +23,16 @@ const HEADER: [&str; 17] = [
     "event_details",
 ];
 
-pub fn tasks(tasks: &[ExportedUserTask]) -> Result<Vec<u8>, csv::Error> {
+/// The header line.
+pub fn header() -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(HEADER)?;
+    w.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// The rows of `tasks`, without the header: an export writes them a batch at a time.
+pub fn rows(tasks: &[ExportedUserTask]) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
     for t in tasks {
         let task = &t.task;
         let fixed = [

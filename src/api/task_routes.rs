@@ -2,7 +2,6 @@
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::endpoint::{Req, Routes};
 use super::error::ApiError;
@@ -39,20 +38,82 @@ async fn list(req: Req<ListUserTasks>) -> Result<UserTaskList, ApiError> {
     })
 }
 
+/// Tasks per read of their events while an export streams.
+const EXPORT_BATCH: usize = 200;
+
+/// Streams the export a batch of tasks at a time: memory stays bounded by a batch whatever
+/// the number of tasks and events. An error after the first bytes can only end the stream
+/// (the status line is gone); it is logged, and the client sees a truncated body.
 async fn export(req: Req<ExportUserTasks>) -> Result<Response, ApiError> {
-    let tasks = req
-        .state
-        .app
-        .tasks
-        .export(&req.query.filter, &req.caller)
-        .await?;
-    match req.query.format.unwrap_or_default() {
-        ExportFormat::Json => Ok(Json(tasks).into_response()),
-        ExportFormat::Csv => {
-            let body = super::csv::tasks(&tasks)
-                .map_err(|e| ApiError::internal(format!("cannot write CSV: {e}")))?;
-            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
+    let service = req.state.app.tasks.clone();
+    let tasks = service.export_tasks(&req.query.filter, &req.caller).await?;
+    let format = req.query.format.unwrap_or_default();
+    let batches: Vec<Vec<_>> = tasks.chunks(EXPORT_BATCH).map(<[_]>::to_vec).collect();
+    let total = batches.len();
+    let head = match format {
+        ExportFormat::Json => b"[".to_vec(),
+        ExportFormat::Csv => super::csv::header()
+            .map_err(|e| ApiError::internal(format!("cannot write CSV: {e}")))?,
+    };
+    let tail = match format {
+        ExportFormat::Json => b"]".to_vec(),
+        ExportFormat::Csv => Vec::new(),
+    };
+    let body = futures::stream::unfold(
+        (batches.into_iter().enumerate(), Some(head), Some(tail)),
+        move |(mut batches, mut head, mut tail)| {
+            let service = service.clone();
+            async move {
+                if let Some(h) = head.take() {
+                    return Some((Ok(h), (batches, head, tail)));
+                }
+                let Some((i, batch)) = batches.next() else {
+                    return tail.take().map(|t| (Ok(t), (batches, head, tail)));
+                };
+                let chunk = match service.export_events(batch).await {
+                    Ok(exported) => export_chunk(format, &exported, i == 0),
+                    Err(e) => Err(e.to_string()),
+                };
+                match chunk {
+                    Ok(bytes) => Some((Ok(bytes), (batches, head, tail))),
+                    Err(e) => {
+                        tracing::error!("the export stopped after {i} of {total} batches: {e}");
+                        Some((Err(std::io::Error::other(e)), (batches, None, None)))
+                    }
+                }
+            }
+        },
+    );
+    let content_type = match format {
+        ExportFormat::Json => "application/json",
+        ExportFormat::Csv => "text/csv; charset=utf-8",
+    };
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// One batch of an export in its format: JSON array elements (comma-led after the first
+/// batch) or CSV rows.
+fn export_chunk(
+    format: ExportFormat,
+    exported: &[crate::proto::ExportedUserTask],
+    first: bool,
+) -> Result<Vec<u8>, String> {
+    match format {
+        ExportFormat::Json => {
+            let mut out = Vec::new();
+            for (j, t) in exported.iter().enumerate() {
+                if !(first && j == 0) {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, t).map_err(|e| e.to_string())?;
+            }
+            Ok(out)
         }
+        ExportFormat::Csv => super::csv::rows(exported).map_err(|e| e.to_string()),
     }
 }
 

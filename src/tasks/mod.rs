@@ -458,13 +458,23 @@ impl UserTasks {
     }
 
     /// Tasks matching the filter with all their events, oldest task first.
-    pub async fn export(
+    /// The tasks an export of `filter` holds, by id: what [`UserTasks::export_events`] then
+    /// fills in, a batch at a time, so an export never holds every event at once.
+    pub async fn export_tasks(
         &self,
         filter: &UserTaskFilter,
         caller: &Caller,
-    ) -> Result<Vec<ExportedUserTask>, UserTaskError> {
+    ) -> Result<Vec<UserTask>, UserTaskError> {
         let mut tasks = self.list(filter, caller, 0, usize::MAX).await?.tasks;
         tasks.sort_by_key(|t| t.id);
+        Ok(tasks)
+    }
+
+    /// `tasks` with their events, oldest first, read in one transaction.
+    pub async fn export_events(
+        &self,
+        tasks: Vec<UserTask>,
+    ) -> Result<Vec<ExportedUserTask>, UserTaskError> {
         let out = self
             .store
             .read(move |tx| -> Result<Vec<ExportedUserTask>, StoreError> {

@@ -287,6 +287,19 @@ fn different_changes_filters_close_all_rights_export_and_recurrence() {
     assert_eq!(code, 200);
     let exported: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(exported.as_array().unwrap().len(), 2);
+    // Streamed a batch at a time, never built whole: the reply is chunked.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        s.write_all(
+            b"GET /v1/tasks/export?format=json&status=all HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let head = raw.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    }
     assert_eq!(
         exported[0]["event_list"].as_array().unwrap().len() as u64,
         exported[0]["events"].as_u64().unwrap()
