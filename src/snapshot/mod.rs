@@ -319,13 +319,7 @@ fn baseline_of(
     plugin: &str,
     day: NaiveDate,
 ) -> Result<Option<(NaiveDate, SnapshotMeta)>, StoreError> {
-    let d = day_number(day);
-    Ok(SNAPSHOTS
-        .write(tx)?
-        .range((node, plugin, i32::MIN)..(node, plugin, d))?
-        .next_back()
-        .transpose()?
-        .map(|(k, m)| (from_day_number(k.value().2), m)))
+    newest_before(&SNAPSHOTS.write(tx)?, node, plugin, day)
 }
 
 /// The newest snapshot of `node` and `plugin` from a day before `day`, as a reader sees it
@@ -336,9 +330,22 @@ pub fn baseline_before(
     plugin: &str,
     day: NaiveDate,
 ) -> Result<Option<(NaiveDate, SnapshotMeta)>, StoreError> {
+    newest_before(&SNAPSHOTS.read(tx)?, node, plugin, day)
+}
+
+/// The newest snapshot of `node` and `plugin` before `day` in `rows`, open in either kind
+/// of transaction.
+fn newest_before<T>(
+    rows: &crate::store::Rows<T, (&'static str, &'static str, i32), SnapshotMeta>,
+    node: &str,
+    plugin: &str,
+    day: NaiveDate,
+) -> Result<Option<(NaiveDate, SnapshotMeta)>, StoreError>
+where
+    T: ReadableTable<(&'static str, &'static str, i32), &'static [u8]>,
+{
     let d = day_number(day);
-    Ok(SNAPSHOTS
-        .read(tx)?
+    Ok(rows
         .range((node, plugin, i32::MIN)..(node, plugin, d))?
         .next_back()
         .transpose()?
