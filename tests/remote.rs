@@ -398,19 +398,25 @@ fn two_unreachable_nodes_are_one_task_with_two_events_and_auth_refusal_is_typed(
     assert_eq!(auth.len(), 1, "{failures:?}");
 }
 
+/// Installs the fixture plugin in its "hang" mode (a plugin that never ends) and gives the
+/// config lines that name it.
+fn hang_plugin(r: &Remote) -> String {
+    let built = Path::new(crate::common::VIGILD).with_file_name("libvigil_test_plugins.so");
+    let lib = r.dir.plugin_dir().join("libvigil_test_plugins.so");
+    std::fs::copy(built, &lib).unwrap();
+    std::fs::create_dir_all(r.dir.path().join("policies")).unwrap();
+    format!(
+        "[[plugin]]\nname = \"hang\"\nlibrary = \"{}\"\n[plugin.config]\nmode = \"hang\"\n",
+        lib.display()
+    )
+}
+
 #[test]
 fn a_hung_remote_plugin_times_out_and_leaves_no_remote_process_and_cancel_too() {
     need_sshd!();
     let r = Remote::new(&["web1"]);
     r.trust();
-    let built = Path::new(crate::common::VIGILD).with_file_name("libvigil_test_plugins.so");
-    let lib = r.dir.plugin_dir().join("libvigil_test_plugins.so");
-    std::fs::copy(built, &lib).unwrap();
-    let extra = format!(
-        "[[plugin]]\nname = \"hang\"\nlibrary = \"{}\"\n[plugin.config]\nmode = \"hang\"\n",
-        lib.display()
-    );
-    std::fs::create_dir_all(r.dir.path().join("policies")).unwrap();
+    let extra = hang_plugin(&r);
     let config = r
         .config("", "")
         .replace("slots = 4\n", "slots = 4\ntask_timeout = \"4s\"\n")
@@ -462,14 +468,7 @@ fn kill_9_of_vigild_mid_remote_scan_leaves_no_remote_process() {
     need_sshd!();
     let r = Remote::new(&["web1"]);
     r.trust();
-    let built = Path::new(crate::common::VIGILD).with_file_name("libvigil_test_plugins.so");
-    let lib = r.dir.plugin_dir().join("libvigil_test_plugins.so");
-    std::fs::copy(built, &lib).unwrap();
-    let extra = format!(
-        "[[plugin]]\nname = \"hang\"\nlibrary = \"{}\"\n[plugin.config]\nmode = \"hang\"\n",
-        lib.display()
-    );
-    std::fs::create_dir_all(r.dir.path().join("policies")).unwrap();
+    let extra = hang_plugin(&r);
     r.dir.write_config(&(r.config("", "") + &extra));
     let mut d = Daemon::start_on(&r.dir).expect("vigild starts");
     let (code, body) = d.http(
