@@ -285,9 +285,10 @@ async fn crash_mid_stream_is_a_crash_not_a_protocol_violation() {
         assert!(matches!(ev, ScanEvent::Item(_)), "{ev:?}");
         items += 1;
     }
-    // The worker's unflushed buffer (at most 64 KiB of frames) dies with it.
+    // The worker's unflushed buffer (at most 64 KiB of frames) dies with it: this fixture's
+    // item frames are about 60 bytes, so about 1,100 items can be lost (98,927 arrived once).
     assert!(
-        (99_000..=100_000).contains(&items),
+        (98_000..=100_000).contains(&items),
         "{items} of the 100,000 items before the crash arrived"
     );
     expect_crash(scan.finish().await, "SIGSEGV");
