@@ -15,8 +15,9 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 /// The protocol's version: the worker's hello carries it, and the daemon refuses any other.
-/// Version 1 was the hidden `vigild __worker` mode (config on stdin until EOF, no hello).
-pub const PROTOCOL: u32 = 2;
+/// Version 1 was the hidden `vigild __worker` mode (config on stdin until EOF, no hello);
+/// version 2 ran one plugin per worker; version 3 adds the serve mode (run and exit frames).
+pub const PROTOCOL: u32 = 3;
 
 /// Digest of this file, made by the build script: the worker's hello carries it, so a daemon
 /// and a worker built from different frame definitions refuse each other.
@@ -53,6 +54,11 @@ pub enum Tag {
     Worker = 8,
     /// Daemon → worker: the plugin's config (JSON), once.
     Config = 9,
+    /// Daemon → serving worker: run a plugin (see [`run_payload`]).
+    Run = 10,
+    /// Serving worker → daemon: the plugin's process ended (see [`exit_payload`]), after its
+    /// last frame.
+    Exit = 11,
 }
 
 impl Tag {
@@ -67,6 +73,8 @@ impl Tag {
             7 => Tag::Unseen,
             8 => Tag::Worker,
             9 => Tag::Config,
+            10 => Tag::Run,
+            11 => Tag::Exit,
             _ => return None,
         })
     }
@@ -132,6 +140,21 @@ pub enum Frame {
     Unseen(Vec<u8>),
     /// Raw config JSON.
     Config(Vec<u8>),
+    /// A plugin to run: its library's path on the node and its raw config JSON.
+    Run {
+        library: Vec<u8>,
+        config: Vec<u8>,
+    },
+    Exit(ExitKind),
+}
+
+/// How a serving worker's plugin process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// It exited with this status (0: clean).
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
 }
 
 /// Why a frame could not be read.
@@ -186,6 +209,26 @@ pub fn done_payload(rc: i32, items: u64) -> [u8; 12] {
     p
 }
 
+/// Encodes the payload of a [`Tag::Run`] frame: `u32` LE length of the library path, the
+/// path, then the config JSON.
+pub fn run_payload(library: &[u8], config: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(4 + library.len() + config.len());
+    p.extend_from_slice(&(library.len() as u32).to_le_bytes());
+    p.extend_from_slice(library);
+    p.extend_from_slice(config);
+    p
+}
+
+/// Encodes the payload of a [`Tag::Exit`] frame: `u8` kind (0 exit code, 1 signal), `i32` LE.
+pub fn exit_payload(exit: ExitKind) -> [u8; 5] {
+    let (kind, value) = match exit {
+        ExitKind::Code(c) => (0u8, c),
+        ExitKind::Signal(s) => (1u8, s),
+    };
+    let v = value.to_le_bytes();
+    [kind, v[0], v[1], v[2], v[3]]
+}
+
 /// Encodes the payload of a [`Tag::Hello`] frame.
 pub fn hello_payload(info: &PluginInfo) -> Vec<u8> {
     serde_json::to_vec(info).unwrap_or_default()
@@ -214,6 +257,43 @@ pub fn decode(tag: Tag, payload: Vec<u8>) -> Result<Frame, FrameError> {
         Tag::Item => Frame::Item(payload),
         Tag::Unseen => Frame::Unseen(payload),
         Tag::Config => Frame::Config(payload),
+        Tag::Run => {
+            let bad = |reason: &str| FrameError::BadPayload {
+                tag,
+                reason: reason.to_owned(),
+            };
+            let (len, rest) = payload
+                .split_first_chunk::<4>()
+                .ok_or_else(|| bad("shorter than its length field"))?;
+            let len = u32::from_le_bytes(*len) as usize;
+            if rest.len() < len {
+                return Err(bad("the library path runs past the frame"));
+            }
+            Frame::Run {
+                library: rest[..len].to_vec(),
+                config: rest[len..].to_vec(),
+            }
+        }
+        Tag::Exit => {
+            let p: [u8; 5] = payload
+                .as_slice()
+                .try_into()
+                .map_err(|_| FrameError::BadPayload {
+                    tag,
+                    reason: format!("expected 5 bytes, got {}", payload.len()),
+                })?;
+            let value = i32::from_le_bytes([p[1], p[2], p[3], p[4]]);
+            match p[0] {
+                0 => Frame::Exit(ExitKind::Code(value)),
+                1 => Frame::Exit(ExitKind::Signal(value)),
+                k => {
+                    return Err(FrameError::BadPayload {
+                        tag,
+                        reason: format!("unknown exit kind {k}"),
+                    })
+                }
+            }
+        }
         Tag::Note => Frame::Note(text(payload)?),
         Tag::Error => Frame::Error(text(payload)?),
         Tag::Violation => Frame::Violation(text(payload)?),
@@ -283,12 +363,16 @@ mod tests {
             Tag::Unseen,
             Tag::Worker,
             Tag::Config,
+            Tag::Run,
+            Tag::Exit,
         ];
         for (n, tag) in (1u8..).zip(tags) {
             assert_eq!(tag as u8, n);
             assert_eq!(Tag::from_u8(n), Some(tag));
         }
-        assert_eq!(Tag::from_u8(10), None);
+        assert_eq!(Tag::from_u8(12), None);
+        assert_eq!(run_payload(b"/l", b"{}"), [2, 0, 0, 0, b'/', b'l', b'{', b'}']);
+        assert_eq!(exit_payload(ExitKind::Signal(9)), [1, 9, 0, 0, 0]);
         assert_eq!(Tag::from_u8(0), None);
         assert_eq!(
             done_payload(-1, 2),
@@ -315,6 +399,8 @@ mod tests {
         write_frame(&mut buf, Tag::Unseen, br#"{"key":"/x","reason":"r"}"#).unwrap();
         write_frame(&mut buf, Tag::Config, b"{}").unwrap();
         write_frame(&mut buf, Tag::Done, &done_payload(1, 7)).unwrap();
+        write_frame(&mut buf, Tag::Run, &run_payload(b"/w/lib.so", b"{\"a\":1}")).unwrap();
+        write_frame(&mut buf, Tag::Exit, &exit_payload(ExitKind::Code(65))).unwrap();
         assert_eq!(
             decode_all(&buf).unwrap(),
             vec![
@@ -327,6 +413,11 @@ mod tests {
                 Frame::Unseen(br#"{"key":"/x","reason":"r"}"#.to_vec()),
                 Frame::Config(b"{}".to_vec()),
                 Frame::Done { rc: 1, items: 7 },
+                Frame::Run {
+                    library: b"/w/lib.so".to_vec(),
+                    config: b"{\"a\":1}".to_vec(),
+                },
+                Frame::Exit(ExitKind::Code(65)),
             ]
         );
     }
@@ -399,6 +490,14 @@ mod tests {
                 ..
             })
         ));
+        for bad in [&[1u8, 0][..], &[9, 0, 0, 0, b'x']] {
+            let mut buf = Vec::new();
+            write_frame(&mut buf, Tag::Run, bad).unwrap();
+            assert!(decode_all(&buf).is_err(), "{bad:?}");
+        }
+        let mut buf = Vec::new();
+        write_frame(&mut buf, Tag::Exit, &[2, 0, 0, 0, 0]).unwrap();
+        assert!(decode_all(&buf).is_err());
         assert!(matches!(
             decode_all(&[0, 0, 0, 0, 99]),
             Err(FrameError::UnknownTag(99))

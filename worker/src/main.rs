@@ -12,6 +12,9 @@
 //! The daemon keeps stdin open for the whole scan. When it closes — vigild stopped the scan,
 //! died, or the SSH channel dropped — a watcher thread SIGKILLs the worker's process group:
 //! the plugin runs in this process, so even a plugin that ignores signals and stdin dies.
+//!
+//! `vigil-worker --serve ROOT` runs several plugins over one channel, for a remote queue
+//! task (see [`serve`]).
 
 use std::ffi::{c_void, CStr, OsString};
 use std::fs::File;
@@ -26,6 +29,8 @@ use vigil_plugin::{
     RECORD_UNSEEN,
 };
 use vigil_wire::{self as frame, PluginInfo, Tag, WorkerHello, MAX_PAYLOAD};
+
+mod serve;
 
 /// Environment variable carrying the daemon's pid, so a local worker can tell whether its
 /// parent died before `PR_SET_PDEATHSIG` took effect.
@@ -52,10 +57,17 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if args.len() == 2 && args[0] == "--serve" {
+        let [_, root] = <[OsString; 2]>::try_from(args).expect("two arguments");
+        return serve::serve(root);
+    }
     let [library, root] = match <[OsString; 2]>::try_from(args) {
         Ok(a) => a,
         Err(_) => {
-            eprintln!("vigil-worker: expected LIBRARY ROOT (started by vigild, not by hand)");
+            eprintln!(
+                "vigil-worker: expected LIBRARY ROOT or --serve ROOT (started by vigild, not \
+                 by hand)"
+            );
             return ExitCode::from(EXIT_USAGE);
         }
     };
