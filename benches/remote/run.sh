@@ -10,6 +10,10 @@
 #   4. with BIG=1: the 100,000-file tree (benches/files/gen_tree.py, cached in $BENCH_DIR)
 #      scanned by the files plugin locally and over SSH.
 #   sudo benches/remote/run.sh        (PROFILE=debug to use debug binaries; N=20 by default)
+# Every SSH session runs the login shell, and Debian's bash sources ~/.bashrc for it: on a
+# machine whose root .bashrc is slow (this one's runs `pyenv init`, ~0.4-0.8 s), that is most
+# of a remote task's overhead and not vigil's. NO_RC=1 makes the bench's sshd start sessions
+# with SHLVL=1 (`SetEnv`), so bash skips ~/.bashrc: vigil's own overhead, connection included.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -46,6 +50,7 @@ StrictModes no
 MaxSessions 100
 MaxStartups 200
 LogLevel ERROR
+$([ "${NO_RC:-0}" = 1 ] && echo "SetEnv SHLVL=1")
 EOC
 /usr/sbin/sshd -D -e -f "$W/sshd_config" 2>"$W/sshd.log" &
 sshd=$!

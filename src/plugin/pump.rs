@@ -89,7 +89,8 @@ impl Pump {
                 }
                 Err(e) => return PumpEnd::Protocol(e.to_string()),
             };
-            if self.hello.is_some() && !matches!(
+            if self.hello.is_some()
+                && !matches!(
                     frame,
                     Frame::Hello(_) | Frame::Violation(_) | Frame::Exit(_)
                 )
@@ -166,7 +167,9 @@ impl Pump {
                 }
                 Frame::Violation(reason) => return PumpEnd::Violation(reason),
                 Frame::Exit(kind) => return PumpEnd::Exit(kind),
-                Frame::Run { .. } => return PumpEnd::Protocol("a run frame from the worker".into()),
+                Frame::Run { .. } => {
+                    return PumpEnd::Protocol("a run frame from the worker".into())
+                }
                 Frame::Worker(_) => return PumpEnd::Protocol("a second worker hello".into()),
                 Frame::Config(_) => {
                     return PumpEnd::Protocol("a config frame from the worker".into())

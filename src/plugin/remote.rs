@@ -183,7 +183,10 @@ fn lost(why: &str) -> RemoteFailure {
 
 /// Sends the plugin's run frame and waits for its hello, as `supervisor::start` does for a
 /// local worker.
-pub(super) async fn start(spec: ScanSpec, remote: RemoteWorker) -> Result<RunningScan, PluginFailure> {
+pub(super) async fn start(
+    spec: ScanSpec,
+    remote: RemoteWorker,
+) -> Result<RunningScan, PluginFailure> {
     let deadline = spec.timeout.map(|t| Instant::now() + t);
     let mut ch = remote.channel.lock_owned().await;
     if !ch.started {

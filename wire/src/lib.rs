@@ -371,7 +371,10 @@ mod tests {
             assert_eq!(Tag::from_u8(n), Some(tag));
         }
         assert_eq!(Tag::from_u8(12), None);
-        assert_eq!(run_payload(b"/l", b"{}"), [2, 0, 0, 0, b'/', b'l', b'{', b'}']);
+        assert_eq!(
+            run_payload(b"/l", b"{}"),
+            [2, 0, 0, 0, b'/', b'l', b'{', b'}']
+        );
         assert_eq!(exit_payload(ExitKind::Signal(9)), [1, 9, 0, 0, 0]);
         assert_eq!(Tag::from_u8(0), None);
         assert_eq!(

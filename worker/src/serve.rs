@@ -104,7 +104,9 @@ fn read_runs(tx: mpsc::SyncSender<(Vec<u8>, Vec<u8>)>) {
                 }
             }
             other => {
-                eprintln!("vigil-worker: expected a run frame from vigild, got {other:?}; stopping");
+                eprintln!(
+                    "vigil-worker: expected a run frame from vigild, got {other:?}; stopping"
+                );
                 break;
             }
         }
