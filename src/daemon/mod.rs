@@ -200,6 +200,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
 
     systemd::stopping();
     shutdown.cancel();
+    app.tasks.events().stop_followers();
     // One deadline for all of it: running tasks, a mail being delivered and open control
     // connections share `shutdown_grace` (plus the few seconds killing leftover workers takes).
     let grace = app.config().daemon.shutdown_grace;
@@ -267,6 +268,11 @@ async fn prune_loop(store: Store, cell: Arc<SetupCell>) {
         let pruned = tokio::task::spawn_blocking(move || {
             let snapshots = snapshot::prune_blocking(&store, today, keep)?;
             let drift = crate::drift::prune_blocking(&store, today, keep)?;
+            let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(keep));
+            let events = crate::events::prune_blocking(&store, cutoff)?;
+            if events > 0 {
+                tracing::info!("pruned {events} log events older than {keep} days");
+            }
             Ok::<_, crate::store::StoreError>((snapshots, drift))
         })
         .await;
