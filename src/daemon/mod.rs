@@ -256,7 +256,8 @@ async fn reload(app: &App, trigger: &str) {
     systemd::ready(&status);
 }
 
-/// Prunes old snapshots and drift records at start and every hour after, off the executor.
+/// Prunes old snapshots, drift records and event-log entries at start and every hour after,
+/// off the executor.
 async fn prune_loop(store: Store, cell: Arc<SetupCell>) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {

@@ -293,3 +293,30 @@ async fn each_task_change_is_one_event_in_commit_order() {
     assert_eq!(log[5].event_nodes, ["n2"], "the node whose scan closed it");
     assert_eq!(log[5].by.as_deref(), Some("Scan #4"));
 }
+
+/// Close All records one `task.closed` per task it closed, each saying so.
+#[tokio::test]
+async fn close_all_records_one_closed_event_per_task() {
+    use crate::proto::{ClosedHow, EventKind};
+    let fx = fixture().await;
+    fx.tasks.committed(&fx.failure("n1", 1, "files", "denied"));
+    fx.tasks
+        .committed(&fx.failure("n1", 2, "packages", "no dpkg status"));
+    let resp = fx
+        .tasks
+        .close_all(&UserTaskFilter::default(), &admin())
+        .await
+        .unwrap();
+    assert_eq!(resp.count, 2);
+    let log = fx.tasks.events().after(2, 100).await.unwrap();
+    let closed: Vec<(EventKind, Option<ClosedHow>, Option<u64>)> =
+        log.iter().map(|e| (e.kind, e.how, e.task)).collect();
+    assert_eq!(
+        closed,
+        [
+            (EventKind::TaskClosed, Some(ClosedHow::CloseAll), Some(1)),
+            (EventKind::TaskClosed, Some(ClosedHow::CloseAll), Some(2)),
+        ]
+    );
+    assert!(log.iter().all(|e| e.by.as_deref() == Some("uid 0")));
+}

@@ -214,3 +214,44 @@ fn a_quiet_followed_stream_sends_heartbeats() {
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("from 1 to 300"), "{body}");
 }
+
+/// A scan that ends Failed is a `scan.failed` event with its first error, besides the
+/// scan-failure task it opens; the clean scan after it closes that task by itself
+/// (`how: scan`, by the scan that did).
+#[test]
+fn a_failed_scan_is_an_event_and_a_clean_one_closes_its_task_by_itself() {
+    let f = fleet(2, 0);
+    f.dir.set_today("2026-04-01");
+    let d = f.start("");
+    scan_all(&d);
+    let status = f.roots[0].1.join("var/lib/dpkg/status");
+    let saved = std::fs::read(&status).unwrap();
+    std::fs::remove_file(&status).unwrap();
+    f.dir.set_today("2026-04-02");
+    let rows = scan(&d, "node:web-0");
+    assert_eq!(rows[0]["status"], "Failed", "{}", rows[0]);
+    let log = events_after(&d, 0);
+    assert_eq!(
+        kinds(&log),
+        ["scan.failed", "task.opened", "task.assigned"],
+        "{log:#?}"
+    );
+    assert_eq!(log[0]["source"], rows[0]["id"]);
+    assert_eq!(log[0]["event_nodes"], json!(["web-0"]));
+    assert!(log[0].get("task").is_none(), "{}", log[0]);
+    assert!(
+        log[0]["title"].as_str().unwrap().contains("dpkg status"),
+        "{}",
+        log[0]
+    );
+    assert_eq!(log[1]["task_kind"], "scan-failure");
+
+    std::fs::write(&status, saved).unwrap();
+    let rows = scan(&d, "node:web-0");
+    assert_eq!(rows[0]["status"], "Finished", "{}", rows[0]);
+    let log = events_after(&d, 3);
+    assert_eq!(kinds(&log), ["task.closed"], "{log:#?}");
+    assert_eq!(log[0]["how"], "scan");
+    assert_eq!(log[0]["by"], rows[0]["id"]);
+    assert_eq!(log[0]["event_nodes"], json!(["web-0"]));
+}
