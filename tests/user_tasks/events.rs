@@ -213,6 +213,14 @@ fn a_quiet_followed_stream_sends_heartbeats() {
     let (code, body) = d.http("GET", "/v1/events?follow=true&heartbeat=0", None);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("from 1 to 300"), "{body}");
+
+    // Every configured user reads the log, like the task list; other uids do not.
+    if is_root() {
+        let (code, body) = http_as(65534, &d.socket, "GET", "/v1/events", None);
+        assert_eq!(code, 200, "a Site User: {body}");
+        let (code, body) = http_as(4300, &d.socket, "GET", "/v1/events", None);
+        assert_eq!(code, 403, "an unconfigured uid: {body}");
+    }
 }
 
 /// A scan that ends Failed is a `scan.failed` event with its first error, besides the
