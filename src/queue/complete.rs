@@ -97,7 +97,12 @@ impl Queue {
         }
         match committed {
             Ok((done, next, due)) => {
-                self.shared.tasks.events().published();
+                if done
+                    .iter()
+                    .any(|d| d.1 == crate::proto::FinalStatus::Failed)
+                {
+                    self.shared.tasks.events().published();
+                }
                 for (id, status, errors, ingested) in &done {
                     if let Some(ingested) = ingested {
                         self.shared.tasks.committed(ingested);
