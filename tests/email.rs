@@ -434,6 +434,7 @@ fn scanned_text_cannot_inject_headers() {
             first_nodes: vec!["web-1".into(), "web-<2>".into()],
             assignee: "alice@example.com".into(),
             assigned_by: "bob@example.com".into(),
+            dedup_key: "vigil/00000000000000ab/task/42".into(),
         });
         store
             .write_blocking(vigil::store::Commit::Durable, |tx| {

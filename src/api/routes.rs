@@ -25,6 +25,7 @@ pub fn routes() -> Routes {
     let routes = super::node_routes::add(routes);
     let routes = super::task_routes::add(routes);
     let routes = super::policy_routes::add(routes);
+    let routes = super::event_routes::add(routes);
     super::outbox_routes::add(routes)
 }
 

@@ -2,6 +2,7 @@
 //! and prints aligned tables (or JSON with `--json`).
 
 mod drift_view;
+mod events;
 mod log;
 mod nodes;
 mod outbox;
@@ -77,6 +78,9 @@ enum Command {
         #[command(subcommand)]
         command: Option<policies::PoliciesCommand>,
     },
+    /// The event log: every user-task change and failed scan or audit, in order;
+    /// `--follow` streams new ones as they commit.
+    Events(events::EventsArgs),
     /// Mails not yet delivered, and dead letters (admin).
     Outbox {
         #[command(subcommand)]
@@ -150,6 +154,7 @@ pub fn main() -> ExitCode {
             Command::Drift(args) => nodes::drift(&client, args, cli.json).await,
             Command::Policies { command } => policies::run(&client, command, cli.json).await,
             Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
+            Command::Events(args) => events::run(&client, args, cli.json).await,
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,

@@ -225,6 +225,10 @@ endpoints! {
     ReopenUserTask: Post "/v1/tasks/{id}/reopen", param u64, query NoQuery, body NoBody
         => UserTask;
 
+    /// The event log as NDJSON after a sequence number; `follow` keeps streaming (every
+    /// configured user).
+    GetEvents: Get "/v1/events", param (), query EventsQuery, body NoBody => EventLine;
+
     /// Policies with their latest results.
     ListPolicies: Get "/v1/policies", param (), query NoQuery, body NoBody => Vec<PolicyInfo>;
     /// One policy, with the nodes that do not pass each check.

@@ -3,6 +3,7 @@
 
 mod drift;
 pub mod endpoints;
+mod events;
 mod outbox;
 mod policies;
 mod queue;
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use drift::*;
+pub use events::*;
 pub use outbox::*;
 pub use policies::*;
 pub use queue::*;

@@ -15,7 +15,7 @@ use super::grouping::{self, Destination};
 use super::persist::{Added, NewEvent, NewTask, Tables};
 use crate::config::Config;
 use crate::drift::{ChangeId, Fingerprint};
-use crate::proto::{TaskChange, UserTask, UserTaskKind};
+use crate::proto::{QueueTaskId, TaskChange, UserTask, UserTaskKind};
 use crate::store::StoreError;
 
 /// The name a failed node root goes by among a scan's plugin runs (`queue::runner`).
@@ -38,6 +38,9 @@ pub struct SelfClosed {
     pub by: String,
     /// Why, for its assignee: "the check passes again on every node it failed on".
     pub why: &'static str,
+    /// The queue task whose findings closed it, and the node it resolved last.
+    pub source: QueueTaskId,
+    pub node: String,
 }
 
 /// What ingesting findings did.
@@ -510,7 +513,7 @@ fn resolutions(
             closed(
                 out,
                 task,
-                &by,
+                f,
                 "the check passes again on every node it failed on",
             );
         }
@@ -521,7 +524,7 @@ fn resolutions(
                 closed(
                     out,
                     task,
-                    &by,
+                    f,
                     "the plugin scans every node it failed on cleanly again",
                 );
             }
@@ -530,11 +533,13 @@ fn resolutions(
     Ok(())
 }
 
-fn closed(out: &mut Ingested, task: UserTask, by: &str, why: &'static str) {
+fn closed(out: &mut Ingested, task: UserTask, f: &NodeFindings, why: &'static str) {
     out.changed(&task);
     out.closed.push(SelfClosed {
         task,
-        by: by.to_owned(),
+        by: f.source.to_string(),
         why,
+        source: f.source,
+        node: f.node.clone(),
     });
 }

@@ -14,6 +14,7 @@ pub mod finding;
 pub mod grouping;
 mod index;
 pub mod ingest;
+mod log;
 mod mail;
 pub mod persist;
 mod rights;
@@ -30,9 +31,10 @@ pub use ingest::Ingested;
 
 use crate::caller::Caller;
 use crate::config::Config;
+use crate::events::EventLog;
 use crate::proto::{
-    CloseAllResponse, ExportedUserTask, UserTask, UserTaskDetail, UserTaskFilter, UserTaskKind,
-    UserTaskList, UserTaskNodeReport, UserTaskReport, UserTaskStatus,
+    CloseAllResponse, ClosedHow, ExportedUserTask, UserTask, UserTaskDetail, UserTaskFilter,
+    UserTaskKind, UserTaskList, UserTaskNodeReport, UserTaskReport, UserTaskStatus,
 };
 use crate::setup::SetupCell;
 use crate::store::{Store, StoreError};
@@ -87,6 +89,8 @@ pub struct UserTasks {
     mail: MailWaker,
     /// The config in force: who may be assigned.
     setup: Arc<SetupCell>,
+    /// The event log every change here writes to; its feed is woken after each commit.
+    events: EventLog,
 }
 
 impl UserTasks {
@@ -107,6 +111,13 @@ impl UserTasks {
                 "open tasks from before per-destination grouping now have their destination"
             );
         }
+        let keyed = store.write(upgrade::dedup_keys).await?;
+        if keyed > 0 {
+            tracing::info!(
+                tasks = keyed,
+                "tasks from before dedup keys now have theirs"
+            );
+        }
         let index = store
             .read(|tx| {
                 let mut index = TaskIndex::loading();
@@ -116,12 +127,18 @@ impl UserTasks {
             .await?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(UserTasks {
+            events: EventLog::new(store.clone()),
             store,
             index: Arc::new(RwLock::new(index)),
             scans: Arc::new(tokio::sync::Semaphore::new(cores)),
             mail,
             setup,
         })
+    }
+
+    /// The event log (its reads and its feed).
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     fn read_index(&self) -> RwLockReadGuard<'_, TaskIndex> {
@@ -164,6 +181,7 @@ impl UserTasks {
     ) -> Result<Ingested, StoreError> {
         let out = ingest::ingest_single(tx, config, findings)?;
         Self::mail(tx, &out)?;
+        log::ingested(tx, &out, Some(findings.source))?;
         Ok(out)
     }
 
@@ -176,6 +194,7 @@ impl UserTasks {
     ) -> Result<Ingested, StoreError> {
         let out = ingest::ingest_run(tx, config, findings)?;
         Self::mail(tx, &out)?;
+        log::ingested(tx, &out, None)?;
         Ok(out)
     }
 
@@ -202,6 +221,9 @@ impl UserTasks {
         drop(index);
         if !ingested.assignments.is_empty() || !ingested.closed.is_empty() {
             self.mail.wake();
+        }
+        if !ingested.changed.is_empty() {
+            self.events.published();
         }
     }
 
@@ -374,9 +396,11 @@ impl UserTasks {
                 task.assignee = Some(assignee);
                 persist::put(tx, &mut task)?;
                 mail::assignment(tx, &task, &by)?;
+                log::assigned(tx, &task, &by)?;
                 Ok(task)
             })
             .await?;
+        self.events.published();
         tracing::info!(task = id, assignee = ?task.assignee, by = %caller.name(), "user task assigned");
         self.update_index(std::slice::from_ref(&task));
         self.mail.wake();
@@ -418,9 +442,12 @@ impl UserTasks {
                     }
                 }
                 t.set_open(&mut task, open, &by)?;
+                drop(t);
+                log::set_open(tx, std::slice::from_ref(&task), &by, ClosedHow::User)?;
                 Ok(task)
             })
             .await?;
+        self.events.published();
         tracing::info!(task = id, by = %caller.name(), open, "user task {}", if open { "reopened" } else { "closed" });
         self.update_index(std::slice::from_ref(&task));
         Ok(task)
@@ -444,11 +471,14 @@ impl UserTasks {
         let closed = self
             .store
             .write(move |tx| -> Result<Vec<UserTask>, StoreError> {
-                persist::close_many(tx, &ids, &by, |t| {
+                let closed = persist::close_many(tx, &ids, &by, |t| {
                     f.matches_task(t) && may_close(t, me.as_deref(), role)
-                })
+                })?;
+                log::set_open(tx, &closed, &by, ClosedHow::CloseAll)?;
+                Ok(closed)
             })
             .await?;
+        self.events.published();
         tracing::info!(count = closed.len(), by = %caller.name(), "user tasks closed by Close All");
         self.update_index(&closed);
         Ok(CloseAllResponse {
