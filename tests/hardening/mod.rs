@@ -7,3 +7,4 @@ mod secrets;
 mod setpriv;
 mod socket;
 mod text;
+mod worker;
