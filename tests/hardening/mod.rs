@@ -1,6 +1,7 @@
 //! Issue 16: hostile data and least privilege.
 
 mod diff;
+mod fuzz_corpus;
 mod library;
 mod props;
 mod secrets;
