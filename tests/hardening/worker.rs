@@ -176,6 +176,7 @@ async fn the_worker_keeps_only_what_its_plugin_needs() {
     ] {
         assert_eq!(bounding & cap, 0, "bounding set {bounding:x} keeps {cap:x}");
     }
+    assert_eq!(bounding, CAP_DAC_READ_SEARCH, "{status}");
     assert!(
         status.lines().any(|l| l == "NoNewPrivs:\t1"),
         "no-new-privs is set: {status}"
