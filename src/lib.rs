@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod drift;
 pub mod events;
+pub mod fuzzing;
 pub mod located;
 pub mod logging;
 pub mod nodes;

@@ -113,6 +113,17 @@ pub struct NoBody {}
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct NoQuery {}
 
+/// Decodes a request body as the API does: a body of whitespace only is the type's
+/// [`RequestBody::empty`], anything else must be its JSON. The error is the message the
+/// client gets (400).
+pub fn decode_body<B: RequestBody>(bytes: &[u8]) -> Result<B, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        B::empty().map_err(str::to_owned)
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid request body: {e}"))
+    }
+}
+
 /// Bodies whose fields are all optional: an empty body is the default (so that
 /// `curl -X POST` works).
 macro_rules! optional_bodies {

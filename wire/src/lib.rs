@@ -90,17 +90,30 @@ impl WorkerHello {
         }
     }
 
-    /// `Err` says why a daemon built with this crate cannot talk to that worker.
+    /// `Err` says why a daemon built with this crate cannot talk to that worker. The
+    /// worker's own words (version, wire) are cut short: on a remote node they are whatever
+    /// the node sent.
     pub fn check(&self) -> Result<(), String> {
         if self.protocol != PROTOCOL || self.wire != WIRE_HASH {
             return Err(format!(
                 "the worker (vigil-worker {}) speaks protocol {} wire {}, this vigild speaks \
                  protocol {PROTOCOL} wire {WIRE_HASH}; install the vigil-worker built with \
                  this vigild",
-                self.version, self.protocol, self.wire
+                shorten(&self.version),
+                self.protocol,
+                shorten(&self.wire)
             ));
         }
         Ok(())
+    }
+}
+
+/// At most 64 characters of `text`, with `…` when cut.
+fn shorten(text: &str) -> String {
+    const KEEP: usize = 64;
+    match text.char_indices().nth(KEEP) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
     }
 }
 

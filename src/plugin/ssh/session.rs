@@ -236,7 +236,12 @@ impl Session {
     }
 
     /// The worker command for one plugin, after pushing what the node lacks.
-    pub async fn command(&mut self, library: &Path) -> Result<RemoteCommand, PluginFailure> {
+    /// `plugin` is the configured name, which picks the capabilities the worker keeps.
+    pub async fn command(
+        &mut self,
+        library: &Path,
+        plugin: &str,
+    ) -> Result<RemoteCommand, PluginFailure> {
         let library = library::check(library).map_err(PluginFailure::Refused)?;
         let (worker, worker_hash) = self.worker.clone();
         let worker_name = self.ensure(&worker, &worker_hash).await?;
@@ -252,10 +257,11 @@ impl Session {
             line.push_str("sudo -n -- ");
         }
         line.push_str(&format!(
-            "{} {} {}",
+            "{} {} {} {}",
             quote(&format!("{}/{worker_name}", self.dir)),
             quote(&format!("{}/{lib_name}", self.dir)),
-            quote(&self.root)
+            quote(&self.root),
+            quote(plugin)
         ));
         let mut args = self.client_args.clone();
         args.push(line.into());
