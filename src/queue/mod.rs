@@ -44,6 +44,16 @@ use outcome::{cancelled_result, findings_of, interrupted_result, log_row};
 use request::check_request;
 use runner::{RunEnd, Stop};
 
+/// Its tables of encoded rows, for `vigild check` (every row decoded).
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] = &[
+    &rows::QUEUE,
+    &rows::SCAN_LOG,
+    &rows::AUDIT_LOG,
+    &rows::NODE_LAST_SCAN,
+];
+/// The tables of runs, likewise.
+pub(crate) use runs::STORED_ROWS as RUN_ROWS;
+
 /// A scheduled run on its way into the store: the claim of its due time (made in the
 /// transaction that queues it; false when that due time already ran) and its drop count.
 struct ScheduleRun {

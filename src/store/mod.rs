@@ -12,7 +12,10 @@ pub mod tables;
 
 use integrity::{check, open_unwound, panic_text, refuse_empty};
 pub use integrity::{Checked, Integrity};
-pub use table::{undecodable_rows, JsonTable, PlainTable, ReadRows, Row, Rows, WriteRows};
+pub use table::{
+    counting_left_out, note_left_out, undecodable_rows, JsonTable, PlainTable, ReadRows, Row,
+    RowCheck, Rows, RowsChecked, WriteRows,
+};
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -335,9 +338,15 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_blocking(commit, f))
-            .await
-            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+        let (result, met) = tokio::task::spawn_blocking(move || {
+            let before = table::met_on_this_thread();
+            let result = store.write_blocking(commit, f);
+            (result, table::met_on_this_thread() - before)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Join(e.to_string())))?;
+        note_left_out(met);
+        result
     }
 
     /// The blocking form of [`Store::write_as`], for code already off the executor.
@@ -370,9 +379,15 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read_blocking(f))
-            .await
-            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+        let (result, met) = tokio::task::spawn_blocking(move || {
+            let before = table::met_on_this_thread();
+            let result = store.read_blocking(f);
+            (result, table::met_on_this_thread() - before)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Join(e.to_string())))?;
+        note_left_out(met);
+        result
     }
 
     /// The blocking form of [`Store::read`], for code already off the executor.
