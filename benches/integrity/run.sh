@@ -25,7 +25,7 @@ if [[ ! -f "$BENCH_DIR/.complete" ]]; then
   python3 benches/files/gen_tree.py "$SRC"
   touch "$BENCH_DIR/.complete"
 fi
-cargo build --release -p vigil -p vigil-files >/dev/null 2>&1
+cargo build --release -p vigil -p vigil-files -p vigil-worker >/dev/null 2>&1
 W=$(mktemp -d /tmp/vigil-integrity-bench.XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$W"' EXIT
 TREE="$W/tree"
