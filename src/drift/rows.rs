@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::proto::{AttributeChange, Change, ChangeKind, PluginDrift, QueueTaskId, Value};
 use crate::store::{tables, JsonTable, StoreError};
 
-pub(crate) const DRIFT: JsonTable<(&str, &str, i32), StoredDrift> =
+pub(super) const DRIFT: JsonTable<(&str, &str, i32), StoredDrift> =
     JsonTable::new(tables::DRIFT, "drift record");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
