@@ -454,6 +454,9 @@ fn ensure_state_dir(dir: &Path) -> Result<(), StoreError> {
         })
 }
 
+/// How long a start waits for the state-dir lock before it says another vigild runs.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn lock_state_dir(dir: &Path) -> Result<Flock<File>, StoreError> {
     let lock = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
@@ -465,7 +468,21 @@ fn lock_state_dir(dir: &Path) -> Result<Flock<File>, StoreError> {
             path: dir.to_owned(),
             source,
         })?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+    // A vigild that was just killed may leave a child between fork and exec for a moment
+    // (on a loaded machine, tens of milliseconds), holding a copy of every descriptor, this
+    // lock's too, until its exec closes them: a restart waits that out before it refuses.
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    let mut file = file;
+    let locked = loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    locked.map_err(|(_, errno)| {
         if errno == nix::errno::Errno::EWOULDBLOCK {
             StoreError::AlreadyRunning {
                 path: dir.to_owned(),

@@ -197,6 +197,30 @@ fn received(dir: &std::path::Path) -> BTreeMap<String, (String, usize)> {
     out
 }
 
+/// The processes that have `lock` open (pid and command line): who keeps a restart out.
+fn lock_holders(lock: &std::path::Path) -> Vec<String> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|p| {
+            let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
+            let holds = fds
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == lock));
+            let cmdline = std::fs::read(p.path().join("cmdline")).ok()?;
+            holds.then(|| {
+                format!(
+                    "{}: {}",
+                    p.file_name().to_string_lossy(),
+                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                )
+            })
+        })
+        .collect()
+}
+
 fn outbox_empty(d: &Daemon) -> bool {
     let (code, body) = d.http("GET", "/v1/outbox", None);
     code == 200 && json(&body).as_array().is_some_and(|a| a.is_empty())
@@ -222,7 +246,12 @@ fn run_days(f: &Fleet, days: u32, kill: bool) -> (Daemon, usize) {
             d.signal(Signal::SIGKILL);
             d.wait_exit();
             kills += 1;
-            d = Daemon::start_on(&f.dir).expect("vigild restarts after SIGKILL");
+            d = Daemon::start_on(&f.dir).unwrap_or_else(|e| {
+                panic!(
+                    "vigild restarts after SIGKILL: {e}\nholding its state-dir lock: {:?}",
+                    lock_holders(&f.dir.path().join("state/vigild.lock"))
+                )
+            });
             // Each task is interrupted at most twice (a third time fails it, by design):
             // what ran at this kill ends before the next.
             d.wait_for("the interrupted tasks to end", |d| {
