@@ -228,3 +228,18 @@ pub fn log_warnings(setup: &Setup) {
         tracing::warn!("{w}");
     }
 }
+
+/// Every table of encoded rows, from the modules that own them: what `vigild check` decodes.
+pub fn stored_rows() -> Vec<&'static dyn crate::store::RowCheck> {
+    [
+        crate::queue::STORED_ROWS,
+        crate::queue::RUN_ROWS,
+        crate::tasks::STORED_ROWS,
+        crate::drift::STORED_ROWS,
+        crate::snapshot::STORED_ROWS,
+        crate::audits::STORED_ROWS,
+        crate::outbox::STORED_ROWS,
+        crate::events::STORED_ROWS,
+    ]
+    .concat()
+}

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -35,6 +36,8 @@ pub struct Client {
     socket: PathBuf,
     /// Applied to every string of a decoded reply and to the daemon's error messages.
     replies: Option<TextFilter>,
+    /// Stored rows the replies so far left out as undecodable (their header).
+    left_out: AtomicU64,
 }
 
 impl Client {
@@ -42,6 +45,7 @@ impl Client {
         Client {
             socket: socket.into(),
             replies: None,
+            left_out: AtomicU64::new(0),
         }
     }
 
@@ -54,6 +58,11 @@ impl Client {
 
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// Stored rows that the daemon's replies so far left out because they do not decode.
+    pub fn undecodable_rows_left_out(&self) -> u64 {
+        self.left_out.load(Ordering::Relaxed)
     }
 
     /// Calls endpoint `E`: its path filled with `param`, `query` as its query string and
@@ -218,10 +227,17 @@ impl Client {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        sender
+        let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| unreachable(format!("connection failed: {e}")))
+            .map_err(|e| unreachable(format!("connection failed: {e}")))?;
+        let left_out = resp
+            .headers()
+            .get(crate::proto::UNDECODABLE_ROWS_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.left_out.fetch_add(left_out, Ordering::Relaxed);
+        Ok(resp)
     }
 
     /// The error of a reply that is not a success: the daemon's envelope, its message

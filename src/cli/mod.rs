@@ -166,6 +166,13 @@ pub fn main() -> ExitCode {
             }
         }
     });
+    let left_out = client.undecodable_rows_left_out();
+    if left_out > 0 {
+        eprintln!(
+            "vigil: warning: {left_out} stored row(s) could not be read and are missing from \
+             this answer; the database is damaged: stop vigild and run `vigild check`"
+        );
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -19,6 +19,9 @@ use crate::store::tables::META;
 use crate::store::{Commit, Store, StoreError};
 use rows::{StoredLogEvent, EVENT_LOG};
 
+/// The event log's table of encoded rows, for `vigild check`.
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] = &[&EVENT_LOG];
+
 /// Meta key of the next event's sequence number.
 const NEXT_SEQ: &str = "events.next_seq";
 /// Meta key of this state dir's instance id (random, created once).

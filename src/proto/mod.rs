@@ -21,6 +21,10 @@ pub use policies::*;
 pub use queue::*;
 pub use tasks::*;
 
+/// Reply header: how many stored rows the reply leaves out because they do not decode
+/// (absent when none; `vigild check` names them). The reply's JSON is unchanged.
+pub const UNDECODABLE_ROWS_HEADER: &str = "vigil-undecodable-rows";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

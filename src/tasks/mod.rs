@@ -42,6 +42,10 @@ use crate::store::{Store, StoreError};
 pub use mail::MailWaker;
 use rights::{check_assign, check_close, check_reopen, closable, may_close, role_of};
 
+/// Its tables of encoded rows, for `vigild check` (every row decoded).
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] =
+    &[&rows::USER_TASKS, &rows::TASK_EVENTS];
+
 /// Why a user-task request was refused or failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -83,6 +87,9 @@ fn knows(config: &Config, email: &str) -> bool {
 pub struct UserTasks {
     store: Store,
     index: Arc<RwLock<TaskIndex>>,
+    /// Stored user tasks that did not decode when the index was loaded: every list is
+    /// missing them, and says so.
+    left_out_of_index: u64,
     /// Scans over the whole index running at once: one per core. More would only share
     /// the cores, making every one of them (and everything else) slower.
     scans: Arc<tokio::sync::Semaphore>,
@@ -118,18 +125,19 @@ impl UserTasks {
                 "tasks from before dedup keys now have theirs"
             );
         }
-        let index = store
-            .read(|tx| {
-                let mut index = TaskIndex::loading();
-                persist::load_into(tx, &mut index)?;
-                Ok::<_, StoreError>(index.loaded())
-            })
-            .await?;
+        let (index, left_out) = crate::store::counting_left_out(store.read(|tx| {
+            let mut index = TaskIndex::loading();
+            persist::load_into(tx, &mut index)?;
+            Ok::<_, StoreError>(index.loaded())
+        }))
+        .await;
+        let index = index?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(UserTasks {
             events: EventLog::new(store.clone()),
             store,
             index: Arc::new(RwLock::new(index)),
+            left_out_of_index: left_out,
             scans: Arc::new(tokio::sync::Semaphore::new(cores)),
             mail,
             setup,
@@ -251,6 +259,7 @@ impl UserTasks {
         let (tasks, total) = self
             .with_index(move |index| index.page(&f, offset, limit))
             .await?;
+        crate::store::note_left_out(self.left_out_of_index);
         Ok(UserTaskList { tasks, total })
     }
 
@@ -269,6 +278,7 @@ impl UserTasks {
                 index.page_where(&f, offset, limit, |t| may_close(t, me.as_deref(), role))
             })
             .await?;
+        crate::store::note_left_out(self.left_out_of_index);
         Ok(UserTaskList { tasks, total })
     }
 
