@@ -145,13 +145,15 @@ impl App {
                     new.policies.len()
                 );
                 let loaded_at = new.loaded_at;
+                // The error clears before the new config is visible, so no reader sees the
+                // new config beside the old error (the scheduler's update below awaits).
+                *crate::sync::lock(&self.last_reload_error) = None;
                 self.cell.replace(new);
                 // New slots or schedules: let the queue and the scheduler look again.
                 self.queue.poke();
                 if let Some(scheduler) = self.scheduler.get() {
                     scheduler.apply(self.config()).await;
                 }
-                *crate::sync::lock(&self.last_reload_error) = None;
                 tracing::info!(trigger, %summary, "config reloaded");
                 log_warnings(&self.cell.current());
                 Ok(Reloaded { loaded_at, summary })
