@@ -145,13 +145,15 @@ impl App {
                     new.policies.len()
                 );
                 let loaded_at = new.loaded_at;
+                // The error clears before the new config is visible, so no reader sees the
+                // new config beside the old error (the scheduler's update below awaits).
+                *crate::sync::lock(&self.last_reload_error) = None;
                 self.cell.replace(new);
                 // New slots or schedules: let the queue and the scheduler look again.
                 self.queue.poke();
                 if let Some(scheduler) = self.scheduler.get() {
                     scheduler.apply(self.config()).await;
                 }
-                *crate::sync::lock(&self.last_reload_error) = None;
                 tracing::info!(trigger, %summary, "config reloaded");
                 log_warnings(&self.cell.current());
                 Ok(Reloaded { loaded_at, summary })
@@ -227,4 +229,19 @@ pub fn log_warnings(setup: &Setup) {
     for w in setup.warnings.iter() {
         tracing::warn!("{w}");
     }
+}
+
+/// Every table of encoded rows, from the modules that own them: what `vigild check` decodes.
+pub fn stored_rows() -> Vec<&'static dyn crate::store::RowCheck> {
+    [
+        crate::queue::STORED_ROWS,
+        crate::queue::RUN_ROWS,
+        crate::tasks::STORED_ROWS,
+        crate::drift::STORED_ROWS,
+        crate::snapshot::STORED_ROWS,
+        crate::audits::STORED_ROWS,
+        crate::outbox::STORED_ROWS,
+        crate::events::STORED_ROWS,
+    ]
+    .concat()
 }

@@ -14,6 +14,9 @@ use crate::proto::{CheckInfo, CheckOutcome, CheckRecord, PolicyInfo, QueueTaskId
 use crate::setup::SetupCell;
 use crate::store::{tables, JsonTable, Store, StoreError};
 
+/// Its tables of encoded rows, for `vigild check` (every row decoded).
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] = &[&POLICY_RESULTS];
+
 const POLICY_RESULTS: JsonTable<(&str, &str, &str), StoredCheckRecord> =
     JsonTable::new(tables::POLICY_RESULTS, "check result");
 

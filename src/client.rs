@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -35,6 +36,8 @@ pub struct Client {
     socket: PathBuf,
     /// Applied to every string of a decoded reply and to the daemon's error messages.
     replies: Option<TextFilter>,
+    /// Stored rows the replies so far left out as undecodable (their header).
+    left_out: AtomicU64,
 }
 
 impl Client {
@@ -42,6 +45,7 @@ impl Client {
         Client {
             socket: socket.into(),
             replies: None,
+            left_out: AtomicU64::new(0),
         }
     }
 
@@ -56,6 +60,11 @@ impl Client {
         &self.socket
     }
 
+    /// Stored rows that the daemon's replies so far left out because they do not decode.
+    pub fn undecodable_rows_left_out(&self) -> u64 {
+        self.left_out.load(Ordering::Relaxed)
+    }
+
     /// Calls endpoint `E`: its path filled with `param`, `query` as its query string and
     /// `body` as JSON (for a POST); the reply decoded.
     pub async fn call<E: Endpoint>(
@@ -65,16 +74,7 @@ impl Client {
         body: &E::Body,
     ) -> Result<E::Reply, ClientError> {
         let bytes = self.send_to::<E>(param, query, body).await?;
-        let invalid = |e: serde_json::Error| ClientError::Protocol(format!("invalid JSON: {e}"));
-        match self.replies {
-            None => serde_json::from_slice(&bytes).map_err(invalid),
-            Some(filter) => {
-                let mut value: serde_json::Value =
-                    serde_json::from_slice(&bytes).map_err(invalid)?;
-                filter_json(&mut value, filter);
-                serde_json::from_value(value).map_err(invalid)
-            }
-        }
+        self.decode(&bytes)
     }
 
     /// Calls endpoint `E` and returns the reply's body as text, undecoded (CSV export), and
@@ -88,6 +88,68 @@ impl Client {
         let bytes = self.send_to::<E>(param, query, body).await?;
         String::from_utf8(bytes.to_vec())
             .map_err(|e| ClientError::Protocol(format!("the answer is not UTF-8: {e}")))
+    }
+
+    /// Calls endpoint `E`, whose reply is NDJSON (one `E::Reply` per line), and gives each
+    /// line to `line` as it arrives (filtered like [`Client::call`]'s replies) until the
+    /// stream ends or `line` returns false.
+    pub async fn call_lines<E: Endpoint>(
+        &self,
+        param: &E::Param,
+        query: &E::Query,
+        mut line: impl FnMut(E::Reply) -> bool,
+    ) -> Result<(), ClientError> {
+        let uri = format!(
+            "{}{}",
+            E::path(param),
+            query_string(query).map_err(ClientError::Protocol)?
+        );
+        let resp = self.request(E::METHOD, &uri, None).await?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(format!("reading the response: {e}")))?
+                .to_bytes();
+            return Err(self.api_error(status, &bytes));
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Unreachable {
+                path: self.socket.clone(),
+                reason: format!("the stream broke: {e}"),
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let text: Vec<u8> = pending.drain(..=end).collect();
+                if text.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if !line(self.decode(&text)?) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A reply decoded, its strings filtered.
+    fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, ClientError> {
+        let invalid = |e: serde_json::Error| ClientError::Protocol(format!("invalid JSON: {e}"));
+        match self.replies {
+            None => serde_json::from_slice(bytes).map_err(invalid),
+            Some(filter) => {
+                let mut value: serde_json::Value =
+                    serde_json::from_slice(bytes).map_err(invalid)?;
+                filter_json(&mut value, filter);
+                serde_json::from_value(value).map_err(invalid)
+            }
+        }
     }
 
     async fn send_to<E: Endpoint>(
@@ -117,6 +179,27 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
+        let resp = self.request(method, path, body).await?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(format!("reading the response: {e}")))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(self.api_error(status, &bytes));
+        }
+        Ok(bytes)
+    }
+
+    /// Sends one request and returns the response with its body still to read.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable {
             path: self.socket.clone(),
             reason,
@@ -148,27 +231,29 @@ impl Client {
             .send_request(req)
             .await
             .map_err(|e| unreachable(format!("connection failed: {e}")))?;
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Protocol(format!("reading the response: {e}")))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(e) => ClientError::Api {
-                    status,
-                    code: e.error.code,
-                    message: match self.replies {
-                        Some(filter) => filter(&e.error.message).into_owned(),
-                        None => e.error.message,
-                    },
+        let left_out = resp
+            .headers()
+            .get(crate::proto::UNDECODABLE_ROWS_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.left_out.fetch_add(left_out, Ordering::Relaxed);
+        Ok(resp)
+    }
+
+    /// The error of a reply that is not a success: the daemon's envelope, its message
+    /// filtered.
+    fn api_error(&self, status: StatusCode, bytes: &[u8]) -> ClientError {
+        match serde_json::from_slice::<ErrorBody>(bytes) {
+            Ok(e) => ClientError::Api {
+                status,
+                code: e.error.code,
+                message: match self.replies {
+                    Some(filter) => filter(&e.error.message).into_owned(),
+                    None => e.error.message,
                 },
-                Err(_) => ClientError::Protocol(format!("HTTP {status} without an error body")),
-            });
+            },
+            Err(_) => ClientError::Protocol(format!("HTTP {status} without an error body")),
         }
-        Ok(bytes)
     }
 }
 

@@ -12,6 +12,8 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod drift;
+pub mod events;
+pub mod fuzzing;
 pub mod located;
 pub mod logging;
 pub mod nodes;

@@ -434,6 +434,7 @@ fn scanned_text_cannot_inject_headers() {
             first_nodes: vec!["web-1".into(), "web-<2>".into()],
             assignee: "alice@example.com".into(),
             assigned_by: "bob@example.com".into(),
+            dedup_key: "vigil/00000000000000ab/task/42".into(),
         });
         store
             .write_blocking(vigil::store::Commit::Durable, |tx| {
@@ -544,4 +545,94 @@ fn a_clean_stop_finishes_the_delivery_in_progress() {
         .filter(|l| l.starts_with("DATA "))
         .count();
     assert_eq!(deliveries, 1);
+}
+
+/// SMTP settings with room for a slow server's 250.
+fn slow_smtp_config(port: u16) -> String {
+    smtp_config(port).replace("timeout = \"1s\"", "timeout = \"10s\"")
+}
+
+/// The pid of the delivery process (`vigild deliver-mail`) that vigild `parent` started.
+fn delivery_process(parent: nix::unistd::Pid) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // ppid is the second field after the parenthesised command name.
+        let ppid: i32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let is_delivery = cmdline.split(|b| *b == 0).any(|a| a == b"deliver-mail");
+        (is_delivery && ppid == parent.as_raw()).then_some(pid)
+    })
+}
+
+/// Issue 17: vigild killed between the end of a mail and the server's late 250 (RFC 1047's
+/// gap). The mail's delivery process lives on and gets the 250; the next vigild records that
+/// answer instead of sending the mail again.
+#[test]
+fn sigkill_before_a_slow_servers_250_sends_the_mail_once() {
+    let dir = TestDir::new();
+    let port = free_port();
+    let sink = Sink::start_slow(port, &dir.path().join("sink"), 2.0);
+    let mut d = Daemon::start(&dir, &slow_smtp_config(port));
+    let (id, message_id) = send_test(&d, "alice@example.com");
+    d.wait_for("the server to hold the mail", |_| {
+        sink.messages().len() == 1
+    });
+    let listed = outbox(&d);
+    assert_eq!(listed[0]["state"], "sending", "{listed:?}");
+    d.signal(Signal::SIGKILL);
+    d.wait_exit();
+    let d = Daemon::start_on(&dir).expect("vigild restarts");
+    d.wait_for("the outbox to empty", |d| outbox(d).is_empty());
+    assert_eq!(sink.messages().len(), 1, "the mail was sent again");
+    assert_eq!(
+        parse(&sink.messages()[0])["message_id"],
+        message_id.as_str()
+    );
+    let log = d.log_text();
+    assert!(log.contains("resuming a delivery"), "{log}");
+    assert!(log.contains(&format!("id={id}")), "{log}");
+    assert!(
+        std::fs::read_dir(dir.path().join("state/outbox-attempts"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the attempt file is removed once its outcome is committed"
+    );
+}
+
+/// The floor: when the delivery process dies with vigild, nobody knows whether the server
+/// took the mail, and it goes again with the same Message-ID (never lost).
+#[test]
+fn a_lost_answer_sends_the_mail_again_with_the_same_message_id() {
+    let dir = TestDir::new();
+    let port = free_port();
+    let sink = Sink::start_slow(port, &dir.path().join("sink"), 2.0);
+    let mut d = Daemon::start(&dir, &slow_smtp_config(port));
+    let (_, message_id) = send_test(&d, "alice@example.com");
+    d.wait_for("the server to hold the mail", |_| {
+        sink.messages().len() == 1
+    });
+    let helper = delivery_process(d.pid()).expect("a delivery process runs");
+    d.signal(Signal::SIGKILL);
+    d.wait_exit();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(helper), Signal::SIGKILL).unwrap();
+    let d = Daemon::start_on(&dir).expect("vigild restarts");
+    d.wait_for("the outbox to empty", |d| outbox(d).is_empty());
+    let copies: Vec<Value> = sink.messages().iter().map(|p| parse(p)).collect();
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    assert!(copies
+        .iter()
+        .all(|m| m["message_id"] == message_id.as_str()));
+    assert!(
+        d.log_text().contains("may arrive twice"),
+        "{}",
+        d.log_text()
+    );
 }

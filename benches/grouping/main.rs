@@ -130,6 +130,29 @@ async fn scan_and_wait(client: &Client) -> RunInfo {
     }
 }
 
+/// The daemon's "run ended" log line of `run`: its time (written once the run's user tasks
+/// are durable) and how long its grouping transaction took, commit included.
+fn run_ended_line(log: &std::path::Path, run: u64) -> (DateTime<Utc>, f64) {
+    let text = std::fs::read_to_string(log).expect("read vigild.log");
+    let line = text
+        .lines()
+        .find(|l| l.contains("run ended") && l.contains(&format!("run={run} ")))
+        .expect("vigild logged the run's end");
+    let at = line.split_whitespace().next().and_then(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    });
+    let took = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("took_ms="))
+        .and_then(|v| v.parse::<f64>().ok());
+    (
+        at.expect("a timestamp first on the log line"),
+        took.expect("took_ms on the log line") / 1e3,
+    )
+}
+
 /// When the run's last task ended: the newest `finished_at` among its log rows.
 async fn last_end(client: &Client, run: u64, nodes: usize) -> DateTime<Utc> {
     let mut last = DateTime::<Utc>::MIN_UTC;
@@ -179,7 +202,8 @@ async fn main() {
         .arg("--config")
         .arg(work.join("config.toml"))
         .env("VIGIL_TODAY_FILE", work.join("today"))
-        .env("RUST_LOG", "warn")
+        // The "run ended" line is written once the run's tasks are committed.
+        .env("RUST_LOG", "warn,vigil::queue::complete=info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(work.join("vigild.log")).unwrap())
         .spawn()
@@ -231,21 +255,23 @@ async fn main() {
     let night = t.elapsed();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen = poller.await.unwrap_or_default();
-    let completed = info.completed_at.expect("complete");
     let ended = last_end(&client, info.id, a.nodes).await;
-    let grouping = (completed - ended).to_std().unwrap_or_default();
+    let (committed, took) = run_ended_line(&work.join("vigild.log"), info.id);
+    let grouping = (committed - ended).to_std().unwrap_or_default();
     println!(
-        "night 2: {} scans in {:.1} s; the run's grouping (last task end -> tasks committed): \
-         {:.2} s: {} user tasks created, {} updated",
+        "night 2: {} scans in {:.1} s; the run's grouping (last task end -> tasks committed, \
+         fsync included): {:.2} s (of which the grouping transaction until it is durable: \
+         {:.2} s): {} user tasks created, {} updated",
         info.tasks,
         night.as_secs_f64(),
         grouping.as_secs_f64(),
+        took,
         info.user_tasks_created,
         info.user_tasks_updated
     );
     let mut during: Vec<Duration> = seen
         .iter()
-        .filter(|(at, _)| *at >= ended && *at <= completed + chrono::Duration::milliseconds(50))
+        .filter(|(at, _)| *at >= ended && *at <= committed)
         .map(|(_, d)| *d)
         .collect();
     during.sort();

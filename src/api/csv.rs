@@ -1,9 +1,10 @@
 //! CSV export of user tasks: one row per event (task columns repeated), a task without
-//! events as one row with empty event columns. RFC 4180 quoting by the `csv` crate.
+//! events as one row with empty event columns. RFC 4180 quoting by the `csv` crate. The
+//! task's dedup key is the last column, so the columns before it are where they always were.
 
 use crate::proto::ExportedUserTask;
 
-const HEADER: [&str; 17] = [
+const HEADER: [&str; 18] = [
     "task_id",
     "kind",
     "status",
@@ -21,6 +22,7 @@ const HEADER: [&str; 17] = [
     "event_source",
     "event_day",
     "event_details",
+    "dedup_key",
 ];
 
 /// The header line.
@@ -55,6 +57,7 @@ pub fn rows(tasks: &[ExportedUserTask]) -> Result<Vec<u8>, csv::Error> {
         if t.event_list.is_empty() {
             let mut row = fixed.to_vec();
             row.extend(std::iter::repeat_n(String::new(), 5));
+            row.push(task.dedup_key.clone());
             w.write_record(&row)?;
         }
         for e in &t.event_list {
@@ -65,6 +68,7 @@ pub fn rows(tasks: &[ExportedUserTask]) -> Result<Vec<u8>, csv::Error> {
                 e.source.to_string(),
                 e.day.to_string(),
                 e.details.clone(),
+                task.dedup_key.clone(),
             ]);
             w.write_record(&row)?;
         }

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use super::error::ApiError;
 use super::AppState;
 use crate::caller::Caller;
-use crate::proto::endpoints::{Endpoint, Method, PathParam, RequestBody};
+use crate::proto::endpoints::{decode_body, Endpoint, Method, PathParam, RequestBody};
 use crate::proto::ErrorCode;
 
 /// One request to `E`, parsed.
@@ -119,12 +119,7 @@ async fn parse<E: Endpoint>(
                 };
                 ApiError::with_status(r.status(), code, r.body_text())
             })?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                E::Body::empty().map_err(ApiError::bad_request)?
-            } else {
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?
-            }
+            decode_body::<E::Body>(&bytes).map_err(ApiError::bad_request)?
         }
     };
     Ok(Req {

@@ -7,6 +7,7 @@ mod caller;
 mod csv;
 mod endpoint;
 mod error;
+mod event_routes;
 mod guard;
 mod node_routes;
 mod outbox_routes;

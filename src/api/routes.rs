@@ -25,6 +25,7 @@ pub fn routes() -> Routes {
     let routes = super::node_routes::add(routes);
     let routes = super::task_routes::add(routes);
     let routes = super::policy_routes::add(routes);
+    let routes = super::event_routes::add(routes);
     super::outbox_routes::add(routes)
 }
 
@@ -35,6 +36,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             state.clone(),
             only_users_beyond_status,
         ))
+        .layer(middleware::from_fn(say_what_was_left_out))
         .layer(middleware::from_fn(super::guard::refuse_forgeable))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body))
         .layer(TimeoutLayer::with_status_code(
@@ -43,6 +45,19 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         ))
         .layer(middleware::map_response(envelope_bare_errors))
         .with_state(state)
+}
+
+/// A reply that is missing stored rows because they do not decode says how many in the
+/// `Vigil-Undecodable-Rows` header (its JSON stays as it was; the CLI warns).
+async fn say_what_was_left_out(request: Request, next: Next) -> Response {
+    let (mut response, left_out) = crate::store::counting_left_out(next.run(request)).await;
+    if left_out > 0 {
+        response.headers_mut().insert(
+            crate::proto::UNDECODABLE_ROWS_HEADER,
+            axum::http::HeaderValue::from(left_out),
+        );
+    }
+    response
 }
 
 /// A uid that is not a configured user may read status and nothing else.

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     match args.command {
         Some(Command::Compact { config }) => vigil::daemon::tools::compact(&config),
         Some(Command::Check { repair, config }) => vigil::daemon::tools::check(&config, repair),
+        Some(Command::DeliverMail) => vigil::outbox::deliver_main(),
         Some(Command::Plugin(PluginCommand::Run {
             library,
             root,

@@ -2,6 +2,7 @@
 //! and prints aligned tables (or JSON with `--json`).
 
 mod drift_view;
+mod events;
 mod log;
 mod nodes;
 mod outbox;
@@ -77,6 +78,9 @@ enum Command {
         #[command(subcommand)]
         command: Option<policies::PoliciesCommand>,
     },
+    /// The event log: every user-task change and failed scan or audit, in order;
+    /// `--follow` streams new ones as they commit.
+    Events(events::EventsArgs),
     /// Mails not yet delivered, and dead letters (admin).
     Outbox {
         #[command(subcommand)]
@@ -150,6 +154,7 @@ pub fn main() -> ExitCode {
             Command::Drift(args) => nodes::drift(&client, args, cli.json).await,
             Command::Policies { command } => policies::run(&client, command, cli.json).await,
             Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
+            Command::Events(args) => events::run(&client, args, cli.json).await,
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,
@@ -161,6 +166,13 @@ pub fn main() -> ExitCode {
             }
         }
     });
+    let left_out = client.undecodable_rows_left_out();
+    if left_out > 0 {
+        eprintln!(
+            "vigil: warning: {left_out} stored row(s) could not be read and are missing from \
+             this answer; the database is damaged: stop vigild and run `vigild check`"
+        );
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

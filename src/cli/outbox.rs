@@ -68,6 +68,7 @@ async fn list(client: &Client, json: bool) -> CmdResult {
                 m.id.to_string(),
                 match m.state {
                     OutboxState::Pending => "pending".into(),
+                    OutboxState::Sending => "sending".into(),
                     OutboxState::Dead => "dead".into(),
                 },
                 m.to.clone(),

@@ -45,6 +45,11 @@ pub enum Command {
         #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+
+    /// Internal: one mail delivery attempt, started by vigild itself (request on stdin,
+    /// outcome on stdout).
+    #[command(hide = true)]
+    DeliverMail,
 }
 
 #[derive(Subcommand)]

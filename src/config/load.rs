@@ -66,6 +66,8 @@ fn sections(doc: &Spanned<DeTable<'_>>, report: &mut Reporter<'_>) -> Config {
         nodes: Vec::new(),
         plugins: Vec::new(),
         schedules: Vec::new(),
+        node_index: Default::default(),
+        group_index: Default::default(),
     };
     for (key, value) in doc.get_ref().iter() {
         match key.get_ref().as_ref() {

@@ -7,6 +7,7 @@
 pub mod email;
 mod load;
 pub mod locate;
+mod lookup;
 mod report;
 pub mod validate;
 
@@ -50,6 +51,10 @@ pub struct Config {
     pub plugins: Vec<PluginConfig>,
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<ScheduleConfig>,
+    #[serde(skip)]
+    node_index: lookup::NameIndex,
+    #[serde(skip)]
+    group_index: lookup::NameIndex,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -418,11 +423,11 @@ impl Config {
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeConfig> {
-        self.nodes.iter().find(|n| n.name == name)
+        self.node_index.find(&self.nodes, name, |n| &n.name)
     }
 
     pub fn group(&self, name: &str) -> Option<&GroupConfig> {
-        self.groups.iter().find(|g| g.name == name)
+        self.group_index.find(&self.groups, name, |g| &g.name)
     }
 
     /// The identity file and become mode for a remote node: the first of its groups that

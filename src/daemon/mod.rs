@@ -200,6 +200,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
 
     systemd::stopping();
     shutdown.cancel();
+    app.tasks.events().stop_followers();
     // One deadline for all of it: running tasks, a mail being delivered and open control
     // connections share `shutdown_grace` (plus the few seconds killing leftover workers takes).
     let grace = app.config().daemon.shutdown_grace;
@@ -255,7 +256,8 @@ async fn reload(app: &App, trigger: &str) {
     systemd::ready(&status);
 }
 
-/// Prunes old snapshots and drift records at start and every hour after, off the executor.
+/// Prunes old snapshots, drift records and event-log entries at start and every hour after,
+/// off the executor.
 async fn prune_loop(store: Store, cell: Arc<SetupCell>) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -267,6 +269,11 @@ async fn prune_loop(store: Store, cell: Arc<SetupCell>) {
         let pruned = tokio::task::spawn_blocking(move || {
             let snapshots = snapshot::prune_blocking(&store, today, keep)?;
             let drift = crate::drift::prune_blocking(&store, today, keep)?;
+            let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(keep));
+            let events = crate::events::prune_blocking(&store, cutoff)?;
+            if events > 0 {
+                tracing::info!("pruned {events} log events older than {keep} days");
+            }
             Ok::<_, crate::store::StoreError>((snapshots, drift))
         })
         .await;

@@ -81,7 +81,7 @@ pub fn check(config_path: &Path, repair: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match Store::check_file(&config.daemon.state_dir, repair) {
+    match Store::check_file(&config.daemon.state_dir, repair, &crate::app::stored_rows()) {
         Ok(c) if c.repaired => {
             println!(
                 "{}: was corrupt and is repaired ({} bytes, {:.2?}); the newest commit may \
@@ -93,10 +93,13 @@ pub fn check(config_path: &Path, repair: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(c) => {
+            let rows: u64 = c.tables.iter().map(|t| t.rows).sum();
             println!(
-                "{}: OK, no damage found ({} bytes checked in {:.2?})",
+                "{}: OK, no damage found ({} bytes checked, {rows} rows of {} tables decoded, \
+                 in {:.2?})",
                 c.path.display(),
                 c.bytes,
+                c.tables.len(),
                 c.took
             );
             ExitCode::SUCCESS

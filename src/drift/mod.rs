@@ -24,6 +24,9 @@ use crate::snapshot::{self, day_number, from_day_number, ChunkRef, Committed, Re
 use crate::store::{Commit, Store, StoreError};
 use rows::DRIFT;
 
+/// Its tables of encoded rows, for `vigild check` (every row decoded).
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] = &[&rows::DRIFT];
+
 /// What drift ignores for one plugin.
 #[derive(Debug, Clone, Default)]
 pub struct DiffRules {

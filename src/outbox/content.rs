@@ -86,6 +86,9 @@ pub struct AssignmentMail {
     pub assignee: String,
     /// Who assigned it: an email, or `auto-assign (group web)` and the like.
     pub assigned_by: String,
+    /// The task's stable key (`vigil/<instance>/task/<id>`), to match a ticket made from
+    /// this mail with later events of the task.
+    pub dedup_key: String,
 }
 
 /// The mail telling `m.assignee` that a task is theirs: plain text with an HTML alternative,
@@ -120,6 +123,7 @@ pub fn assignment(m: &AssignmentMail) -> NewMail {
     let _ = writeln!(text, "Nodes:       {}", m.nodes);
     let _ = writeln!(text, "Assigned to: {}", m.assignee);
     let _ = writeln!(text, "Assigned by: {}", m.assigned_by);
+    let _ = writeln!(text, "Dedup key:   {}", m.dedup_key);
     if !m.description.is_empty() {
         let _ = writeln!(text, "\nDescription:\n{}", m.description);
     }
@@ -158,6 +162,7 @@ pub fn assignment(m: &AssignmentMail) -> NewMail {
         ("Nodes", m.nodes.to_string()),
         ("Assigned to", m.assignee.clone()),
         ("Assigned by", m.assigned_by.clone()),
+        ("Dedup key", m.dedup_key.clone()),
     ] {
         let _ = writeln!(
             html,
@@ -269,6 +274,7 @@ mod tests {
             first_nodes: (1..=nodes).map(|i| format!("web-{i}")).collect(),
             assignee: "alice@example.com".into(),
             assigned_by: "bob@example.com".into(),
+            dedup_key: "vigil/00000000000000ab/task/42".into(),
         }
     }
 

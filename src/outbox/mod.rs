@@ -5,6 +5,7 @@
 //! [`Outbox::wake`]. Nothing is sent from a request handler: the sender (`sender.rs`) delivers
 //! rows in the background and records each delivery in a durable commit (see ARCHITECTURE.md).
 
+mod attempt;
 pub mod content;
 mod sender;
 mod transport;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use attempt::deliver_main;
 pub use content::{assignment, AssignmentMail};
 
 use crate::proto::{
@@ -30,6 +32,9 @@ use crate::store::tables::{self, META};
 use crate::store::Commit;
 use crate::store::{JsonTable, Rows, Store, StoreError};
 use crate::sync::lock;
+
+/// Its tables of encoded rows, for `vigild check` (every row decoded).
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] = &[&OUTBOX, &OUTBOX_SENT];
 
 /// Meta counters: the last mail id handed out, and the random tag of this state dir that
 /// makes Message-IDs unique across installations.
@@ -77,9 +82,22 @@ pub(crate) struct StoredMail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum MailState {
-    Pending { next_attempt_at: DateTime<Utc> },
-    Dead { since: DateTime<Utc> },
-    Sent { sent_at: DateTime<Utc> },
+    Pending {
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// A delivery process (`attempt`) has (or had, if vigild stopped meanwhile) this mail in
+    /// an SMTP exchange: attempt `attempt`, started at `since`. Committed before the process
+    /// starts; the next start resumes it from its attempt file instead of sending again.
+    Sending {
+        attempt: String,
+        since: DateTime<Utc>,
+    },
+    Dead {
+        since: DateTime<Utc>,
+    },
+    Sent {
+        sent_at: DateTime<Utc>,
+    },
 }
 
 /// Writes `mail` to the outbox inside the caller's write transaction and returns its id.
@@ -186,6 +204,7 @@ fn count_states(tx: &ReadTransaction) -> Result<(u64, u64), StoreError> {
 fn entry(id: MailId, m: &StoredMail) -> Option<OutboxEntry> {
     let (state, next_attempt_at) = match m.state {
         MailState::Pending { next_attempt_at } => (OutboxState::Pending, Some(next_attempt_at)),
+        MailState::Sending { .. } => (OutboxState::Sending, None),
         MailState::Dead { .. } => (OutboxState::Dead, None),
         MailState::Sent { .. } => return None,
     };
@@ -252,17 +271,16 @@ impl Outbox {
         self.shared.wake.notify_one();
     }
 
-    /// Stops the sender. A delivery in flight is abandoned: its row stays pending and is sent
-    /// again (with the same Message-ID) after the next start.
-    /// Stops the sender: a delivery in progress may finish within `limit` (so a mail the
-    /// server accepted is recorded as sent); after that it is abandoned, its row still
-    /// pending, and goes out (with the same Message-ID) after the next start.
+    /// Stops the sender: no new delivery starts, and one in progress may finish within
+    /// `limit` (so a mail the server accepted is recorded as sent). After that vigild stops
+    /// waiting; an SMTP delivery process finishes on its own and the next start records its
+    /// outcome (the row stays `Sending`).
     pub async fn shutdown(&self, limit: std::time::Duration) {
         self.shared.shutdown.cancel();
         let handle = lock(&self.shared.sender).take();
         if let Some(mut h) = handle {
             if tokio::time::timeout(limit, &mut h).await.is_err() {
-                tracing::warn!("a mail delivery was still in progress after {limit:?}; it will be retried after the next start");
+                tracing::warn!("a mail delivery was still in progress after {limit:?}; its outcome is recorded at the next start");
                 h.abort();
             }
         }
@@ -313,6 +331,13 @@ impl Outbox {
                         });
                         continue;
                     };
+                    if let MailState::Sending { .. } = row.state {
+                        response.skipped.push(OutboxRetrySkip {
+                            id,
+                            reason: "being delivered right now".into(),
+                        });
+                        continue;
+                    }
                     if let MailState::Pending { .. } = row.state {
                         let mut row = row.clone();
                         row.state = MailState::Pending {

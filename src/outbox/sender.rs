@@ -13,7 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use super::transport::{build_message, SendError, Transport};
+use super::attempt::{self, Found};
+use super::transport::{build_message, send_maildir, SendError, SmtpTarget, Transport};
 use super::{lock, MailId, MailState, Outbox, StoredMail};
 use super::{OUTBOX, OUTBOX_SENT, SENT_STATES};
 use crate::config::Config;
@@ -50,6 +51,7 @@ pub(super) async fn run(outbox: Outbox) {
     let mut pause: Option<Pause> = None;
     let mut next_prune = Instant::now();
     tracing::debug!("outbox sender started");
+    resume_attempts(&outbox).await;
     loop {
         if shared.shutdown.is_cancelled() {
             return;
@@ -126,13 +128,29 @@ async fn deliver(
     let shared = &outbox.shared;
     let transport = Transport::from_config(config);
     for (id, mail) in due {
-        let result = match (&transport, build_message(&config.email.from, &mail)) {
-            (Err(e), _) => Err(e.clone()),
-            (Ok(_), Err(e)) => Err(e),
-            // A send in progress is finished even while the daemon stops (it is bounded by
-            // smtp.timeout, and `Outbox::shutdown` by the shutdown grace): dropping it after
-            // the server accepted the mail would send the mail again at the next start.
-            (Ok(t), Ok(message)) => t.send(id, &message).await,
+        // No new exchange once a stop was asked for: the rest stays pending and goes out
+        // after the next start.
+        if shared.shutdown.is_cancelled() {
+            return None;
+        }
+        let (result, tried) = match (&transport, build_message(&config.email.from, &mail)) {
+            (Err(e), _) => (Err(e.clone()), Tried::Pending),
+            (Ok(_), Err(e)) => (Err(e), Tried::Pending),
+            (Ok(Transport::Maildir(dir)), Ok(message)) => (
+                send_maildir(dir, id, mail.created_at.into(), &message).await,
+                Tried::Pending,
+            ),
+            (Ok(Transport::Smtp(target)), Ok(message)) => {
+                match attempt_smtp(outbox, config, id, &mail, target, &message).await {
+                    Ok(Some(done)) => done,
+                    // Retried or given up on meanwhile: the next round sees it as it is.
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::error!(id, "cannot record that a delivery starts: {e}");
+                        return Some(Instant::now() + Duration::from_secs(5));
+                    }
+                }
+            }
         };
         let via = transport
             .as_ref()
@@ -141,7 +159,11 @@ async fn deliver(
         // A delivery after failures: the server is back, so what waits for its retry goes
         // now rather than at its backoff (up to `email.max_backoff` later).
         let back = result.is_ok() && (mail.attempts > 0 || lock(&shared.last_error).is_some());
-        match record(outbox, config, id, &mail, result, &via).await {
+        let recorded = record(outbox, config, id, &mail, &tried, result, &via).await;
+        if let (Ok(_), Tried::Sending(token)) = (&recorded, &tried) {
+            attempt::forget(&config.daemon.state_dir, token);
+        }
+        match recorded {
             Ok(retry_in) if unavailable => return Some(Instant::now() + retry_in),
             Ok(_) if back => {
                 release_waiting(outbox).await;
@@ -149,17 +171,155 @@ async fn deliver(
             }
             Ok(_) => {}
             Err(e) => {
-                // Not recorded: the row is still due, and will be tried (again) next round.
+                // Not recorded: the row is still due (or still `Sending`, resumed from its
+                // attempt file at the next start), and will be tried next round.
                 tracing::error!(id, "cannot record a delivery outcome: {e}");
                 return Some(Instant::now() + Duration::from_secs(5));
             }
         }
-        if shared.shutdown.is_cancelled() {
-            // The rest stays pending and goes out after the next start.
-            return None;
-        }
     }
     None
+}
+
+/// The state a delivery was tried from: what [`record`] expects to find still in place.
+enum Tried {
+    Pending,
+    /// The row says `Sending` this attempt.
+    Sending(String),
+}
+
+/// One SMTP attempt: commits `Sending` with a new attempt token, then runs the attempt in a
+/// delivery process of its own and waits for its outcome. `Ok(None)` if the row changed
+/// before (nothing was sent), `Err` if `Sending` could not be committed (nothing was sent).
+async fn attempt_smtp(
+    outbox: &Outbox,
+    config: &Config,
+    id: MailId,
+    mail: &StoredMail,
+    target: &SmtpTarget,
+    message: &lettre::Message,
+) -> Result<Option<(Result<(), SendError>, Tried)>, StoreError> {
+    let token = attempt::new_token(id);
+    let mut row = mail.clone();
+    row.state = MailState::Sending {
+        attempt: token.clone(),
+        since: Utc::now(),
+    };
+    let started = outbox
+        .shared
+        .store
+        .write(move |tx| -> Result<bool, StoreError> {
+            let current = super::load_one(tx, id)?;
+            if !current.is_some_and(|c| matches!(c.state, MailState::Pending { .. })) {
+                return Ok(false);
+            }
+            OUTBOX.write(tx)?.put(id, &row)?;
+            Ok(true)
+        })
+        .await?;
+    if !started {
+        return Ok(None);
+    }
+    let envelope = message.envelope();
+    let envelope = (
+        envelope.from().map(ToString::to_string).unwrap_or_default(),
+        envelope.to().iter().map(ToString::to_string).collect(),
+    );
+    let found = attempt::run(
+        &config.daemon.state_dir,
+        &token,
+        target,
+        envelope,
+        message.formatted(),
+    )
+    .await;
+    Ok(Some((outcome_of(id, found), Tried::Sending(token))))
+}
+
+/// What an attempt's outcome means for its mail. An attempt whose answer nobody knows is a
+/// transient failure: the mail goes again (same Message-ID), since losing it is worse than a
+/// duplicate.
+fn outcome_of(id: MailId, found: Found) -> Result<(), SendError> {
+    match found {
+        Found::Answered(r) => r,
+        Found::NotStarted => Err(SendError::Transient(
+            "vigild stopped before the delivery started; nothing was sent".into(),
+        )),
+        Found::Unknown(why) => {
+            tracing::warn!(id, "a delivery attempt ended without the server's answer ({why}); the mail goes again with the same Message-ID and may arrive twice");
+            Err(SendError::Transient(format!(
+                "the delivery attempt ended without the server's answer ({why}); sent again \
+                 with the same Message-ID"
+            )))
+        }
+    }
+}
+
+/// At start: every mail found `Sending` had its delivery process when vigild stopped. Waits
+/// for each such process (bounded by `smtp.timeout`) and records what it found, so a mail the
+/// server accepted meanwhile is not sent again; then removes attempt files nobody needs.
+async fn resume_attempts(outbox: &Outbox) {
+    let config = outbox.shared.config.config();
+    let state_dir = config.daemon.state_dir.clone();
+    let rows = match outbox.shared.store.read(super::load_read).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!("cannot read the outbox to resume deliveries: {e}");
+            return;
+        }
+    };
+    let timeout = config
+        .email
+        .smtp
+        .as_ref()
+        .map_or(Duration::from_secs(30), |s| s.timeout);
+    let mut live = Vec::new();
+    for (id, mail) in rows {
+        let MailState::Sending { attempt: token, .. } = &mail.state else {
+            continue;
+        };
+        let found = attempt::resume(&state_dir, token, timeout).await;
+        tracing::info!(id, attempt = %token, "resuming a delivery that was in progress at the last stop: {found:?}");
+        let via = "a delivery process of the previous vigild";
+        let tried = Tried::Sending(token.clone());
+        let fresh = matches!(found, Found::NotStarted);
+        let result = outcome_of(id, found);
+        let recorded = if fresh {
+            // Nothing went out: back to pending, due now, no attempt counted.
+            back_to_pending(outbox, id, token.clone()).await
+        } else {
+            record(outbox, &config, id, &mail, &tried, result, via)
+                .await
+                .map(|_| ())
+        };
+        match recorded {
+            Ok(()) => attempt::forget(&state_dir, token),
+            Err(e) => {
+                tracing::error!(id, "cannot record a resumed delivery: {e}");
+                live.push(token.clone());
+            }
+        }
+    }
+    attempt::sweep(&state_dir, &live);
+}
+
+async fn back_to_pending(outbox: &Outbox, id: MailId, token: String) -> Result<(), StoreError> {
+    outbox
+        .shared
+        .store
+        .write(move |tx| -> Result<(), StoreError> {
+            let Some(mut row) = super::load_one(tx, id)? else {
+                return Ok(());
+            };
+            if matches!(&row.state, MailState::Sending { attempt, .. } if *attempt == token) {
+                row.state = MailState::Pending {
+                    next_attempt_at: Utc::now(),
+                };
+                OUTBOX.write(tx)?.put(id, &row)?;
+            }
+            Ok(())
+        })
+        .await
 }
 
 /// Makes every pending mail due now (after a delivery succeeded following failures).
@@ -253,6 +413,7 @@ async fn record(
     config: &Config,
     id: MailId,
     mail: &StoredMail,
+    tried: &Tried,
     result: Result<(), SendError>,
     via: &str,
 ) -> Result<Duration, StoreError> {
@@ -284,12 +445,21 @@ async fn record(
         }
     }
     let stored = row.clone();
+    let expected = match tried {
+        Tried::Pending => None,
+        Tried::Sending(token) => Some(token.clone()),
+    };
     let committed = shared
         .store
         .write(move |tx| -> Result<bool, StoreError> {
-            // Only a row that is still the pending one we tried may change.
+            // Only a row still in the state we tried it from may change.
             let current = super::load_one(tx, id)?;
-            if !current.is_some_and(|c| matches!(c.state, MailState::Pending { .. })) {
+            let unchanged = current.is_some_and(|c| match (&c.state, &expected) {
+                (MailState::Pending { .. }, None) => true,
+                (MailState::Sending { attempt, .. }, Some(token)) => attempt == token,
+                _ => false,
+            });
+            if !unchanged {
                 return Ok(false);
             }
             if sent {

@@ -11,11 +11,13 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use lettre::address::{Address, Envelope};
 use lettre::message::header::{self, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Tls as LettreTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
 
 use super::StoredMail;
 use crate::config::{Config, SmtpConfig, TlsMode};
@@ -77,12 +79,8 @@ pub fn build_message(from: &str, mail: &StoredMail) -> Result<Message, SendError
 
 /// Where mail goes, decided from the config in force for one round of deliveries.
 pub enum Transport {
-    Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
-        /// `host:port`, for messages.
-        server: String,
-        timeout: Duration,
-    },
+    /// SMTP, one delivery process per attempt (`outbox::attempt`).
+    Smtp(SmtpTarget),
     Maildir(PathBuf),
 }
 
@@ -92,79 +90,152 @@ impl Transport {
     pub fn from_config(config: &Config) -> Result<Transport, SendError> {
         match &config.email.smtp {
             None => Ok(Transport::Maildir(config.daemon.state_dir.join("maildir"))),
-            Some(smtp) => smtp_transport(smtp),
+            Some(smtp) => SmtpTarget::from_config(smtp).map(Transport::Smtp),
         }
     }
 
     /// A short name for logs: `smtp.example.com:587` or the maildir path.
     pub fn describe(&self) -> String {
         match self {
-            Transport::Smtp { server, .. } => format!("SMTP {server}"),
+            Transport::Smtp(target) => format!("SMTP {}", target.server()),
             Transport::Maildir(dir) => format!("maildir {}", dir.display()),
-        }
-    }
-
-    /// Delivers one message. SMTP: the whole exchange, from connect to the final reply,
-    /// takes at most `smtp.timeout`. Returns once the server (or the file system) has
-    /// accepted the message.
-    pub async fn send(&self, id: u64, message: &Message) -> Result<(), SendError> {
-        match self {
-            Transport::Smtp {
-                transport,
-                server,
-                timeout,
-            } => match tokio::time::timeout(*timeout, transport.send(message.clone())).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(classify(server, &e)),
-                Err(_) => Err(SendError::Unavailable(format!(
-                    "SMTP {server}: no complete answer within {} (email.smtp.timeout)",
-                    humantime::format_duration(*timeout)
-                ))),
-            },
-            Transport::Maildir(dir) => {
-                let dir = dir.clone();
-                let bytes = message.formatted();
-                tokio::task::spawn_blocking(move || write_maildir(&dir, id, &bytes))
-                    .await
-                    .map_err(|e| SendError::Unavailable(format!("maildir task failed: {e}")))?
-            }
         }
     }
 }
 
-fn smtp_transport(smtp: &SmtpConfig) -> Result<Transport, SendError> {
-    let server = format!("{}:{}", smtp.host, smtp.port);
-    let tls_params = || {
-        TlsParameters::new(smtp.host.clone())
-            .map_err(|e| SendError::Unavailable(format!("SMTP {server}: cannot set up TLS: {e}")))
-    };
-    let tls = match smtp.tls {
-        TlsMode::None => Tls::None,
-        TlsMode::Starttls => Tls::Required(tls_params()?),
-        TlsMode::Tls => Tls::Wrapper(tls_params()?),
-    };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
-        .port(smtp.port)
-        .tls(tls)
-        .timeout(Some(smtp.timeout));
-    if let Some(user) = &smtp.username {
-        let password = match &smtp.password_file {
-            Some(path) => read_password(path).map_err(|reason| {
+/// Maildir delivery of mail `id`. Idempotent: the file's name comes from the row (`id` and
+/// its creation time), so a delivery repeated after a crash finds the mail there (in `new/`,
+/// or read in `cur/`) and writes nothing.
+pub async fn send_maildir(
+    dir: &Path,
+    id: u64,
+    created: SystemTime,
+    message: &Message,
+) -> Result<(), SendError> {
+    let dir = dir.to_owned();
+    let bytes = message.formatted();
+    tokio::task::spawn_blocking(move || write_maildir(&dir, id, created, &bytes))
+        .await
+        .map_err(|e| SendError::Unavailable(format!("maildir task failed: {e}")))?
+}
+
+/// What a delivery process needs of `email.smtp`, the password read already. Travels to the
+/// process over a pipe, never in its arguments or environment; `Debug` leaves it out.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SmtpTarget {
+    host: String,
+    port: u16,
+    tls: Tls,
+    /// One attempt, connect to the last reply, at most this long.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Tls {
+    None,
+    Starttls,
+    Wrapper,
+}
+
+impl std::fmt::Debug for SmtpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpTarget")
+            .field("server", &self.server())
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpTarget {
+    fn from_config(smtp: &SmtpConfig) -> Result<SmtpTarget, SendError> {
+        let server = format!("{}:{}", smtp.host, smtp.port);
+        let password = match (&smtp.username, &smtp.password_file) {
+            (Some(_), Some(path)) => Some(read_password(path).map_err(|reason| {
                 SendError::Unavailable(format!(
                     "SMTP {server}: cannot read email.smtp.password_file {}: {reason}; \
                      make it readable by vigild",
                     path.display()
                 ))
-            })?,
-            None => String::new(),
+            })?),
+            (Some(_), None) => Some(String::new()),
+            (None, _) => None,
         };
-        builder = builder.credentials(Credentials::new(user.clone(), password));
+        Ok(SmtpTarget {
+            host: smtp.host.clone(),
+            port: smtp.port,
+            tls: match smtp.tls {
+                TlsMode::None => Tls::None,
+                TlsMode::Starttls => Tls::Starttls,
+                TlsMode::Tls => Tls::Wrapper,
+            },
+            timeout: smtp.timeout,
+            username: smtp.username.clone(),
+            password,
+        })
     }
-    Ok(Transport::Smtp {
-        transport: builder.build(),
-        server,
-        timeout: smtp.timeout,
-    })
+
+    /// `host:port`, for messages.
+    pub fn server(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Delivers `message` (formatted bytes) from `from` to `to`: the whole exchange, from
+    /// connect to the final reply, takes at most `timeout`. Runs in the delivery process.
+    pub async fn send_raw(
+        &self,
+        from: &str,
+        to: &[String],
+        message: &[u8],
+    ) -> Result<(), SendError> {
+        let server = self.server();
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            SendError::Permanent(format!("SMTP {server}: bad envelope {what}: {e}"))
+        };
+        let from: Address = from.parse().map_err(|e| bad("sender", &e))?;
+        let to = to
+            .iter()
+            .map(|t| t.parse::<Address>().map_err(|e| bad("recipient", &e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envelope = Envelope::new(Some(from), to).map_err(|e| bad("", &e))?;
+        let transport = self.transport()?;
+        match tokio::time::timeout(self.timeout, transport.send_raw(&envelope, message)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(classify(&server, &e)),
+            Err(_) => Err(SendError::Unavailable(format!(
+                "SMTP {server}: no complete answer within {} (email.smtp.timeout)",
+                humantime::format_duration(self.timeout)
+            ))),
+        }
+    }
+
+    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+        let tls_params = || {
+            TlsParameters::new(self.host.clone()).map_err(|e| {
+                SendError::Unavailable(format!("SMTP {}: cannot set up TLS: {e}", self.server()))
+            })
+        };
+        let tls = match self.tls {
+            Tls::None => LettreTls::None,
+            Tls::Starttls => LettreTls::Required(tls_params()?),
+            Tls::Wrapper => LettreTls::Wrapper(tls_params()?),
+        };
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.clone())
+                .port(self.port)
+                .tls(tls)
+                .timeout(Some(self.timeout));
+        if let Some(user) = &self.username {
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                self.password.clone().unwrap_or_default(),
+            ));
+        }
+        Ok(builder.build())
+    }
 }
 
 /// The password is the file's first line; it never leaves this function except inside
@@ -192,7 +263,7 @@ fn one_line(s: &str) -> String {
 
 /// Maildir delivery: write to `tmp/`, fsync, rename into `new/`, fsync the directory. Lines
 /// end in LF as maildir readers expect.
-fn write_maildir(dir: &Path, id: u64, crlf: &[u8]) -> Result<(), SendError> {
+fn write_maildir(dir: &Path, id: u64, created: SystemTime, crlf: &[u8]) -> Result<(), SendError> {
     let fail = |what: &str, path: &Path, e: std::io::Error| {
         SendError::Unavailable(format!(
             "maildir: cannot {what} {}: {e}; check space and permissions of the state dir",
@@ -207,22 +278,22 @@ fn write_maildir(dir: &Path, id: u64, crlf: &[u8]) -> Result<(), SendError> {
             .create(&p)
             .map_err(|e| fail("create", &p, e))?;
     }
-    let now = SystemTime::now()
+    let at = created
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let host = super::message_id_host();
-    let name = format!(
-        "{}.M{}P{}Q{id}.{host}",
-        now.as_secs(),
-        now.subsec_micros(),
-        std::process::id()
-    );
+    let name = format!("{}.M{}Q{id}.{host}", at.as_secs(), at.subsec_micros());
+    if delivered_before(dir, &name) {
+        return Ok(());
+    }
     let tmp = dir.join("tmp").join(&name);
     let new = dir.join("new").join(&name);
     let lf = crlf_to_lf(crlf);
+    // A tmp file of the same name is an earlier attempt that did not finish: replaced.
     let mut file = OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| fail("create", &tmp, e))?;
@@ -236,6 +307,22 @@ fn write_maildir(dir: &Path, id: u64, crlf: &[u8]) -> Result<(), SendError> {
         .and_then(|d| d.sync_all())
         .map_err(|e| fail("sync", &newdir, e))?;
     Ok(())
+}
+
+/// Whether a mail file `name` is in `new/`, or in `cur/` (where a reader moves it, adding
+/// `:2,FLAGS`).
+fn delivered_before(dir: &Path, name: &str) -> bool {
+    if dir.join("new").join(name).exists() {
+        return true;
+    }
+    let read = format!("{name}:");
+    std::fs::read_dir(dir.join("cur")).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            *n == *name || n.starts_with(&read)
+        })
+    })
 }
 
 fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
@@ -299,7 +386,10 @@ mod tests {
     #[test]
     fn maildir_delivery_is_one_lf_file_in_new() {
         let tmp = tempfile::tempdir().unwrap();
-        write_maildir(tmp.path(), 3, b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        let created = SystemTime::now();
+        write_maildir(tmp.path(), 3, created, b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        // Delivered again after a crash: found, not written twice, also once it was read.
+        write_maildir(tmp.path(), 3, created, b"Subject: x\r\n\r\nbody\r\n").unwrap();
         let files: Vec<_> = std::fs::read_dir(tmp.path().join("new"))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -311,6 +401,15 @@ mod tests {
             0
         );
         assert!(tmp.path().join("cur").is_dir());
+        let name = files[0].file_name().unwrap().to_owned();
+        let mut read = tmp.path().join("cur").join(&name).into_os_string();
+        read.push(":2,S");
+        std::fs::rename(&files[0], &read).unwrap();
+        write_maildir(tmp.path(), 3, created, b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("new")).unwrap().count(),
+            0
+        );
     }
 
     #[test]

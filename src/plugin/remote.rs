@@ -200,7 +200,7 @@ pub(super) async fn start(
     if let Err(e) = frame::write_frame(
         &mut run,
         Tag::Run,
-        &frame::run_payload(remote.library.as_bytes(), &config),
+        &frame::run_payload(spec.plugin.as_bytes(), remote.library.as_bytes(), &config),
     ) {
         return Err(PluginFailure::Protocol(format!(
             "the plugin config cannot be sent: {e}"

@@ -93,7 +93,8 @@ impl WorkerCommand {
 /// One scan to run.
 #[derive(Debug, Clone)]
 pub struct ScanSpec {
-    /// The plugin's configured name (for logs).
+    /// The plugin's configured name (for logs, and for the worker: it picks the capabilities
+    /// the plugin keeps, see `worker/src/caps.rs`).
     pub plugin: String,
     pub library: PathBuf,
     pub root: PathBuf,
@@ -241,9 +242,11 @@ pub async fn start(
     let library = library::check(&spec.library).map_err(PluginFailure::Refused)?;
     let mut cmd = Command::new(&worker.exe);
     // A plugin gets nothing of the daemon's environment (NOTIFY_SOCKET, credentials of the
-    // unit, RUST_LOG, …): a fixed PATH and the parent's pid only.
+    // unit, RUST_LOG, …): a fixed PATH and the parent's pid only. The plugin's name picks
+    // the capabilities the worker keeps for it.
     cmd.arg(&library)
         .arg(&spec.root)
+        .arg(&spec.plugin)
         .env_clear()
         .env("PATH", WORKER_PATH)
         .env(PARENT_PID_ENV, std::process::id().to_string());

@@ -113,6 +113,17 @@ pub struct NoBody {}
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct NoQuery {}
 
+/// Decodes a request body as the API does: a body of whitespace only is the type's
+/// [`RequestBody::empty`], anything else must be its JSON. The error is the message the
+/// client gets (400).
+pub fn decode_body<B: RequestBody>(bytes: &[u8]) -> Result<B, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        B::empty().map_err(str::to_owned)
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid request body: {e}"))
+    }
+}
+
 /// Bodies whose fields are all optional: an empty body is the default (so that
 /// `curl -X POST` works).
 macro_rules! optional_bodies {
@@ -224,6 +235,10 @@ endpoints! {
     /// Reopen a user task (admin).
     ReopenUserTask: Post "/v1/tasks/{id}/reopen", param u64, query NoQuery, body NoBody
         => UserTask;
+
+    /// The event log as NDJSON after a sequence number; `follow` keeps streaming (every
+    /// configured user).
+    GetEvents: Get "/v1/events", param (), query EventsQuery, body NoBody => EventLine;
 
     /// Policies with their latest results.
     ListPolicies: Get "/v1/policies", param (), query NoQuery, body NoBody => Vec<PolicyInfo>;

@@ -3,6 +3,7 @@
 
 mod drift;
 pub mod endpoints;
+mod events;
 mod outbox;
 mod policies;
 mod queue;
@@ -14,10 +15,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use drift::*;
+pub use events::*;
 pub use outbox::*;
 pub use policies::*;
 pub use queue::*;
 pub use tasks::*;
+
+/// Reply header: how many stored rows the reply leaves out because they do not decode
+/// (absent when none; `vigild check` names them). The reply's JSON is unchanged.
+pub const UNDECODABLE_ROWS_HEADER: &str = "vigil-undecodable-rows";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

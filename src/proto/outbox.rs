@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Outbox figures in `GET /v1/status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboxStatus {
-    /// Mails waiting for delivery (first try or retry).
+    /// Mails waiting for delivery (first try or retry) or being delivered.
     pub pending: u64,
     /// Mails given up on; `vigil outbox retry` sends them again.
     pub dead: u64,
@@ -23,6 +23,8 @@ pub struct OutboxStatus {
 pub enum OutboxState {
     /// Waiting for its first or next delivery attempt.
     Pending,
+    /// In an exchange with the mail server right now.
+    Sending,
     /// Given up on (permanent failure, or `email.give_up_after` passed): a dead letter.
     Dead,
 }

@@ -66,6 +66,9 @@ pub struct UserTask {
     pub destination: Option<String>,
     /// Tasks for the same change set on other owners' nodes.
     pub siblings: Vec<u64>,
+    /// The task's stable key, `vigil/<instance>/task/<id>` (the instance is created once per
+    /// state dir): in replies, exports, mails, events and webhooks, to match tickets by.
+    pub dedup_key: String,
 }
 
 /// One change of a drift task: what changed, in one line, the same on each of its nodes.
@@ -157,6 +160,8 @@ mod flat {
         destination: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         siblings: Vec<u64>,
+        #[serde(default)]
+        dedup_key: String,
     }
 
     fn is_zero(n: &u64) -> bool {
@@ -190,6 +195,7 @@ mod flat {
                 change_count: t.change_count,
                 destination: t.destination,
                 siblings: t.siblings,
+                dedup_key: t.dedup_key,
             }
         }
     }
@@ -226,6 +232,7 @@ mod flat {
                 change_count: t.change_count,
                 destination: t.destination,
                 siblings: t.siblings,
+                dedup_key: t.dedup_key,
             })
         }
     }
@@ -495,7 +502,7 @@ mod tests {
 
     #[test]
     fn user_tasks_keep_their_flat_json_form() {
-        let closed = r#"{"id":3,"kind":"policy","title":"t","description":"d","status":"closed","assignee":"alice@example.com","created_at":"2026-03-01T02:00:00Z","last_event_at":"2026-03-02T02:00:00Z","closed_by":"Audit #4","closed_at":"2026-03-02T03:00:00Z","events":2,"nodes":2,"first_nodes":["n1","n2"],"fingerprint":"policy:p/c","recurrence_of":null,"revision":5}"#;
+        let closed = r#"{"id":3,"kind":"policy","title":"t","description":"d","status":"closed","assignee":"alice@example.com","created_at":"2026-03-01T02:00:00Z","last_event_at":"2026-03-02T02:00:00Z","closed_by":"Audit #4","closed_at":"2026-03-02T03:00:00Z","events":2,"nodes":2,"first_nodes":["n1","n2"],"fingerprint":"policy:p/c","recurrence_of":null,"revision":5,"dedup_key":"vigil/00000000000000ab/task/3"}"#;
         let t: UserTask = serde_json::from_str(closed).unwrap();
         assert!(matches!(&t.state, UserTaskState::Closed { by, .. } if by == "Audit #4"));
         assert_eq!(serde_json::to_string(&t).unwrap(), closed);

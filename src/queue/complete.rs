@@ -63,6 +63,7 @@ impl Queue {
                 for (seq, mut row, findings) in ends {
                     persist::remove_task(tx, seq)?;
                     crate::audits::record_checks(tx, &row.checks)?;
+                    crate::events::record(tx, crate::events::NewLogEvent::queue_failed(&row))?;
                     let ingested = match row.run {
                         Some(run) => {
                             let log_seq = persist::append_log(tx, &row)?;
@@ -96,6 +97,12 @@ impl Queue {
         }
         match committed {
             Ok((done, next, due)) => {
+                if done
+                    .iter()
+                    .any(|d| d.1 == crate::proto::FinalStatus::Failed)
+                {
+                    self.shared.tasks.events().published();
+                }
                 for (id, status, errors, ingested) in &done {
                     if let Some(ingested) = ingested {
                         self.shared.tasks.committed(ingested);

@@ -44,6 +44,16 @@ use outcome::{cancelled_result, findings_of, interrupted_result, log_row};
 use request::check_request;
 use runner::{RunEnd, Stop};
 
+/// Its tables of encoded rows, for `vigild check` (every row decoded).
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] = &[
+    &rows::QUEUE,
+    &rows::SCAN_LOG,
+    &rows::AUDIT_LOG,
+    &rows::NODE_LAST_SCAN,
+];
+/// The tables of runs, likewise.
+pub(crate) use runs::STORED_ROWS as RUN_ROWS;
+
 /// A scheduled run on its way into the store: the claim of its due time (made in the
 /// transaction that queues it; false when that due time already ran) and its drop count.
 struct ScheduleRun {
@@ -112,6 +122,9 @@ struct Shared {
     runners: TaskTracker,
     /// Runs to group as soon as the queue starts (see `Queue::start`).
     due_runs: std::sync::Mutex<Vec<u64>>,
+    /// Stored queue tasks that did not decode when the queue was loaded: every list of the
+    /// queue is missing them, and says so.
+    left_out_at_open: u64,
 }
 
 impl Queue {
@@ -123,8 +136,7 @@ impl Queue {
         worker: WorkerCommand,
         tasks: UserTasks,
     ) -> Result<Queue, StoreError> {
-        let (active, dropped, due) = store
-            .write(|tx| -> Result<_, StoreError> {
+        let opened = crate::store::counting_left_out(store.write(|tx| -> Result<_, StoreError> {
                 let indexed = persist::ensure_log_index(tx)?;
                 if indexed > 0 {
                     tracing::info!(rows = indexed, "indexed the Scan and Audit logs by node and status");
@@ -159,8 +171,9 @@ impl Queue {
                     }
                 }
                 Ok((kept, dropped, due))
-            })
-            .await?;
+            }))
+            .await;
+        let ((active, dropped, due), left_out_at_open) = (opened.0?, opened.1);
         let mut inner = Inner {
             dropped_scheduled: dropped,
             ..Inner::default()
@@ -182,6 +195,7 @@ impl Queue {
                 shutdown: CancellationToken::new(),
                 runners: TaskTracker::new(),
                 due_runs: std::sync::Mutex::new(due),
+                left_out_at_open,
             }),
         })
     }
@@ -455,6 +469,7 @@ impl Queue {
 
     /// Active tasks, newest queue time first.
     pub async fn list(&self, filter: &QueueFilter) -> Vec<QueueTask> {
+        crate::store::note_left_out(self.shared.left_out_at_open);
         let inner = self.shared.lock().await;
         let mut out: Vec<QueueTask> = inner
             .tasks

@@ -19,6 +19,8 @@ use crate::tasks::{Ingested, NodeFindings, UserTasks};
 const RUNS: JsonTable<u64, StoredRun> = JsonTable::new(tables::RUNS, "run");
 const RUN_FINDINGS: JsonTable<(u64, &str), StoredEnd> =
     JsonTable::new(tables::RUN_FINDINGS, "run finding");
+/// Its tables of encoded rows, for `vigild check`.
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] = &[&RUNS, &RUN_FINDINGS];
 
 /// Meta counter of run ids.
 const NEXT_RUN: &str = "queue.next_run";

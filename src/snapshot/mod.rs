@@ -27,6 +27,9 @@ use crate::proto::QueueTaskId;
 use crate::store::{tables, Commit, JsonTable, Store, StoreError};
 use chunk::{ChunkBuilder, Hash, StoredValue, MAX_CHUNK_ENTRIES};
 
+/// Its tables of encoded rows, for `vigild check` (every row decoded).
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] = &[&SNAPSHOTS];
+
 /// Snapshots: (node, plugin, day number) → its chunk list.
 const SNAPSHOTS: JsonTable<(&str, &str, i32), SnapshotMeta> =
     JsonTable::new(tables::SNAPSHOTS, "snapshot");

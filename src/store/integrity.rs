@@ -4,17 +4,22 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::Database;
+use redb::{Database, ReadableDatabase};
 
-use super::{lock_state_dir, Store, StoreError, CACHE_BYTES, DB_FILE};
+use super::{lock_state_dir, RowCheck, RowsChecked, Store, StoreError, CACHE_BYTES, DB_FILE};
 
 impl Store {
     /// `vigild check`: verifies the database of `state_dir` (vigild must be stopped). Without
     /// `repair` the check runs on a copy beside it (redb repairs what it checks), so the file
     /// itself is not changed; with `repair` it runs on the file, which redb then repairs if
     /// it can. `Ok` carries what was found; `Err(Damaged)` is damage beyond repair (or, without
-    /// `repair`, any damage).
-    pub fn check_file(state_dir: &Path, repair: bool) -> Result<Checked, StoreError> {
+    /// `repair`, any damage). After redb's check every row of `rows` is decoded: an
+    /// undecodable one is damage too (`--repair` cannot mend it; the report names it).
+    pub fn check_file(
+        state_dir: &Path,
+        repair: bool,
+        rows: &[&dyn RowCheck],
+    ) -> Result<Checked, StoreError> {
         let _lock = lock_state_dir(state_dir)?;
         let path = state_dir.join(DB_FILE);
         if !refuse_empty(&path)? {
@@ -49,7 +54,7 @@ impl Store {
             let clean =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.check_integrity()));
             match clean {
-                Ok(Ok(clean)) => Ok(clean),
+                Ok(Ok(clean)) => decode_all(&db, &path, rows).map(|t| (clean, t)),
                 Ok(Err(e)) => Err(StoreError::Damaged {
                     path: path.clone(),
                     detail: format!("its integrity check failed: {e}"),
@@ -63,7 +68,32 @@ impl Store {
         if !repair {
             let _ = std::fs::remove_file(&target);
         }
-        let clean = result?;
+        let (clean, tables) = result?;
+        let bad: Vec<&RowsChecked> = tables.iter().filter(|t| t.undecodable > 0).collect();
+        if !bad.is_empty() {
+            let total: u64 = bad.iter().map(|t| t.undecodable).sum();
+            let each: Vec<String> = bad
+                .iter()
+                .map(|t| {
+                    format!(
+                        "table {}: {} of {} {} rows ({})",
+                        t.table,
+                        t.undecodable,
+                        t.rows,
+                        t.what,
+                        t.examples.join("; ")
+                    )
+                })
+                .collect();
+            return Err(StoreError::Damaged {
+                path,
+                detail: format!(
+                    "{total} stored row(s) do not decode (vigild leaves them out of its \
+                     replies): {}",
+                    each.join("; ")
+                ),
+            });
+        }
         if !clean && !repair {
             return Err(StoreError::Damaged {
                 path,
@@ -76,8 +106,34 @@ impl Store {
             path,
             bytes,
             repaired: !clean,
+            tables,
             took: started.elapsed(),
         })
+    }
+}
+
+/// Decodes every row of `rows` in one read transaction.
+fn decode_all(
+    db: &Database,
+    path: &Path,
+    rows: &[&dyn RowCheck],
+) -> Result<Vec<RowsChecked>, StoreError> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.to_owned(),
+        detail,
+    };
+    let walk = || -> Result<Vec<RowsChecked>, StoreError> {
+        let tx = db.begin_read()?;
+        rows.iter().map(|t| t.check(&tx)).collect()
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(walk)) {
+        Ok(Ok(tables)) => Ok(tables),
+        Ok(Err(StoreError::Db(e))) => Err(damaged(format!("reading its rows failed: {e}"))),
+        Ok(Err(e)) => Err(e),
+        Err(payload) => Err(damaged(format!(
+            "reading its rows failed (redb panicked: {})",
+            panic_text(&*payload)
+        ))),
     }
 }
 
@@ -88,6 +144,8 @@ pub struct Checked {
     pub bytes: u64,
     /// It was damaged and redb repaired it (`--repair`).
     pub repaired: bool,
+    /// Every table of encoded rows, decoded.
+    pub tables: Vec<RowsChecked>,
     pub took: std::time::Duration,
 }
 

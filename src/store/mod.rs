@@ -12,7 +12,10 @@ pub mod tables;
 
 use integrity::{check, open_unwound, panic_text, refuse_empty};
 pub use integrity::{Checked, Integrity};
-pub use table::{undecodable_rows, JsonTable, PlainTable, ReadRows, Row, Rows, WriteRows};
+pub use table::{
+    counting_left_out, note_left_out, undecodable_rows, JsonTable, PlainTable, ReadRows, Row,
+    RowCheck, Rows, RowsChecked, WriteRows,
+};
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -335,9 +338,15 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_blocking(commit, f))
-            .await
-            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+        let (result, met) = tokio::task::spawn_blocking(move || {
+            let before = table::met_on_this_thread();
+            let result = store.write_blocking(commit, f);
+            (result, table::met_on_this_thread() - before)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Join(e.to_string())))?;
+        note_left_out(met);
+        result
     }
 
     /// The blocking form of [`Store::write_as`], for code already off the executor.
@@ -370,9 +379,15 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read_blocking(f))
-            .await
-            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+        let (result, met) = tokio::task::spawn_blocking(move || {
+            let before = table::met_on_this_thread();
+            let result = store.read_blocking(f);
+            (result, table::met_on_this_thread() - before)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Join(e.to_string())))?;
+        note_left_out(met);
+        result
     }
 
     /// The blocking form of [`Store::read`], for code already off the executor.
@@ -439,6 +454,9 @@ fn ensure_state_dir(dir: &Path) -> Result<(), StoreError> {
         })
 }
 
+/// How long a start waits for the state-dir lock before it says another vigild runs.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn lock_state_dir(dir: &Path) -> Result<Flock<File>, StoreError> {
     let lock = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
@@ -450,7 +468,21 @@ fn lock_state_dir(dir: &Path) -> Result<Flock<File>, StoreError> {
             path: dir.to_owned(),
             source,
         })?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+    // A vigild that was just killed may leave a child between fork and exec for a moment
+    // (on a loaded machine, tens of milliseconds), holding a copy of every descriptor, this
+    // lock's too, until its exec closes them: a restart waits that out before it refuses.
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    let mut file = file;
+    let locked = loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    locked.map_err(|(_, errno)| {
         if errno == nix::errno::Errno::EWOULDBLOCK {
             StoreError::AlreadyRunning {
                 path: dir.to_owned(),

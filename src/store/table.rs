@@ -5,7 +5,9 @@
 //! takes down what reads it. Tables of plain redb values open through [`PlainTable`].
 
 use std::borrow::Borrow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Mutex;
 
@@ -28,8 +30,44 @@ pub fn undecodable_rows() -> BTreeMap<&'static str, u64> {
     crate::sync::lock(&UNDECODABLE).clone()
 }
 
+thread_local! {
+    /// Rows this thread found undecodable: [`met_on_this_thread`] before and after a
+    /// transaction tells what that transaction left out.
+    static MET: Cell<u64> = const { Cell::new(0) };
+}
+
+tokio::task_local! {
+    /// Undecodable rows left out by the store reads of one piece of work (a request).
+    static LEFT_OUT: Cell<u64>;
+}
+
+/// Undecodable rows met on this thread so far.
+pub(super) fn met_on_this_thread() -> u64 {
+    MET.with(Cell::get)
+}
+
+/// Runs `work`, counting the undecodable rows that the store transactions it awaits (and
+/// [`note_left_out`]) leave out: what a reply is missing. The API puts the count in the reply.
+pub async fn counting_left_out<F: Future>(work: F) -> (F::Output, u64) {
+    LEFT_OUT
+        .scope(Cell::new(0), async {
+            let out = work.await;
+            (out, LEFT_OUT.with(Cell::get))
+        })
+        .await
+}
+
+/// Adds `n` rows to what the current [`counting_left_out`] counts (nothing outside one): for
+/// rows left out of something that was loaded earlier (an in-memory index built at start).
+pub fn note_left_out(n: u64) {
+    if n > 0 {
+        let _ = LEFT_OUT.try_with(|c| c.set(c.get() + n));
+    }
+}
+
 fn record_undecodable(what: &'static str, key: &dyn std::fmt::Debug, e: &str) {
     *crate::sync::lock(&UNDECODABLE).entry(what).or_default() += 1;
+    MET.with(|m| m.set(m.get() + 1));
     tracing::error!(
         key = ?key,
         "a stored {what} does not decode and is left out ({e}); `vigild check` looks for damage"
@@ -215,6 +253,58 @@ where
     }
 }
 
+/// A table of encoded rows as `vigild check` sees it: every row decoded, the ones that do
+/// not counted and named. Each module that owns [`JsonTable`]s lists them for the check, so
+/// `store` needs no row type.
+pub trait RowCheck {
+    fn check(&self, tx: &ReadTransaction) -> Result<RowsChecked, StoreError>;
+}
+
+/// What [`RowCheck::check`] found in one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowsChecked {
+    /// The table's name in the database.
+    pub table: String,
+    /// What one row is ("queue task").
+    pub what: &'static str,
+    pub rows: u64,
+    pub undecodable: u64,
+    /// The first few undecodable rows: key and why.
+    pub examples: Vec<String>,
+}
+
+/// Undecodable rows named per table in `vigild check`'s report; the rest are counted.
+const NAMED_PER_TABLE: usize = 3;
+
+impl<K: Key + 'static, V: DeserializeOwned> RowCheck for JsonTable<K, V> {
+    fn check(&self, tx: &ReadTransaction) -> Result<RowsChecked, StoreError> {
+        let mut found = RowsChecked {
+            table: redb::TableHandle::name(&self.def).to_owned(),
+            what: self.what,
+            rows: 0,
+            undecodable: 0,
+            examples: Vec::new(),
+        };
+        let table = match tx.open_table(self.def) {
+            Ok(t) => t,
+            // A database from before this table existed: nothing to decode.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(found),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            found.rows += 1;
+            if let Err(e) = serde_json::from_slice::<V>(v.value()) {
+                found.undecodable += 1;
+                if found.examples.len() < NAMED_PER_TABLE {
+                    found.examples.push(format!("key {:?}: {e}", k.value()));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// A table of plain redb values (counters, indexes, blobs): no codec, nothing to decode.
 pub struct PlainTable<K: Key + 'static, V: Value + 'static> {
     def: TableDefinition<'static, K, V>,
@@ -276,5 +366,9 @@ mod tests {
             .unwrap();
         let after = undecodable_rows().get("test row").copied().unwrap_or(0);
         assert_eq!(after - before, 2, "the get and the iteration each met it");
+        let checked = store.read_blocking(|tx| ROWS.check(tx)).unwrap();
+        assert_eq!((checked.rows, checked.undecodable), (3, 1), "{checked:?}");
+        assert_eq!(checked.table, "test_rows");
+        assert!(checked.examples[0].starts_with("key 2: "), "{checked:?}");
     }
 }

@@ -113,6 +113,10 @@ pub const RUNS: RowTable<u64> = TableDefinition::new("runs");
 /// `tasks::NodeFindings`.
 pub const RUN_FINDINGS: RowTable<(u64, &str)> = TableDefinition::new("run_findings");
 
+/// The event log: sequence number → `events::rows::StoredLogEvent`; pruned after
+/// `daemon.retention_days`.
+pub const EVENT_LOG: RowTable<u64> = TableDefinition::new("event_log");
+
 /// Latest audit result per check and node: (policy, check, node) →
 /// `audits::StoredCheckRecord`.
 pub const POLICY_RESULTS: RowTable<(&str, &str, &str)> = TableDefinition::new("policy_results");
@@ -145,5 +149,6 @@ pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(NODE_LAST_SCAN)?;
     tx.open_table(TASK_EVENTS)?;
     tx.open_table(POLICY_RESULTS)?;
+    tx.open_table(EVENT_LOG)?;
     Ok(())
 }

@@ -26,6 +26,7 @@ fn task(id: u64, revision: u64, minute: u32) -> UserTask {
         change_count: 0,
         destination: None,
         siblings: Vec::new(),
+        dedup_key: format!("vigil/0000000000000001/task/{id}"),
     }
 }
 

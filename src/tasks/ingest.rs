@@ -4,7 +4,7 @@
 //! whose change set it contains, and what is left is a task of its own. Both resolve what
 //! the findings show fixed: a check passing again, a plugin scanning cleanly again.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use redb::WriteTransaction;
@@ -15,7 +15,7 @@ use super::grouping::{self, Destination};
 use super::persist::{Added, NewEvent, NewTask, Tables};
 use crate::config::Config;
 use crate::drift::{ChangeId, Fingerprint};
-use crate::proto::{TaskChange, UserTask, UserTaskKind};
+use crate::proto::{QueueTaskId, TaskChange, UserTask, UserTaskKind};
 use crate::store::StoreError;
 
 /// The name a failed node root goes by among a scan's plugin runs (`queue::runner`).
@@ -38,6 +38,9 @@ pub struct SelfClosed {
     pub by: String,
     /// Why, for its assignee: "the check passes again on every node it failed on".
     pub why: &'static str,
+    /// The queue task whose findings closed it, and the node it resolved last.
+    pub source: QueueTaskId,
+    pub node: String,
 }
 
 /// What ingesting findings did.
@@ -58,24 +61,54 @@ pub struct Ingested {
     pub per_node: BTreeMap<String, (BTreeSet<u64>, BTreeSet<u64>)>,
     /// Created tasks already counted as created on some node.
     credited: HashSet<u64>,
+    /// Where each task is in `changed` and `assignments`, and which are in `created` and
+    /// `updated`: a run of 10,000 nodes makes as many tasks, and a search of those lists per
+    /// event would be quadratic in the fleet.
+    positions: Positions,
+}
+
+#[derive(Debug, Default)]
+struct Positions {
+    changed: HashMap<u64, usize>,
+    assignments: HashMap<u64, usize>,
+    created: HashSet<u64>,
+    updated: HashSet<u64>,
 }
 
 impl Ingested {
     fn changed(&mut self, task: &UserTask) {
-        self.changed.retain(|t| t.id != task.id);
-        self.changed.push(task.clone());
-        // The assignment mail counts the events of this transaction too.
-        for a in self.assignments.iter_mut().filter(|a| a.task.id == task.id) {
-            a.task = task.clone();
+        match self.positions.changed.get(&task.id) {
+            Some(&i) => self.changed[i] = task.clone(),
+            None => {
+                self.positions.changed.insert(task.id, self.changed.len());
+                self.changed.push(task.clone());
+            }
         }
+        // The assignment mail counts the events of this transaction too.
+        if let Some(&i) = self.positions.assignments.get(&task.id) {
+            self.assignments[i].task = task.clone();
+        }
+    }
+
+    fn created(&mut self, task: &UserTask) {
+        self.positions.created.insert(task.id);
+        self.created.push(task.id);
+    }
+
+    fn assigned(&mut self, assignment: Assignment) {
+        let id = assignment.task.id;
+        self.positions
+            .assignments
+            .insert(id, self.assignments.len());
+        self.assignments.push(assignment);
     }
 
     fn event(&mut self, task: &UserTask, node: &str, added: Added) {
         if added == Added::No {
             return;
         }
-        let created = self.created.contains(&task.id);
-        if !created && !self.updated.contains(&task.id) {
+        let created = self.positions.created.contains(&task.id);
+        if !created && self.positions.updated.insert(task.id) {
             self.updated.push(task.id);
         }
         if added == Added::NewNode {
@@ -230,7 +263,7 @@ fn open_or_create(
     let assigned = grouping::assignee(config, dest, nodes);
     new.assignee = assigned.as_ref().map(|(owner, _)| owner.clone());
     let task = t.create(new, now)?;
-    out.created.push(task.id);
+    out.created(&task);
     if let Some((owner, group)) = assigned {
         let why = if dest.key == grouping::EVERYONE {
             format!("auto-assign (owner of group {group}, which has the most affected nodes)")
@@ -238,7 +271,7 @@ fn open_or_create(
             format!("auto-assign (owner of group {group})")
         };
         tracing::info!(task = task.id, assignee = %owner, "user task auto-assigned");
-        out.assignments.push(Assignment {
+        out.assigned(Assignment {
             task: task.clone(),
             assigned_by: why,
         });
@@ -480,7 +513,7 @@ fn resolutions(
             closed(
                 out,
                 task,
-                &by,
+                f,
                 "the check passes again on every node it failed on",
             );
         }
@@ -491,7 +524,7 @@ fn resolutions(
                 closed(
                     out,
                     task,
-                    &by,
+                    f,
                     "the plugin scans every node it failed on cleanly again",
                 );
             }
@@ -500,11 +533,13 @@ fn resolutions(
     Ok(())
 }
 
-fn closed(out: &mut Ingested, task: UserTask, by: &str, why: &'static str) {
+fn closed(out: &mut Ingested, task: UserTask, f: &NodeFindings, why: &'static str) {
     out.changed(&task);
     out.closed.push(SelfClosed {
         task,
-        by: by.to_owned(),
+        by: f.source.to_string(),
         why,
+        source: f.source,
+        node: f.node.clone(),
     });
 }

@@ -29,6 +29,7 @@ pub fn assignment(
         first_nodes: task.first_nodes.clone(),
         assignee: assignee.clone(),
         assigned_by: assigned_by.to_owned(),
+        dedup_key: task.dedup_key.clone(),
     });
     outbox::enqueue(tx, mail)?;
     Ok(())
@@ -48,9 +49,9 @@ pub fn closed_itself(
     let id = task.id;
     let text = format!(
         "Task #{id} was closed by {by}: {why}.\n\n\
-         Title:  {}\nEvents: {}\nNodes:  {}\n\nSee it with:\n    vigil tasks show {id}\n\n\
+         Title:  {}\nEvents: {}\nNodes:  {}\nKey:    {}\n\nSee it with:\n    vigil tasks show {id}\n\n\
          If it happens again, a new task will open and name this one.\n",
-        task.title, task.events, task.nodes
+        task.title, task.events, task.nodes, task.dedup_key
     );
     let html = format!(
         "<p>Task <b>#{id}</b> was closed by {}: {}.</p>\

@@ -14,6 +14,7 @@ pub mod finding;
 pub mod grouping;
 mod index;
 pub mod ingest;
+mod log;
 mod mail;
 pub mod persist;
 mod rights;
@@ -30,15 +31,20 @@ pub use ingest::Ingested;
 
 use crate::caller::Caller;
 use crate::config::Config;
+use crate::events::EventLog;
 use crate::proto::{
-    CloseAllResponse, ExportedUserTask, UserTask, UserTaskDetail, UserTaskFilter, UserTaskKind,
-    UserTaskList, UserTaskNodeReport, UserTaskReport, UserTaskStatus,
+    CloseAllResponse, ClosedHow, ExportedUserTask, UserTask, UserTaskDetail, UserTaskFilter,
+    UserTaskKind, UserTaskList, UserTaskNodeReport, UserTaskReport, UserTaskStatus,
 };
 use crate::setup::SetupCell;
 use crate::store::{Store, StoreError};
 
 pub use mail::MailWaker;
 use rights::{check_assign, check_close, check_reopen, closable, may_close, role_of};
+
+/// Its tables of encoded rows, for `vigild check` (every row decoded).
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] =
+    &[&rows::USER_TASKS, &rows::TASK_EVENTS];
 
 /// Why a user-task request was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,12 +87,17 @@ fn knows(config: &Config, email: &str) -> bool {
 pub struct UserTasks {
     store: Store,
     index: Arc<RwLock<TaskIndex>>,
+    /// Stored user tasks that did not decode when the index was loaded: every list is
+    /// missing them, and says so.
+    left_out_of_index: u64,
     /// Scans over the whole index running at once: one per core. More would only share
     /// the cores, making every one of them (and everything else) slower.
     scans: Arc<tokio::sync::Semaphore>,
     mail: MailWaker,
     /// The config in force: who may be assigned.
     setup: Arc<SetupCell>,
+    /// The event log every change here writes to; its feed is woken after each commit.
+    events: EventLog,
 }
 
 impl UserTasks {
@@ -107,21 +118,35 @@ impl UserTasks {
                 "open tasks from before per-destination grouping now have their destination"
             );
         }
-        let index = store
-            .read(|tx| {
-                let mut index = TaskIndex::loading();
-                persist::load_into(tx, &mut index)?;
-                Ok::<_, StoreError>(index.loaded())
-            })
-            .await?;
+        let keyed = store.write(upgrade::dedup_keys).await?;
+        if keyed > 0 {
+            tracing::info!(
+                tasks = keyed,
+                "tasks from before dedup keys now have theirs"
+            );
+        }
+        let (index, left_out) = crate::store::counting_left_out(store.read(|tx| {
+            let mut index = TaskIndex::loading();
+            persist::load_into(tx, &mut index)?;
+            Ok::<_, StoreError>(index.loaded())
+        }))
+        .await;
+        let index = index?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(UserTasks {
+            events: EventLog::new(store.clone()),
             store,
             index: Arc::new(RwLock::new(index)),
+            left_out_of_index: left_out,
             scans: Arc::new(tokio::sync::Semaphore::new(cores)),
             mail,
             setup,
         })
+    }
+
+    /// The event log (its reads and its feed).
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     fn read_index(&self) -> RwLockReadGuard<'_, TaskIndex> {
@@ -164,6 +189,7 @@ impl UserTasks {
     ) -> Result<Ingested, StoreError> {
         let out = ingest::ingest_single(tx, config, findings)?;
         Self::mail(tx, &out)?;
+        log::ingested(tx, &out, Some(findings.source))?;
         Ok(out)
     }
 
@@ -176,6 +202,7 @@ impl UserTasks {
     ) -> Result<Ingested, StoreError> {
         let out = ingest::ingest_run(tx, config, findings)?;
         Self::mail(tx, &out)?;
+        log::ingested(tx, &out, None)?;
         Ok(out)
     }
 
@@ -203,6 +230,9 @@ impl UserTasks {
         if !ingested.assignments.is_empty() || !ingested.closed.is_empty() {
             self.mail.wake();
         }
+        if !ingested.changed.is_empty() {
+            self.events.published();
+        }
     }
 
     /// Gives the index the copies of tasks an API action committed.
@@ -229,6 +259,7 @@ impl UserTasks {
         let (tasks, total) = self
             .with_index(move |index| index.page(&f, offset, limit))
             .await?;
+        crate::store::note_left_out(self.left_out_of_index);
         Ok(UserTaskList { tasks, total })
     }
 
@@ -247,6 +278,7 @@ impl UserTasks {
                 index.page_where(&f, offset, limit, |t| may_close(t, me.as_deref(), role))
             })
             .await?;
+        crate::store::note_left_out(self.left_out_of_index);
         Ok(UserTaskList { tasks, total })
     }
 
@@ -374,9 +406,11 @@ impl UserTasks {
                 task.assignee = Some(assignee);
                 persist::put(tx, &mut task)?;
                 mail::assignment(tx, &task, &by)?;
+                log::assigned(tx, &task, &by)?;
                 Ok(task)
             })
             .await?;
+        self.events.published();
         tracing::info!(task = id, assignee = ?task.assignee, by = %caller.name(), "user task assigned");
         self.update_index(std::slice::from_ref(&task));
         self.mail.wake();
@@ -418,9 +452,12 @@ impl UserTasks {
                     }
                 }
                 t.set_open(&mut task, open, &by)?;
+                drop(t);
+                log::set_open(tx, std::slice::from_ref(&task), &by, ClosedHow::User)?;
                 Ok(task)
             })
             .await?;
+        self.events.published();
         tracing::info!(task = id, by = %caller.name(), open, "user task {}", if open { "reopened" } else { "closed" });
         self.update_index(std::slice::from_ref(&task));
         Ok(task)
@@ -444,11 +481,14 @@ impl UserTasks {
         let closed = self
             .store
             .write(move |tx| -> Result<Vec<UserTask>, StoreError> {
-                persist::close_many(tx, &ids, &by, |t| {
+                let closed = persist::close_many(tx, &ids, &by, |t| {
                     f.matches_task(t) && may_close(t, me.as_deref(), role)
-                })
+                })?;
+                log::set_open(tx, &closed, &by, ClosedHow::CloseAll)?;
+                Ok(closed)
             })
             .await?;
+        self.events.published();
         tracing::info!(count = closed.len(), by = %caller.name(), "user tasks closed by Close All");
         self.update_index(&closed);
         Ok(CloseAllResponse {

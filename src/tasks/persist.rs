@@ -116,6 +116,7 @@ impl<'t> Tables<'t> {
             change_count,
             destination: new.destination,
             siblings: Vec::new(),
+            dedup_key: crate::events::dedup_key(&crate::events::instance_in(&mut self.meta)?, id),
         };
         for cid in &new.change_ids {
             self.change_ids.insert((id, cid.as_str()), ())?;

@@ -44,6 +44,23 @@ pub struct StoredUserTask {
     destination: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     siblings: Vec<u64>,
+    /// Empty in rows written before dedup keys (`upgrade::dedup_keys` fills it in).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    dedup_key: String,
+}
+
+impl StoredUserTask {
+    pub fn dedup_key(&self) -> &str {
+        &self.dedup_key
+    }
+
+    pub fn set_dedup_key(&mut self, key: String) {
+        self.dedup_key = key;
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -112,6 +129,7 @@ impl From<&UserTask> for StoredUserTask {
             change_count: t.change_count,
             destination: t.destination.clone(),
             siblings: t.siblings.clone(),
+            dedup_key: t.dedup_key.clone(),
         }
     }
 }
@@ -146,6 +164,7 @@ impl From<StoredUserTask> for UserTask {
             change_count: t.change_count,
             destination: t.destination,
             siblings: t.siblings,
+            dedup_key: t.dedup_key,
         }
     }
 }

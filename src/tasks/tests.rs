@@ -226,3 +226,97 @@ async fn rights_are_checked_on_the_task_as_stored_not_as_indexed() {
     assert_eq!(reopened.status(), UserTaskStatus::Open);
     assert_eq!(fx.tasks.open_counts(Some("alice@example.com")), (1, 1));
 }
+
+/// Every change of a task is one event in the log, in the order of the commits: opened
+/// (one per ingest, whatever its nodes), updated by a later scan, assigned, closed by a
+/// user, reopened, closed by a clean scan; a refused action records nothing.
+#[tokio::test]
+async fn each_task_change_is_one_event_in_commit_order() {
+    use crate::proto::{ClosedHow, EventKind};
+    let fx = fixture().await;
+    let first = fx.scan("n1", 1);
+    fx.tasks.committed(&first);
+    let id = first.created[0];
+    fx.tasks.committed(&fx.scan("n2", 2));
+    fx.tasks
+        .assign(id, "bob@example.com".into(), &admin())
+        .await
+        .unwrap();
+    let alice = site_user("alice@example.com");
+    assert!(fx.tasks.set_open(id, false, &alice).await.is_err());
+    fx.tasks.set_open(id, false, &admin()).await.unwrap();
+    fx.tasks.set_open(id, true, &admin()).await.unwrap();
+    // Clean scans of the plugin on both nodes close it by themselves.
+    for (node, number) in [("n1", 3), ("n2", 4)] {
+        let mut f = NodeFindings::new(
+            node,
+            QueueTaskId {
+                kind: QueueTaskKind::Scan,
+                number,
+            },
+            chrono::NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+        );
+        f.clean_plugins.push("files".to_owned());
+        let out = fx
+            .store
+            .write_blocking(Commit::Durable, |tx| {
+                UserTasks::ingest_single(tx, &fx.config, &f)
+            })
+            .unwrap();
+        fx.tasks.committed(&out);
+    }
+    let log = fx.tasks.events().after(0, 100).await.unwrap();
+    let kinds: Vec<(EventKind, Option<ClosedHow>)> = log.iter().map(|e| (e.kind, e.how)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::TaskOpened, None),
+            (EventKind::TaskUpdated, None),
+            (EventKind::TaskAssigned, None),
+            (EventKind::TaskClosed, Some(ClosedHow::User)),
+            (EventKind::TaskReopened, None),
+            (EventKind::TaskClosed, Some(ClosedHow::Scan)),
+        ]
+    );
+    let seqs: Vec<u64> = log.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    let task = fx.tasks.get(id).unwrap();
+    assert!(task.dedup_key.starts_with("vigil/") && task.dedup_key.ends_with("/task/1"));
+    for e in &log {
+        assert_eq!(e.task, Some(id));
+        assert_eq!(e.dedup_key.as_deref(), Some(task.dedup_key.as_str()));
+    }
+    assert_eq!(log[0].event_nodes, ["n1"]);
+    assert_eq!(log[1].event_nodes, ["n2"]);
+    assert_eq!((log[1].events, log[1].nodes), (2, 2));
+    assert_eq!(log[2].assignee.as_deref(), Some("bob@example.com"));
+    assert_eq!(log[5].event_nodes, ["n2"], "the node whose scan closed it");
+    assert_eq!(log[5].by.as_deref(), Some("Scan #4"));
+}
+
+/// Close All records one `task.closed` per task it closed, each saying so.
+#[tokio::test]
+async fn close_all_records_one_closed_event_per_task() {
+    use crate::proto::{ClosedHow, EventKind};
+    let fx = fixture().await;
+    fx.tasks.committed(&fx.failure("n1", 1, "files", "denied"));
+    fx.tasks
+        .committed(&fx.failure("n1", 2, "packages", "no dpkg status"));
+    let resp = fx
+        .tasks
+        .close_all(&UserTaskFilter::default(), &admin())
+        .await
+        .unwrap();
+    assert_eq!(resp.count, 2);
+    let log = fx.tasks.events().after(2, 100).await.unwrap();
+    let closed: Vec<(EventKind, Option<ClosedHow>, Option<u64>)> =
+        log.iter().map(|e| (e.kind, e.how, e.task)).collect();
+    assert_eq!(
+        closed,
+        [
+            (EventKind::TaskClosed, Some(ClosedHow::CloseAll), Some(1)),
+            (EventKind::TaskClosed, Some(ClosedHow::CloseAll), Some(2)),
+        ]
+    );
+    assert!(log.iter().all(|e| e.by.as_deref() == Some("uid 0")));
+}

@@ -10,6 +10,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::grouping;
 use super::persist::{self, destination_key};
+use super::rows::USER_TASKS;
 use crate::config::Config;
 use crate::proto::UserTaskKind;
 use crate::store::tables::{META, OPEN_FINGERPRINTS, SCAN_FAILURE_NODES, TASK_NODES};
@@ -84,4 +85,34 @@ pub fn per_destination(tx: &WriteTransaction, config: &Config) -> Result<usize, 
     }
     META.write(tx)?.insert(DONE, 1)?;
     Ok(changed)
+}
+
+/// Marks the store's tasks as having their dedup keys.
+const KEYED: &str = "tasks.dedup_keys";
+
+/// Gives every task written before dedup keys its key, once; returns how many it changed.
+/// The rows' revision stays: the key is what the task always was, not a change.
+pub fn dedup_keys(tx: &WriteTransaction) -> Result<usize, StoreError> {
+    let instance = {
+        let mut meta = META.write(tx)?;
+        if meta.get(KEYED)?.is_some() {
+            return Ok(0);
+        }
+        let instance = crate::events::instance_in(&mut meta)?;
+        meta.insert(KEYED, 1)?;
+        instance
+    };
+    let mut rows = USER_TASKS.write(tx)?;
+    let mut missing = Vec::new();
+    for entry in rows.iter()? {
+        let (_, row) = entry?;
+        if row.dedup_key().is_empty() {
+            missing.push(row);
+        }
+    }
+    for row in &mut missing {
+        row.set_dedup_key(crate::events::dedup_key(&instance, row.id()));
+        rows.put(row.id(), &*row)?;
+    }
+    Ok(missing.len())
 }

@@ -110,6 +110,18 @@ impl Hostile {
     }
 }
 
+/// The hostile node after a clean first scan on 2026-03-01, then poisoned, on 2026-03-02.
+fn scanned_then_poisoned() -> (Hostile, Daemon) {
+    let h = hostile_node();
+    h.dir.set_today("2026-03-01");
+    h.dir.write_config(&h.config(false));
+    let d = Daemon::start_on(&h.dir).unwrap();
+    d.queue_and_wait(json!({"kind": "scan"}));
+    h.poison();
+    h.dir.set_today("2026-03-02");
+    (h, d)
+}
+
 fn run_ok(d: &Daemon, args: &[&str]) -> String {
     let out = vigil_cmd(&d.socket, args).output().unwrap();
     let (so, se) = (stdout(&out), stderr(&out));
@@ -125,13 +137,7 @@ fn no_command_prints_escape_sequences_from_a_node() {
         eprintln!("skipped: needs root (chown of a node's file)");
         return;
     }
-    let h = hostile_node();
-    h.dir.set_today("2026-03-01");
-    h.dir.write_config(&h.config(false));
-    let d = Daemon::start_on(&h.dir).unwrap();
-    d.queue_and_wait(json!({"kind": "scan"}));
-    h.poison();
-    h.dir.set_today("2026-03-02");
+    let (h, d) = scanned_then_poisoned();
     h.dir.write_config(&h.config(true));
     let reload = run_ok(&d, &["reload"]);
     assert!(!reload.contains("error"), "{reload}");
@@ -228,13 +234,7 @@ fn a_real_terminal_keeps_its_title_and_screen() {
     if Command::new("tmux").arg("-V").output().is_err() {
         panic!("tmux is needed for this test (.ci/run installs it)");
     }
-    let h = hostile_node();
-    h.dir.set_today("2026-03-01");
-    h.dir.write_config(&h.config(false));
-    let d = Daemon::start_on(&h.dir).unwrap();
-    d.queue_and_wait(json!({"kind": "scan"}));
-    h.poison();
-    h.dir.set_today("2026-03-02");
+    let (h, d) = scanned_then_poisoned();
     d.queue_and_wait(json!({"kind": "scan"}));
 
     let dir = h.dir.path();

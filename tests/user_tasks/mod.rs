@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::common::{http_as, is_root, Daemon, TestDir};
 use crate::email::{free_port, parse, Sink};
 
+mod events;
 mod rights;
 
 const DEBIAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nodes/debian");

@@ -98,17 +98,30 @@ impl WorkerHello {
         }
     }
 
-    /// `Err` says why a daemon built with this crate cannot talk to that worker.
+    /// `Err` says why a daemon built with this crate cannot talk to that worker. The
+    /// worker's own words (version, wire) are cut short: on a remote node they are whatever
+    /// the node sent.
     pub fn check(&self) -> Result<(), String> {
         if self.protocol != PROTOCOL || self.wire != WIRE_HASH {
             return Err(format!(
                 "the worker (vigil-worker {}) speaks protocol {} wire {}, this vigild speaks \
                  protocol {PROTOCOL} wire {WIRE_HASH}; install the vigil-worker built with \
                  this vigild",
-                self.version, self.protocol, self.wire
+                shorten(&self.version),
+                self.protocol,
+                shorten(&self.wire)
             ));
         }
         Ok(())
+    }
+}
+
+/// At most 64 characters of `text`, with `…` when cut.
+fn shorten(text: &str) -> String {
+    const KEEP: usize = 64;
+    match text.char_indices().nth(KEEP) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
     }
 }
 
@@ -140,8 +153,10 @@ pub enum Frame {
     Unseen(Vec<u8>),
     /// Raw config JSON.
     Config(Vec<u8>),
-    /// A plugin to run: its library's path on the node and its raw config JSON.
+    /// A plugin to run: its configured name (which picks its capability profile), its
+    /// library's path on the node and its raw config JSON.
     Run {
+        plugin: Vec<u8>,
         library: Vec<u8>,
         config: Vec<u8>,
     },
@@ -209,14 +224,23 @@ pub fn done_payload(rc: i32, items: u64) -> [u8; 12] {
     p
 }
 
-/// Encodes the payload of a [`Tag::Run`] frame: `u32` LE length of the library path, the
-/// path, then the config JSON.
-pub fn run_payload(library: &[u8], config: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(4 + library.len() + config.len());
-    p.extend_from_slice(&(library.len() as u32).to_le_bytes());
-    p.extend_from_slice(library);
+/// Encodes the payload of a [`Tag::Run`] frame: the plugin's name and the library path,
+/// each as a `u32` LE length and its bytes, then the config JSON.
+pub fn run_payload(plugin: &[u8], library: &[u8], config: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(8 + plugin.len() + library.len() + config.len());
+    for field in [plugin, library] {
+        p.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        p.extend_from_slice(field);
+    }
     p.extend_from_slice(config);
     p
+}
+
+/// Splits a `u32` LE length-prefixed field off the front of `bytes`.
+fn split_field(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = u32::from_le_bytes(*len) as usize;
+    (rest.len() >= len).then(|| rest.split_at(len))
 }
 
 /// Encodes the payload of a [`Tag::Exit`] frame: `u8` kind (0 exit code, 1 signal), `i32` LE.
@@ -262,16 +286,14 @@ pub fn decode(tag: Tag, payload: Vec<u8>) -> Result<Frame, FrameError> {
                 tag,
                 reason: reason.to_owned(),
             };
-            let (len, rest) = payload
-                .split_first_chunk::<4>()
-                .ok_or_else(|| bad("shorter than its length field"))?;
-            let len = u32::from_le_bytes(*len) as usize;
-            if rest.len() < len {
-                return Err(bad("the library path runs past the frame"));
-            }
+            let (plugin, rest) =
+                split_field(&payload).ok_or_else(|| bad("the plugin name runs past the frame"))?;
+            let (library, config) =
+                split_field(rest).ok_or_else(|| bad("the library path runs past the frame"))?;
             Frame::Run {
-                library: rest[..len].to_vec(),
-                config: rest[len..].to_vec(),
+                plugin: plugin.to_vec(),
+                library: library.to_vec(),
+                config: config.to_vec(),
             }
         }
         Tag::Exit => {
@@ -372,8 +394,8 @@ mod tests {
         }
         assert_eq!(Tag::from_u8(12), None);
         assert_eq!(
-            run_payload(b"/l", b"{}"),
-            [2, 0, 0, 0, b'/', b'l', b'{', b'}']
+            run_payload(b"f", b"/l", b"{}"),
+            [1, 0, 0, 0, b'f', 2, 0, 0, 0, b'/', b'l', b'{', b'}']
         );
         assert_eq!(exit_payload(ExitKind::Signal(9)), [1, 9, 0, 0, 0]);
         assert_eq!(Tag::from_u8(0), None);
@@ -402,7 +424,12 @@ mod tests {
         write_frame(&mut buf, Tag::Unseen, br#"{"key":"/x","reason":"r"}"#).unwrap();
         write_frame(&mut buf, Tag::Config, b"{}").unwrap();
         write_frame(&mut buf, Tag::Done, &done_payload(1, 7)).unwrap();
-        write_frame(&mut buf, Tag::Run, &run_payload(b"/w/lib.so", b"{\"a\":1}")).unwrap();
+        write_frame(
+            &mut buf,
+            Tag::Run,
+            &run_payload(b"files", b"/w/lib.so", b"{\"a\":1}"),
+        )
+        .unwrap();
         write_frame(&mut buf, Tag::Exit, &exit_payload(ExitKind::Code(65))).unwrap();
         assert_eq!(
             decode_all(&buf).unwrap(),
@@ -417,6 +444,7 @@ mod tests {
                 Frame::Config(b"{}".to_vec()),
                 Frame::Done { rc: 1, items: 7 },
                 Frame::Run {
+                    plugin: b"files".to_vec(),
                     library: b"/w/lib.so".to_vec(),
                     config: b"{\"a\":1}".to_vec(),
                 },

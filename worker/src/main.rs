@@ -1,11 +1,13 @@
-//! `vigil-worker LIBRARY ROOT`: runs one scanner plugin and streams its records to vigild as
-//! frames. The only code that calls libloading; started by vigild, on the daemon's machine
+//! `vigil-worker LIBRARY ROOT [PLUGIN]`: runs one scanner plugin and streams its records to
+//! vigild as frames. The only code that calls libloading; started by vigild, on the daemon's machine
 //! or, over SSH, on a remote node (which is why it is a small binary of its own).
 //!
 //! A plugin runs in this separate process so that a segfault, abort or hang costs one scan,
 //! not the daemon. The worker greets with a [`Tag::Worker`] hello (protocol version and wire
-//! hash), reads the plugin config as one [`Tag::Config`] frame from stdin, loads the library,
-//! checks the descriptor, calls `scan` and turns each record into a frame on a private copy
+//! hash), reads the plugin config as one [`Tag::Config`] frame from stdin, opens and checks
+//! the library file ([`load`]), drops the capabilities the plugin (PLUGIN, its configured
+//! name) does not need ([`caps`]), loads the library it checked, checks the descriptor, calls
+//! `scan` and turns each record into a frame on a private copy
 //! of its original stdout. Its fd 1 is then pointed at stderr, so a plugin that prints cannot
 //! corrupt the frame stream. Records are forwarded as they are; the daemon decodes them.
 //!
@@ -30,6 +32,8 @@ use vigil_plugin::{
 };
 use vigil_wire::{self as frame, PluginInfo, Tag, WorkerHello, MAX_PAYLOAD};
 
+mod caps;
+mod load;
 mod serve;
 
 /// Environment variable carrying the daemon's pid, so a local worker can tell whether its
@@ -61,15 +65,15 @@ fn main() -> ExitCode {
         let [_, root] = <[OsString; 2]>::try_from(args).expect("two arguments");
         return serve::serve(root);
     }
-    let [library, root] = match <[OsString; 2]>::try_from(args) {
-        Ok(a) => a,
-        Err(_) => {
-            eprintln!(
-                "vigil-worker: expected LIBRARY ROOT or --serve ROOT (started by vigild, not \
-                 by hand)"
-            );
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let mut args = args.into_iter();
+    let (Some(library), Some(root), plugin, None) =
+        (args.next(), args.next(), args.next(), args.next())
+    else {
+        eprintln!(
+            "vigil-worker: expected LIBRARY ROOT [PLUGIN] or --serve ROOT (started by vigild, \
+             not by hand)"
+        );
+        return ExitCode::from(EXIT_USAGE);
     };
     own_process_group();
     die_with_parent();
@@ -97,8 +101,19 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(reason) => out.violation(&reason),
     };
+    // Opened before anything else can happen to the path, checked through the descriptor,
+    // and loaded from it in `run`.
+    let file = match load::open(&library) {
+        Ok(f) => f,
+        Err(reason) => out.violation(&reason),
+    };
+    // Before any thread exists: capabilities are per thread, and later threads inherit these.
+    let keep = caps::profile(plugin.as_deref().and_then(|p| p.to_str()));
+    if let Err(reason) = caps::confine(keep) {
+        out.violation(&reason);
+    }
     watch_stdin();
-    let code = run(&mut out, &library, root.as_bytes(), &config);
+    let code = run(&mut out, &library, file, root.as_bytes(), &config);
     ExitCode::from(code)
 }
 
@@ -233,18 +248,16 @@ impl Output {
     }
 }
 
-fn run(out: &mut Output, library: &OsString, root: &[u8], config: &[u8]) -> u8 {
-    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+fn run(out: &mut Output, library: &OsString, file: File, root: &[u8], config: &[u8]) -> u8 {
     let shown = std::path::Path::new(library).display().to_string();
     // SAFETY: loading runs the library's initialisers; isolating that is why this process
-    // exists. RTLD_NOW reports unresolved symbols here rather than mid-scan.
-    let lib = match unsafe { Library::open(Some(library.as_os_str()), RTLD_NOW | RTLD_LOCAL) } {
+    // exists.
+    let lib = match unsafe { load::dlopen(&file, &shown) } {
         Ok(lib) => lib,
-        Err(e) => out.violation(&format!(
-            "cannot load {shown}: not a loadable shared library ({e}); build the plugin as a \
-             cdylib / with `cc -shared -fPIC`"
-        )),
+        Err(reason) => out.violation(&reason),
     };
+    // The mapping stays; the descriptor is not the plugin's business.
+    drop(file);
     type Entry = unsafe extern "C" fn() -> *const Descriptor;
     let symbol = String::from_utf8_lossy(&vigil_plugin::SYMBOL[..vigil_plugin::SYMBOL.len() - 1])
         .into_owned();

@@ -60,7 +60,7 @@ pub fn serve(root: OsString) -> ExitCode {
         return ExitCode::from(EXIT_DAEMON_GONE);
     }
     // One run at a time: the daemon sends the next only after the exit frame of this one.
-    let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, Vec<u8>)>(1);
+    let (tx, rx) = mpsc::sync_channel::<Run>(1);
     let spawned = std::thread::Builder::new()
         .name("runs".into())
         .spawn(move || read_runs(tx));
@@ -68,8 +68,8 @@ pub fn serve(root: OsString) -> ExitCode {
         eprintln!("vigil-worker: cannot read stdin ({e})");
         return ExitCode::from(EXIT_USAGE);
     }
-    for (library, config) in rx {
-        let exit = run_one(&mut out, &library, root.as_bytes(), &config);
+    for run in rx {
+        let exit = run_one(&mut out, &run, root.as_bytes());
         if out
             .frame(Tag::Exit, &frame::exit_payload(exit))
             .and_then(|()| out.flush())
@@ -82,7 +82,7 @@ pub fn serve(root: OsString) -> ExitCode {
 }
 
 /// Reads run frames from stdin until it ends or breaks the protocol, then kills everything.
-fn read_runs(tx: mpsc::SyncSender<(Vec<u8>, Vec<u8>)>) {
+fn read_runs(tx: mpsc::SyncSender<Run>) {
     let mut stdin = io::stdin().lock();
     loop {
         let mut head = [0u8; frame::HEADER_LEN];
@@ -98,8 +98,17 @@ fn read_runs(tx: mpsc::SyncSender<(Vec<u8>, Vec<u8>)>) {
             break;
         }
         match frame::decode(tag, payload) {
-            Ok(Frame::Run { library, config }) => {
-                if tx.send((library, config)).is_err() {
+            Ok(Frame::Run {
+                plugin,
+                library,
+                config,
+            }) => {
+                let run = Run {
+                    plugin,
+                    library,
+                    config,
+                };
+                if tx.send(run).is_err() {
                     break;
                 }
             }
@@ -128,8 +137,15 @@ fn kill_all() -> ! {
     }
 }
 
+/// One plugin the daemon asked for, from its run frame.
+struct Run {
+    plugin: Vec<u8>,
+    library: Vec<u8>,
+    config: Vec<u8>,
+}
+
 /// Runs one plugin in a forked child and relays its frames; returns how the child ended.
-fn run_one(out: &mut Output, library: &[u8], root: &[u8], config: &[u8]) -> ExitKind {
+fn run_one(out: &mut Output, run: &Run, root: &[u8]) -> ExitKind {
     if out.flush().is_err() {
         kill_all();
     }
@@ -172,8 +188,7 @@ fn run_one(out: &mut Output, library: &[u8], root: &[u8], config: &[u8]) -> Exit
             items: 0,
             last_flush: Instant::now(),
         };
-        let library = OsString::from_vec(library.to_vec());
-        let code = crate::run(&mut child, &library, root, config);
+        let code = run_in_child(&mut child, run, root);
         let _ = child.flush();
         // SAFETY: leaving the child without running the parent's destructors.
         unsafe { libc::_exit(i32::from(code)) }
@@ -188,6 +203,22 @@ fn run_one(out: &mut Output, library: &[u8], root: &[u8], config: &[u8]) -> Exit
     let exit = reap(pid);
     CURRENT.store(0, Ordering::SeqCst);
     exit
+}
+
+/// The forked child's part, the same steps as a one-plugin worker's: open the library and
+/// check it through the descriptor, keep only the plugin's capabilities (the child has one
+/// thread, so the reduced sets hold for every thread the plugin starts), then load and run.
+fn run_in_child(child: &mut Output, run: &Run, root: &[u8]) -> u8 {
+    let library = OsString::from_vec(run.library.clone());
+    let file = match crate::load::open(&library) {
+        Ok(f) => f,
+        Err(reason) => child.violation(&reason),
+    };
+    let plugin = std::str::from_utf8(&run.plugin).ok();
+    if let Err(reason) = crate::caps::confine(crate::caps::profile(plugin)) {
+        child.violation(&reason);
+    }
+    crate::run(child, &library, file, root, &run.config)
 }
 
 /// A plugin that could not even be started: a violation frame, and exit code 64.

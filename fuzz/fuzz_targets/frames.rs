@@ -1,0 +1,6 @@
+#![no_main]
+//! See `vigil::fuzzing::frames`: the same function the stable corpus replay calls.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = vigil::fuzzing::frames(data);
+});
