@@ -118,6 +118,12 @@ fn encode(f: &Frame) -> Vec<u8> {
         Frame::Violation(t) => (Tag::Violation, t.as_bytes().to_vec()),
         Frame::Unseen(p) => (Tag::Unseen, p.clone()),
         Frame::Config(p) => (Tag::Config, p.clone()),
+        Frame::Run {
+            plugin,
+            library,
+            config,
+        } => (Tag::Run, vigil_wire::run_payload(plugin, library, config)),
+        Frame::Exit(e) => (Tag::Exit, vigil_wire::exit_payload(*e).to_vec()),
     };
     let mut out = Vec::new();
     frame::write_frame(&mut out, tag, &payload).expect("a decoded payload fits a frame");

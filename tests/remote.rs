@@ -608,3 +608,32 @@ fn become_sudo_and_become_none_as_a_normal_user() {
     let text = rows[0].to_string();
     assert!(text.contains("secret-dir"), "a coverage note: {text}");
 }
+
+#[test]
+fn a_crashed_remote_plugin_costs_that_plugin_and_the_next_runs_over_the_same_channel() {
+    need_sshd!();
+    let r = Remote::new(&["web1"]);
+    r.trust();
+    let built = Path::new(crate::common::VIGILD).with_file_name("libvigil_test_plugins.so");
+    let lib = r.dir.plugin_dir().join("libvigil_test_plugins.so");
+    std::fs::copy(built, &lib).unwrap();
+    let extra = format!(
+        "[[plugin]]\nname = \"crash\"\nlibrary = \"{}\"\n[plugin.config]\nmode = \"segfault-mid-stream\"\n",
+        lib.display()
+    );
+    std::fs::create_dir_all(r.dir.path().join("policies")).unwrap();
+    r.dir.write_config(&(r.config("", "") + &extra));
+    let d = Daemon::start_on(&r.dir).expect("vigild starts");
+    let rows =
+        d.queue_and_wait(json!({"kind": "scan", "scope": "all", "plugins": ["crash", "packages"]}));
+    assert_eq!(rows[0]["status"], "Failed", "{:?}", rows[0]);
+    let runs = rows[0]["plugins"].as_array().expect("plugin runs");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let crash = runs[0]["error"].as_str().unwrap_or_default();
+    assert!(crash.contains("crashed with SIGSEGV"), "{:?}", runs[0]);
+    assert!(runs[1]["error"].is_null(), "{:?}", runs[1]);
+    assert!(runs[1]["items"].as_u64().unwrap() > 5, "{:?}", runs[1]);
+    wait_until("the serving worker to be gone", || {
+        remote_workers(&r.worker_dir()).is_empty()
+    });
+}

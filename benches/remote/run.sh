@@ -10,6 +10,10 @@
 #   4. with BIG=1: the 100,000-file tree (benches/files/gen_tree.py, cached in $BENCH_DIR)
 #      scanned by the files plugin locally and over SSH.
 #   sudo benches/remote/run.sh        (PROFILE=debug to use debug binaries; N=20 by default)
+# Every SSH session runs the login shell, and Debian's bash sources ~/.bashrc for it: on a
+# machine whose root .bashrc is slow (this one's runs `pyenv init`, ~0.4-0.8 s), that is most
+# of a remote task's overhead and not vigil's. NO_RC=1 makes the bench's sshd start sessions
+# with SHLVL=1 (`SetEnv`), so bash skips ~/.bashrc: vigil's own overhead, connection included.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -46,6 +50,7 @@ StrictModes no
 MaxSessions 100
 MaxStartups 200
 LogLevel ERROR
+$([ "${NO_RC:-0}" = 1 ] && echo "SetEnv SHLVL=1")
 EOC
 /usr/sbin/sshd -D -e -f "$W/sshd_config" 2>"$W/sshd.log" &
 sshd=$!
@@ -103,6 +108,20 @@ assert all(r["status"] == "Finished" for r in rows), rows[0]
 print(f"{sum(ms)/len(ms):.1f}")' "$2"
 }
 
+# OpenSSH's own floor: a new connection and one session running `true`, the least any
+# agentless task pays (vigil's master connection and its one session are exactly that).
+floor_ms=$(python3 - "$W" "$port" "$N" <<'EOP'
+import subprocess, sys, time
+w, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cmd = ["ssh", "-i", f"{w}/id", "-p", port, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+       "-o", f"UserKnownHostsFile={w}/state/known_hosts", "-o", "ControlMaster=no", "-F", "/dev/null",
+       "root@127.0.0.1", "true"]
+ms = []
+for _ in range(n):
+    t = time.monotonic(); subprocess.run(cmd, check=True); ms.append((time.monotonic() - t) * 1000)
+print(f"{sum(ms)/len(ms):.1f}")
+EOP
+)
 start 1 "$(nodes r 1 "$W/node")"
 plugins=(--plugin packages --plugin accounts)
 vigil scan --scope node:r01 "${plugins[@]}" --wait >/dev/null    # first push
@@ -116,6 +135,7 @@ push_ms=$(task_ms r01 1)
 stop
 echo "per task ($N tasks each, packages + accounts on the fixture node):"
 echo "  local $local_ms ms, ssh $remote_ms ms: SSH overhead $(python3 -c "print(f'{$remote_ms-$local_ms:.1f}')") ms per task"
+echo "  OpenSSH floor (new connection + one session running true, $N times): $floor_ms ms; vigil's part of the overhead: $(python3 -c "print(f'{$remote_ms-$local_ms-$floor_ms:.1f}')") ms"
 echo "  first push (worker + 2 libraries, $(du -k "$T/vigil-worker" | cut -f1) KiB worker): $push_ms ms ($(python3 -c "print(f'{$push_ms-$remote_ms:.1f}')") ms over a steady task)"
 
 start 8 "$(nodes m 50 "$W/node")"

@@ -5,8 +5,8 @@
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use vigil_wire::{
-    decode, header, parse_header, write_frame, Frame, FrameError, PluginInfo, Tag, WorkerHello,
-    HEADER_LEN, MAX_PAYLOAD,
+    decode, header, parse_header, run_payload, write_frame, ExitKind, Frame, FrameError,
+    PluginInfo, Tag, WorkerHello, HEADER_LEN, MAX_PAYLOAD,
 };
 
 /// Reads one frame. `Ok(None)` is a clean end of stream (at a frame boundary). Not

@@ -9,8 +9,7 @@
 
 use std::sync::Arc;
 
-use tokio::io::BufReader;
-use tokio::process::ChildStdout;
+use tokio::io::AsyncRead;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use vigil_plugin::{Item, Unseen};
 
@@ -44,10 +43,14 @@ pub(super) struct Pump {
 }
 
 pub(super) enum PumpEnd {
-    /// Done frame or end of stream.
+    /// Done frame (`done` is set) or end of stream.
     Finished,
     /// The worker sent something it must not: decided, whatever its exit status.
     Protocol(String),
+    /// The worker reported a violation (its last frame for this plugin).
+    Violation(String),
+    /// A serving worker's plugin process ended before its done frame.
+    Exit(frame::ExitKind),
     /// The worker's hello names another protocol or wire (see [`frame::WorkerHello::check`]).
     Incompatible(String),
     /// The stream broke off (a frame cut short, a read error): usually the worker died
@@ -57,10 +60,11 @@ pub(super) enum PumpEnd {
 }
 
 impl Pump {
-    pub(super) async fn run(&mut self, stdout: ChildStdout) -> PumpEnd {
-        let mut reader = BufReader::with_capacity(256 << 10, stdout);
+    /// Reads frames until this plugin's end. `reader` should be buffered; a serving
+    /// worker's channel goes on after it, with the exit frame and the next plugin.
+    pub(super) async fn run<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> PumpEnd {
         loop {
-            let frame = match frame::read_frame(&mut reader).await {
+            let frame = match frame::read_frame(reader).await {
                 Ok(Some(f)) if !self.greeted => match f {
                     Frame::Worker(hello) => {
                         if let Err(why) = hello.check() {
@@ -85,7 +89,12 @@ impl Pump {
                 }
                 Err(e) => return PumpEnd::Protocol(e.to_string()),
             };
-            if self.hello.is_some() && !matches!(frame, Frame::Hello(_) | Frame::Violation(_)) {
+            if self.hello.is_some()
+                && !matches!(
+                    frame,
+                    Frame::Hello(_) | Frame::Violation(_) | Frame::Exit(_)
+                )
+            {
                 return PumpEnd::Protocol("the worker did not start with a hello frame".into());
             }
             let event = match frame {
@@ -156,7 +165,11 @@ impl Pump {
                     self.done = Some(rc);
                     return PumpEnd::Finished;
                 }
-                Frame::Violation(reason) => return PumpEnd::Protocol(reason),
+                Frame::Violation(reason) => return PumpEnd::Violation(reason),
+                Frame::Exit(kind) => return PumpEnd::Exit(kind),
+                Frame::Run { .. } => {
+                    return PumpEnd::Protocol("a run frame from the worker".into())
+                }
                 Frame::Worker(_) => return PumpEnd::Protocol("a second worker hello".into()),
                 Frame::Config(_) => {
                     return PumpEnd::Protocol("a config frame from the worker".into())
@@ -204,7 +217,7 @@ impl Pump {
 
 /// The violation of a stream that did not start with the worker's hello: on a remote node,
 /// most likely text printed by a shell start-up file.
-fn not_greeted(what: &str) -> String {
+pub(super) fn not_greeted(what: &str) -> String {
     let mut what = what.to_owned();
     what.truncate(200);
     format!(

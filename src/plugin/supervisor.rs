@@ -90,15 +90,6 @@ impl WorkerCommand {
     }
 }
 
-/// A worker started through another program, on another machine: `ssh` with its options, the
-/// node, and the worker's command line there (built by [`super::ssh`]). The library was
-/// checked and pushed before; the supervisor only runs the command.
-#[derive(Debug, Clone)]
-pub struct RemoteCommand {
-    pub program: PathBuf,
-    pub args: Vec<std::ffi::OsString>,
-}
-
 /// One scan to run.
 #[derive(Debug, Clone)]
 pub struct ScanSpec {
@@ -115,8 +106,8 @@ pub struct ScanSpec {
     /// still loading its library.
     pub cancel: CancellationToken,
     pub item_form: ItemForm,
-    /// Run the worker on a remote node through this command instead of locally.
-    pub remote: Option<RemoteCommand>,
+    /// Run the plugin on a remote node, through its queue task's channel, instead of locally.
+    pub remote: Option<super::remote::RemoteWorker>,
 }
 
 impl ScanSpec {
@@ -168,6 +159,24 @@ impl std::fmt::Debug for RunningScan {
 }
 
 impl RunningScan {
+    /// A scan whose events and outcome another driver produces (a remote one).
+    pub(super) fn assemble(
+        info: PluginInfo,
+        pid: u32,
+        events: mpsc::Receiver<(ScanEvent, OwnedSemaphorePermit)>,
+        outcome: oneshot::Receiver<ScanOutcome>,
+        cancel: CancellationToken,
+    ) -> RunningScan {
+        RunningScan {
+            info,
+            pid,
+            events,
+            outcome,
+            guard: Some(cancel.clone().drop_guard()),
+            cancel,
+        }
+    }
+
     /// The plugin's name, version and volatile attributes, from its descriptor.
     pub fn info(&self) -> &PluginInfo {
         &self.info
@@ -222,40 +231,33 @@ impl futures::Stream for RunningScan {
 /// kill it when the thread that spawned it exits (`PR_SET_PDEATHSIG` is per thread), which
 /// is what makes it die with the daemon. Until the plugin's hello arrives only
 /// `spec.timeout` and `spec.cancel` can stop a library that hangs while loading.
-pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan, PluginFailure> {
+pub async fn start(
+    worker: &WorkerCommand,
+    mut spec: ScanSpec,
+) -> Result<RunningScan, PluginFailure> {
+    if let Some(remote) = spec.remote.take() {
+        return super::remote::start(spec, remote).await;
+    }
     let deadline = spec.timeout.map(|t| Instant::now() + t);
-    let mut cmd = match &spec.remote {
-        None => {
-            let library = library::check(&spec.library).map_err(PluginFailure::Refused)?;
-            let mut cmd = Command::new(&worker.exe);
-            // A plugin gets nothing of the daemon's environment (NOTIFY_SOCKET, credentials
-            // of the unit, RUST_LOG, …): a fixed PATH and the parent's pid only.
-            // The plugin's name picks the capabilities the worker keeps for it.
-            cmd.arg(&library)
-                .arg(&spec.root)
-                .arg(&spec.plugin)
-                .env_clear()
-                .env("PATH", WORKER_PATH)
-                .env(PARENT_PID_ENV, std::process::id().to_string());
-            cmd
-        }
-        Some(remote) => {
-            let mut cmd = Command::new(&remote.program);
-            cmd.args(&remote.args);
-            // SAFETY: prctl is async-signal-safe; it only changes this child's own settings.
-            unsafe { cmd.pre_exec(super::ssh::die_with_parent) };
-            cmd
-        }
-    };
+    let library = library::check(&spec.library).map_err(PluginFailure::Refused)?;
+    let mut cmd = Command::new(&worker.exe);
+    // A plugin gets nothing of the daemon's environment (NOTIFY_SOCKET, credentials of the
+    // unit, RUST_LOG, …): a fixed PATH and the parent's pid only. The plugin's name picks
+    // the capabilities the worker keeps for it.
+    cmd.arg(&library)
+        .arg(&spec.root)
+        .arg(&spec.plugin)
+        .env_clear()
+        .env("PATH", WORKER_PATH)
+        .env(PARENT_PID_ENV, std::process::id().to_string());
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| match &spec.remote {
-        None => PluginFailure::Spawn(worker.exe.display().to_string(), e),
-        Some(r) => PluginFailure::Spawn(r.program.display().to_string(), e),
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| PluginFailure::Spawn(worker.exe.display().to_string(), e))?;
     let pid = child.id().unwrap_or_default();
     let (Some(mut stdin), Some(stdout), Some(stderr_pipe)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -294,7 +296,6 @@ pub async fn start(worker: &WorkerCommand, spec: ScanSpec) -> Result<RunningScan
         deadline,
         cancel: spec.cancel.clone(),
         tail,
-        remote: spec.remote.is_some(),
         _hold: hold.drop_guard(),
     };
     let pump = Pump {
@@ -358,8 +359,6 @@ struct Driver {
     deadline: Option<Instant>,
     cancel: CancellationToken,
     tail: StderrTail,
-    /// The worker runs through `ssh`: its exit status 255 is ssh's own failure.
-    remote: bool,
     /// Closes the worker's stdin when the driver is done.
     _hold: DropGuard,
 }
@@ -380,7 +379,8 @@ impl Driver {
         let mut exited = false;
         let mut pumped = false;
         let stop = {
-            let running = pump.run(stdout);
+            let mut reader = tokio::io::BufReader::with_capacity(256 << 10, stdout);
+            let running = pump.run(&mut reader);
             tokio::pin!(running);
             loop {
                 tokio::select! {
@@ -392,7 +392,8 @@ impl Driver {
                             pumped = true;
                             if exited { break None }
                         }
-                        PumpEnd::Protocol(m) => break Some(Stop::Protocol(m)),
+                        PumpEnd::Protocol(m) | PumpEnd::Violation(m) => break Some(Stop::Protocol(m)),
+                        PumpEnd::Exit(_) => break Some(Stop::Protocol("an exit frame from a one-plugin worker".into())),
                         PumpEnd::Incompatible(m) => break Some(Stop::Incompatible(m)),
                         PumpEnd::Broken(m) => break Some(Stop::Broken(m)),
                         PumpEnd::ConsumerGone => break Some(Stop::Cancelled),
@@ -419,15 +420,6 @@ impl Driver {
         }
         let status = self.terminate(&mut child, pgid, &mut exit, exited).await;
         let stderr = self.tail.finish().await;
-        let remote = self.remote;
-        let greeted = pump.greeted;
-        let died_of = move |status, stderr| {
-            if remote {
-                remote_died_of(status, stderr, greeted)
-            } else {
-                died_of(status, stderr)
-            }
-        };
         match stop {
             Some(Stop::Cancelled) => ScanOutcome::Failed(PluginFailure::Cancelled),
             Some(Stop::TimedOut) => {
@@ -519,18 +511,6 @@ fn pidfd_open(pid: u32) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd:
     // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same until it is dropped.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
-}
-
-/// The failure a worker's exit status shows: for a remote worker, ssh's own failure (status
-/// 255, or sudo's refusal) read from its stderr when it says one; otherwise see [`died_of`].
-/// `greeted`: the worker's hello had arrived, so ssh's 255 is a connection lost mid-scan.
-fn remote_died_of(status: ExitStatus, stderr: String, greeted: bool) -> Option<PluginFailure> {
-    if status.code() != Some(0) {
-        if let Some(f) = super::ssh::failure::classify(status.code(), &stderr, greeted) {
-            return Some(PluginFailure::Remote(f));
-        }
-    }
-    died_of(status, stderr)
 }
 
 /// The failure a worker's exit status shows, if any: a signal is a crash, a non-zero code an

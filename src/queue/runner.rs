@@ -302,7 +302,7 @@ impl Link {
     /// Points a plugin's scan at the node, pushing what it lacks; nothing for a local node.
     pub async fn prepare(&mut self, spec: &mut ScanSpec) -> Result<(), PluginFailure> {
         if let Some(session) = &mut self.session {
-            spec.remote = Some(session.command(&spec.library, &spec.plugin).await?);
+            spec.remote = Some(session.worker_for(&spec.library).await?);
         }
         Ok(())
     }

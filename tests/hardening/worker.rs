@@ -198,3 +198,143 @@ async fn the_worker_keeps_only_what_its_plugin_needs() {
         );
     }
 }
+
+/// `vigil-worker --serve ROOT` (a remote task's worker), driven by hand over its pipes.
+struct Serving {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::process::ChildStdout,
+}
+
+impl Serving {
+    fn start(root: &Path) -> Serving {
+        let mut child = Command::new(worker_exe())
+            .arg("--serve")
+            .arg(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let mut serving = Serving {
+            child,
+            stdin,
+            stdout,
+        };
+        assert!(matches!(serving.next(), Frame::Worker(_)));
+        serving
+    }
+
+    fn run(&mut self, plugin: &str, library: &Path, config: &str) {
+        let mut run = Vec::new();
+        let payload = frame::run_payload(
+            plugin.as_bytes(),
+            library.as_os_str().as_encoded_bytes(),
+            config.as_bytes(),
+        );
+        frame::write_frame(&mut run, Tag::Run, &payload).unwrap();
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(&run).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next frame; the worker's stdout ending first fails the test.
+    fn next(&mut self) -> Frame {
+        let mut head = [0u8; frame::HEADER_LEN];
+        self.stdout.read_exact(&mut head).unwrap();
+        let (tag, len) = frame::parse_header(&head).unwrap();
+        let mut payload = vec![0u8; len];
+        self.stdout.read_exact(&mut payload).unwrap();
+        frame::decode(tag, payload).unwrap()
+    }
+
+    /// Frames up to and including the exit frame of the plugin running now.
+    fn until_exit(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        // Bounded: a plugin run is a handful of frames here.
+        for _ in 0..64 {
+            let f = self.next();
+            let exit = matches!(f, Frame::Exit(_));
+            frames.push(f);
+            if exit {
+                return frames;
+            }
+        }
+        panic!("no exit frame in {frames:?}");
+    }
+
+    /// The pid of the plugin child it forked (its only child while a plugin runs).
+    fn plugin_pid(&self) -> u32 {
+        let pid = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .expect("the kernel lists a process's children");
+        let mut pids = children.split_whitespace();
+        let first = pids.next().expect("a forked plugin child");
+        assert_eq!(pids.next(), None, "one child at a time: {children}");
+        first.parse().unwrap()
+    }
+}
+
+#[test]
+fn a_serving_worker_checks_and_confines_each_plugin_it_forks() {
+    let dir = TestDir::new();
+    let real = dir.plugin_dir().join("libvigil_test_plugins.so");
+    let link = dir.plugin_dir().join("libswapped.so");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let root = dir.node_root("n1");
+    let mut serving = Serving::start(&root);
+
+    // A swapped-in symlink is refused by the child, as by a one-plugin worker.
+    serving.run("files", &link, "{}");
+    let frames = serving.until_exit();
+    assert!(
+        matches!(&frames[..], [Frame::Violation(r), Frame::Exit(frame::ExitKind::Code(65))]
+            if r.contains("symbolic link")),
+        "{frames:?}"
+    );
+
+    // The next run, over the same worker, loads with the plugin's capabilities only.
+    serving.run("files", &real, r#"{"mode": "hang"}"#);
+    assert!(
+        matches!(serving.next(), Frame::Hello(i) if i.name == "fixture"),
+        "the plugin loaded"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", serving.plugin_pid())).unwrap();
+    assert!(
+        status.lines().any(|l| l == "NoNewPrivs:\t1"),
+        "no-new-privs is set: {status}"
+    );
+    if is_root() {
+        for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+            assert_eq!(
+                cap_mask(&status, set),
+                CAP_DAC_READ_SEARCH,
+                "{set} {status}"
+            );
+        }
+    } else {
+        assert_eq!(cap_mask(&status, "CapEff:"), 0, "{status}");
+    }
+
+    // The end of stdin ends the serving worker and the plugin hanging under it.
+    let plugin = serving.plugin_pid();
+    drop(serving.stdin.take());
+    let status = serving.child.wait().unwrap();
+    assert!(!status.success(), "{status:?}");
+    // SIGKILLed with it; it may take a moment to die and be reaped by init.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{plugin}/stat"))
+            .map_or(true, |s| s.contains(") Z ") || s.contains(") X "))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gone() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        gone(),
+        "the plugin child {plugin} outlived its serving worker"
+    );
+}

@@ -15,8 +15,9 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 /// The protocol's version: the worker's hello carries it, and the daemon refuses any other.
-/// Version 1 was the hidden `vigild __worker` mode (config on stdin until EOF, no hello).
-pub const PROTOCOL: u32 = 2;
+/// Version 1 was the hidden `vigild __worker` mode (config on stdin until EOF, no hello);
+/// version 2 ran one plugin per worker; version 3 adds the serve mode (run and exit frames).
+pub const PROTOCOL: u32 = 3;
 
 /// Digest of this file, made by the build script: the worker's hello carries it, so a daemon
 /// and a worker built from different frame definitions refuse each other.
@@ -53,6 +54,11 @@ pub enum Tag {
     Worker = 8,
     /// Daemon → worker: the plugin's config (JSON), once.
     Config = 9,
+    /// Daemon → serving worker: run a plugin (see [`run_payload`]).
+    Run = 10,
+    /// Serving worker → daemon: the plugin's process ended (see [`exit_payload`]), after its
+    /// last frame.
+    Exit = 11,
 }
 
 impl Tag {
@@ -67,6 +73,8 @@ impl Tag {
             7 => Tag::Unseen,
             8 => Tag::Worker,
             9 => Tag::Config,
+            10 => Tag::Run,
+            11 => Tag::Exit,
             _ => return None,
         })
     }
@@ -145,6 +153,23 @@ pub enum Frame {
     Unseen(Vec<u8>),
     /// Raw config JSON.
     Config(Vec<u8>),
+    /// A plugin to run: its configured name (which picks its capability profile), its
+    /// library's path on the node and its raw config JSON.
+    Run {
+        plugin: Vec<u8>,
+        library: Vec<u8>,
+        config: Vec<u8>,
+    },
+    Exit(ExitKind),
+}
+
+/// How a serving worker's plugin process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// It exited with this status (0: clean).
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
 }
 
 /// Why a frame could not be read.
@@ -199,6 +224,35 @@ pub fn done_payload(rc: i32, items: u64) -> [u8; 12] {
     p
 }
 
+/// Encodes the payload of a [`Tag::Run`] frame: the plugin's name and the library path,
+/// each as a `u32` LE length and its bytes, then the config JSON.
+pub fn run_payload(plugin: &[u8], library: &[u8], config: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(8 + plugin.len() + library.len() + config.len());
+    for field in [plugin, library] {
+        p.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        p.extend_from_slice(field);
+    }
+    p.extend_from_slice(config);
+    p
+}
+
+/// Splits a `u32` LE length-prefixed field off the front of `bytes`.
+fn split_field(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = u32::from_le_bytes(*len) as usize;
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
+/// Encodes the payload of a [`Tag::Exit`] frame: `u8` kind (0 exit code, 1 signal), `i32` LE.
+pub fn exit_payload(exit: ExitKind) -> [u8; 5] {
+    let (kind, value) = match exit {
+        ExitKind::Code(c) => (0u8, c),
+        ExitKind::Signal(s) => (1u8, s),
+    };
+    let v = value.to_le_bytes();
+    [kind, v[0], v[1], v[2], v[3]]
+}
+
 /// Encodes the payload of a [`Tag::Hello`] frame.
 pub fn hello_payload(info: &PluginInfo) -> Vec<u8> {
     serde_json::to_vec(info).unwrap_or_default()
@@ -227,6 +281,41 @@ pub fn decode(tag: Tag, payload: Vec<u8>) -> Result<Frame, FrameError> {
         Tag::Item => Frame::Item(payload),
         Tag::Unseen => Frame::Unseen(payload),
         Tag::Config => Frame::Config(payload),
+        Tag::Run => {
+            let bad = |reason: &str| FrameError::BadPayload {
+                tag,
+                reason: reason.to_owned(),
+            };
+            let (plugin, rest) =
+                split_field(&payload).ok_or_else(|| bad("the plugin name runs past the frame"))?;
+            let (library, config) =
+                split_field(rest).ok_or_else(|| bad("the library path runs past the frame"))?;
+            Frame::Run {
+                plugin: plugin.to_vec(),
+                library: library.to_vec(),
+                config: config.to_vec(),
+            }
+        }
+        Tag::Exit => {
+            let p: [u8; 5] = payload
+                .as_slice()
+                .try_into()
+                .map_err(|_| FrameError::BadPayload {
+                    tag,
+                    reason: format!("expected 5 bytes, got {}", payload.len()),
+                })?;
+            let value = i32::from_le_bytes([p[1], p[2], p[3], p[4]]);
+            match p[0] {
+                0 => Frame::Exit(ExitKind::Code(value)),
+                1 => Frame::Exit(ExitKind::Signal(value)),
+                k => {
+                    return Err(FrameError::BadPayload {
+                        tag,
+                        reason: format!("unknown exit kind {k}"),
+                    })
+                }
+            }
+        }
         Tag::Note => Frame::Note(text(payload)?),
         Tag::Error => Frame::Error(text(payload)?),
         Tag::Violation => Frame::Violation(text(payload)?),
@@ -296,12 +385,19 @@ mod tests {
             Tag::Unseen,
             Tag::Worker,
             Tag::Config,
+            Tag::Run,
+            Tag::Exit,
         ];
         for (n, tag) in (1u8..).zip(tags) {
             assert_eq!(tag as u8, n);
             assert_eq!(Tag::from_u8(n), Some(tag));
         }
-        assert_eq!(Tag::from_u8(10), None);
+        assert_eq!(Tag::from_u8(12), None);
+        assert_eq!(
+            run_payload(b"f", b"/l", b"{}"),
+            [1, 0, 0, 0, b'f', 2, 0, 0, 0, b'/', b'l', b'{', b'}']
+        );
+        assert_eq!(exit_payload(ExitKind::Signal(9)), [1, 9, 0, 0, 0]);
         assert_eq!(Tag::from_u8(0), None);
         assert_eq!(
             done_payload(-1, 2),
@@ -328,6 +424,13 @@ mod tests {
         write_frame(&mut buf, Tag::Unseen, br#"{"key":"/x","reason":"r"}"#).unwrap();
         write_frame(&mut buf, Tag::Config, b"{}").unwrap();
         write_frame(&mut buf, Tag::Done, &done_payload(1, 7)).unwrap();
+        write_frame(
+            &mut buf,
+            Tag::Run,
+            &run_payload(b"files", b"/w/lib.so", b"{\"a\":1}"),
+        )
+        .unwrap();
+        write_frame(&mut buf, Tag::Exit, &exit_payload(ExitKind::Code(65))).unwrap();
         assert_eq!(
             decode_all(&buf).unwrap(),
             vec![
@@ -340,6 +443,12 @@ mod tests {
                 Frame::Unseen(br#"{"key":"/x","reason":"r"}"#.to_vec()),
                 Frame::Config(b"{}".to_vec()),
                 Frame::Done { rc: 1, items: 7 },
+                Frame::Run {
+                    plugin: b"files".to_vec(),
+                    library: b"/w/lib.so".to_vec(),
+                    config: b"{\"a\":1}".to_vec(),
+                },
+                Frame::Exit(ExitKind::Code(65)),
             ]
         );
     }
@@ -412,6 +521,14 @@ mod tests {
                 ..
             })
         ));
+        for bad in [&[1u8, 0][..], &[9, 0, 0, 0, b'x']] {
+            let mut buf = Vec::new();
+            write_frame(&mut buf, Tag::Run, bad).unwrap();
+            assert!(decode_all(&buf).is_err(), "{bad:?}");
+        }
+        let mut buf = Vec::new();
+        write_frame(&mut buf, Tag::Exit, &[2, 0, 0, 0, 0]).unwrap();
+        assert!(decode_all(&buf).is_err());
         assert!(matches!(
             decode_all(&[0, 0, 0, 0, 99]),
             Err(FrameError::UnknownTag(99))

@@ -14,6 +14,9 @@
 //! The daemon keeps stdin open for the whole scan. When it closes — vigild stopped the scan,
 //! died, or the SSH channel dropped — a watcher thread SIGKILLs the worker's process group:
 //! the plugin runs in this process, so even a plugin that ignores signals and stdin dies.
+//!
+//! `vigil-worker --serve ROOT` runs several plugins over one channel, for a remote queue
+//! task (see [`serve`]).
 
 use std::ffi::{c_void, CStr, OsString};
 use std::fs::File;
@@ -31,6 +34,7 @@ use vigil_wire::{self as frame, PluginInfo, Tag, WorkerHello, MAX_PAYLOAD};
 
 mod caps;
 mod load;
+mod serve;
 
 /// Environment variable carrying the daemon's pid, so a local worker can tell whether its
 /// parent died before `PR_SET_PDEATHSIG` took effect.
@@ -57,11 +61,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if args.len() == 2 && args[0] == "--serve" {
+        let [_, root] = <[OsString; 2]>::try_from(args).expect("two arguments");
+        return serve::serve(root);
+    }
     let mut args = args.into_iter();
     let (Some(library), Some(root), plugin, None) =
         (args.next(), args.next(), args.next(), args.next())
     else {
-        eprintln!("vigil-worker: expected LIBRARY ROOT [PLUGIN] (started by vigild, not by hand)");
+        eprintln!(
+            "vigil-worker: expected LIBRARY ROOT [PLUGIN] or --serve ROOT (started by vigild, \
+             not by hand)"
+        );
         return ExitCode::from(EXIT_USAGE);
     };
     own_process_group();

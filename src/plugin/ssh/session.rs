@@ -1,24 +1,28 @@
 //! One queue task's SSH connection: a ControlMaster `ssh` that is vigild's child (it dies
 //! with vigild, and is torn down when the task ends), whose own session probes the node
-//! (login uid, worker_dir, node root, hashes of the files pushed before) and then holds the
-//! connection open; the plugins' workers run as multiplexed sessions over it.
+//! (login uid, worker_dir, node root, hashes of the files pushed before) and then, told
+//! `run`, becomes `vigil-worker --serve`, which runs all the task's plugins over that one
+//! session ([`crate::plugin::remote`]). Only pushes open sessions of their own, multiplexed
+//! over the master. A session costs the node sshd's session setup and the login shell with
+//! its start-up files, which is most of a remote task's overhead: a task pays it once.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::failure::{classify, clean, RemoteFailure};
 use super::{die_with_parent, file_hash, pushed_name, quote, SSH};
 use crate::config::{Become, SshTarget};
 use crate::plugin::library;
+use crate::plugin::remote::{Channel, NodeStderr, RemoteWorker};
 use crate::plugin::scan::PluginFailure;
-use crate::plugin::supervisor::RemoteCommand;
 
 /// How often ssh checks that the server is alive, and how many misses drop the connection.
 const SERVER_ALIVE_INTERVAL: u32 = 15;
@@ -54,15 +58,13 @@ pub struct SessionSpec<'a> {
 /// An open connection to a node. End it with [`close`](Self::close); dropping it kills the
 /// master too.
 pub struct Session {
-    master: Child,
-    master_stdin: Option<ChildStdin>,
-    _master_stdout: ChildStdout,
+    channel: Arc<tokio::sync::Mutex<Channel>>,
+    /// The master's pid, which leads its process group.
+    master_pid: Option<u32>,
     socket: PathBuf,
     /// ssh's arguments for a multiplexed session, up to and including the destination.
     client_args: Vec<OsString>,
     dir: String,
-    root: String,
-    sudo: bool,
     worker: (PathBuf, String),
     /// Files in worker_dir and their full hashes (probed, or pushed by this session).
     have: HashMap<String, String>,
@@ -128,11 +130,17 @@ impl Session {
         let dest: OsString = spec.target.destination().into();
         let dir = spec.worker_dir.display().to_string();
         let root = spec.root.display().to_string();
+        let become_ = match spec.become_ {
+            Become::Sudo => "sudo",
+            Become::None => "none",
+        };
         let mut probe = format!(
-            "sh -c {} vigil-probe {} {}",
+            "sh -c {} vigil-probe {} {} {} {}",
             quote(PROBE),
             quote(&dir),
-            quote(&root)
+            quote(&root),
+            become_,
+            quote(&worker_name)
         );
         for name in &wanted {
             probe.push(' ');
@@ -170,7 +178,7 @@ impl Session {
                 std::io::Error::other("pipes missing"),
             ));
         };
-        let stderr = tokio::spawn(read_capped(stderr));
+        let stderr = NodeStderr::capture(stderr, spec.task.to_owned());
         let mut lines = BufReader::new(stdout);
         let limit = spec.connect_timeout + SETUP_MARGIN;
         let probed = tokio::select! {
@@ -190,7 +198,8 @@ impl Session {
                 // The master ended before the probe did: ssh says why.
                 let status = tokio::time::timeout(Duration::from_secs(5), master.wait()).await;
                 kill(&mut master).await;
-                let stderr = stderr.await.unwrap_or_default();
+                stderr.ended(Duration::from_secs(5)).await;
+                let stderr = stderr.text(0);
                 let code = status.ok().and_then(|s| s.ok()).and_then(|s| s.code());
                 return Err(PluginFailure::Remote(
                     classify(code, &stderr, false).unwrap_or_else(|| {
@@ -205,13 +214,13 @@ impl Session {
                 ));
             }
         };
-        let sudo = spec.become_ == Become::Sudo
-            && probe.uid != Some(0)
-            && spec.target.user.as_deref() != Some("root");
+        let master_pid = master.id();
+        let setup = spec.connect_timeout + SETUP_MARGIN;
         let session = Session {
-            master,
-            master_stdin: Some(stdin),
-            _master_stdout: lines.into_inner(),
+            channel: Arc::new(tokio::sync::Mutex::new(Channel::new(
+                master, stdin, lines, stderr, setup,
+            ))),
+            master_pid,
             socket: socket.clone(),
             client_args: {
                 let mut a = base;
@@ -222,8 +231,6 @@ impl Session {
                 a
             },
             dir: dir.clone(),
-            root: root.clone(),
-            sudo,
             worker: (spec.worker.to_owned(), worker_hash),
             have: probe.hashes,
             connect_timeout: spec.connect_timeout,
@@ -235,16 +242,12 @@ impl Session {
         Ok(session)
     }
 
-    /// The worker command for one plugin, after pushing what the node lacks.
-    /// `plugin` is the configured name, which picks the capabilities the worker keeps.
-    pub async fn command(
-        &mut self,
-        library: &Path,
-        plugin: &str,
-    ) -> Result<RemoteCommand, PluginFailure> {
+    /// The task's worker on the node for one plugin, after pushing what the node lacks (the
+    /// worker itself before its first plugin, and the plugin's library).
+    pub async fn worker_for(&mut self, library: &Path) -> Result<RemoteWorker, PluginFailure> {
         let library = library::check(library).map_err(PluginFailure::Refused)?;
         let (worker, worker_hash) = self.worker.clone();
-        let worker_name = self.ensure(&worker, &worker_hash).await?;
+        self.ensure(&worker, &worker_hash).await?;
         let lib_hash = file_hash(&library).map_err(|e| {
             PluginFailure::Remote(RemoteFailure::PushFailed(format!(
                 "cannot read {}: {e}",
@@ -252,22 +255,9 @@ impl Session {
             )))
         })?;
         let lib_name = self.ensure(&library, &lib_hash).await?;
-        let mut line = String::from("exec ");
-        if self.sudo {
-            line.push_str("sudo -n -- ");
-        }
-        line.push_str(&format!(
-            "{} {} {} {}",
-            quote(&format!("{}/{worker_name}", self.dir)),
-            quote(&format!("{}/{lib_name}", self.dir)),
-            quote(&self.root),
-            quote(plugin)
-        ));
-        let mut args = self.client_args.clone();
-        args.push(line.into());
-        Ok(RemoteCommand {
-            program: SSH.into(),
-            args,
+        Ok(RemoteWorker {
+            channel: self.channel.clone(),
+            library: format!("{}/{lib_name}", self.dir),
         })
     }
 
@@ -297,18 +287,23 @@ impl Session {
         self.connect_timeout + PUSH_TIMEOUT
     }
 
-    /// Ends the connection: the master's own session ends with its stdin, then the master
-    /// is stopped and reaped.
-    pub async fn close(mut self) {
-        self.master_stdin.take();
-        kill(&mut self.master).await;
-        let _ = std::fs::remove_file(&self.socket);
+    /// Ends the connection: the master's own session (the worker) ends with its stdin, then
+    /// the master is stopped and reaped.
+    pub async fn close(self) {
+        // Every plugin has ended by now; a driver still holding the channel gets a moment.
+        if let Ok(mut ch) =
+            tokio::time::timeout(Duration::from_secs(2), self.channel.clone().lock_owned()).await
+        {
+            ch.close_input();
+            kill(&mut ch.master).await;
+        }
+        // Drop kills the master's group in any case and removes the socket.
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Some(pid) = self.master.id() {
+        if let Some(pid) = self.master_pid {
             // The master leads its own group; kill_on_drop would reach it too.
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pid as i32),
@@ -359,10 +354,12 @@ pub(super) async fn read_capped(r: impl tokio::io::AsyncRead + Unpin) -> String 
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// The master's own command: prints what vigil needs to know, then holds the connection
-/// until its stdin closes. Positional arguments: worker_dir, root, then the file names to
-/// hash. Shell start-up output before `VIGIL-PROBE` is skipped.
-const PROBE: &str = r#"d=$1; r=$2; shift 2
+/// The master's own command: prints what vigil needs to know, then waits for one line on
+/// stdin: `run` makes it the serving worker (through `sudo -n` when `become = "sudo"` and
+/// the login user is not root), anything else or the end of stdin ends it. Positional
+/// arguments: worker_dir, root, become, the worker's file name, then the file names to hash.
+/// Shell start-up output before `VIGIL-PROBE` is skipped.
+const PROBE: &str = r#"d=$1; r=$2; b=$3; w=$4; shift 4
 echo VIGIL-PROBE
 echo "uid $(id -u)"
 [ -d "$d" ] || mkdir -m 0700 -p "$d" 2>/dev/null
@@ -373,7 +370,10 @@ elif l=$(ls -A "$r" 2>/dev/null); then if [ -z "$l" ]; then echo "root empty"; e
 else echo "root ok"; fi
 for f in "$@"; do [ -f "$d/$f" ] && echo "have $(sha256sum "$d/$f" 2>/dev/null)"; done
 echo VIGIL-READY
-exec cat >/dev/null"#;
+read -r go || exit 0
+[ "$go" = run ] || exit 0
+if [ "$b" = sudo ] && [ "$(id -u)" != 0 ]; then exec sudo -n -- "$d/$w" --serve "$r"; fi
+exec "$d/$w" --serve "$r""#;
 
 struct Probe {
     uid: Option<u32>,
