@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Drift end to end: scan + store + diff of the 100,000-file benchmark tree with 1% of the
 # files modified, 0.5% added and 0.5% removed, through the real daemon (`vigil scan --wait`
-# on a node whose root is the tree), side by side with `aide --check` on the same tree and
-# the same changes. Reports wall times, the ratio, and peak RSS of vigild and its worker.
+# on a node whose root is the tree), side by side in one run with the files plugin alone
+# (`vigild plugin run`, the floor), `tripwire --check` and `aide --check` (at num_workers =
+# the machine's cores, and at AIDE's default single worker) on the same tree and changes.
+# Every timed command runs right after the tree is read into the page cache. Prints wall
+# times, the ratios, and the peak RSS of vigild and its worker. See README.md.
 #   benches/drift/run.sh        (tree cached in $BENCH_DIR, default /tmp/vigil-bench)
+#   CLUSTERED=1 benches/drift/run.sh   (the same counts of changes, all in one directory)
+#   UNCHANGED=1 benches/drift/run.sh   (a night without changes)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 BENCH_DIR="${BENCH_DIR:-/tmp/vigil-bench}"
 SRC="$BENCH_DIR/tree"
+CORES=$(nproc)
 cd "$ROOT"
 
 if [[ ! -f "$BENCH_DIR/.complete" ]]; then
@@ -17,11 +23,15 @@ if [[ ! -f "$BENCH_DIR/.complete" ]]; then
   python3 benches/files/gen_tree.py "$SRC"
   touch "$BENCH_DIR/.complete"
 fi
-command -v aide >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq aide >/dev/null; }
+if ! command -v aide >/dev/null || ! command -v tripwire >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq aide tripwire >/dev/null
+fi
 cargo build --release -p vigil -p vigil-worker -p vigil-files >/dev/null 2>&1
 
 W=$(mktemp -d /tmp/vigil-drift-bench.XXXXXX)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$W"' EXIT
+pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$W"' EXIT
 TREE="$W/tree"
 cp -al "$SRC" "$TREE"          # hard links: changes below replace files, never edit the cache
 mkdir -p "$W/plugins"
@@ -39,15 +49,52 @@ name = "files"
 [plugin.config]
 paths = ["/"]
 EOF
-cat > "$W/aide.conf" <<EOF
+# AIDE with what vigil records of a file: permissions, owner, group, size, mtime, SHA-256.
+aide_conf() {
+  cat <<EOF
 database_in=file:$W/aide.db
 database_out=file:$W/aide.db.new
 report_url=stdout
+num_workers=$1
 VIGIL = p+u+g+s+m+sha256
 $TREE VIGIL
 EOF
+}
+aide_conf "$CORES" > "$W/aide.conf"
+aide_conf 1 > "$W/aide1.conf"
+# Tripwire: SHA-1 plus permissions, inode, links, uid, gid, size, mtime; site and local keys,
+# config and policy made non-interactively with twadmin.
+TW="$W/tw"; mkdir -p "$TW"
+cat > "$TW/twcfg.txt" <<EOF
+ROOT=/usr/sbin
+POLFILE=$TW/tw.pol
+DBFILE=$TW/tw.twd
+REPORTFILE=$TW/tw.twr
+SITEKEYFILE=$TW/site.key
+LOCALKEYFILE=$TW/local.key
+EDITOR=/bin/true
+LATEPROMPTING=false
+LOOSEDIRECTORYCHECKING=false
+MAILNOVIOLATIONS=false
+EMAILREPORTLEVEL=3
+REPORTLEVEL=3
+SYSLOGREPORTING=false
+MAILMETHOD=SENDMAIL
+MAILPROGRAM=/bin/true
+EOF
+echo "$TREE -> +pinugsmS ;" > "$TW/twpol.txt"
+twadmin --generate-keys --site-keyfile "$TW/site.key" --site-passphrase bench-site >/dev/null
+twadmin --generate-keys --local-keyfile "$TW/local.key" --local-passphrase bench-local >/dev/null
+twadmin --create-cfgfile --cfgfile "$TW/tw.cfg" --site-keyfile "$TW/site.key" \
+  --site-passphrase bench-site "$TW/twcfg.txt" >/dev/null
+twadmin --create-polfile --cfgfile "$TW/tw.cfg" --site-keyfile "$TW/site.key" \
+  --site-passphrase bench-site "$TW/twpol.txt" >/dev/null
+tripwire() { command tripwire --cfgfile "$TW/tw.cfg" --polfile "$TW/tw.pol" "$@"; }
+
 warm() { find "$TREE" -type f -print0 | xargs -0 cat > /dev/null; }
 peak() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+now() { date +%s.%N; }
+db_size() { stat -c %s "$W/state/vigil.redb"; }
 
 echo "$(date +%F)" > "$W/today"
 VIGIL_TODAY_FILE="$W/today" RUST_LOG=warn target/release/vigild --config "$W/config.toml" 2>"$W/vigild.log" &
@@ -56,64 +103,94 @@ for _ in $(seq 1 200); do [ -S "$W/vigil.sock" ] && break; sleep 0.05; done
 vigil() { target/release/vigil --socket "$W/vigil.sock" "$@"; }
 
 warm
-vigil scan --wait >/dev/null
-echo "day 1 (baseline) scanned"
+f0=$(now); vigil scan --wait >/dev/null; f1=$(now)
+size1=$(db_size)
+echo "day 1 (first scan, no baseline) scanned"
 aide --config "$W/aide.conf" --init >/dev/null 2>&1 || true
 mv "$W/aide.db.new" "$W/aide.db"
-echo "aide database initialised"
+tripwire --init --local-passphrase bench-local >/dev/null 2>&1
+echo "aide and tripwire databases initialised"
 
-# The night's changes: 1,000 modified, 500 added, 500 removed.
-python3 - "$TREE" <<'PY'
+# The night's changes: 1,000 modified, 500 added, 500 removed (spread through the tree, or
+# all in one directory with CLUSTERED=1; none with UNCHANGED=1).
+python3 - "$TREE" "${CLUSTERED:-0}" "${UNCHANGED:-0}" <<'PY'
 import os, sys
-tree = sys.argv[1]
+tree, clustered, unchanged = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
+if unchanged:
+    sys.exit(0)
 files = sorted(os.path.join(d, f) for d, _, fs in os.walk(tree) for f in fs)
-for p in files[0:100000:100]:          # 1,000 modified: replaced, so the cached tree stays intact
+if clustered:
+    # The 2,000 files in key order from the middle of the tree: one directory's worth.
+    mid = len(files) // 2
+    modified, removed = files[mid:mid + 1000], files[mid + 1000:mid + 1500]
+    added = [os.path.join(os.path.dirname(files[mid]), f"new{i:03d}.dat") for i in range(500)]
+else:
+    modified, removed = files[0:100000:100], files[50:100000:200]
+    added = [os.path.join(os.path.dirname(files[i * 200]), f"new{i:03d}.dat") for i in range(500)]
+for p in modified:                     # replaced, so the cached tree stays intact
     data = open(p, "rb").read()
     tmp = p + ".tmp"
     with open(tmp, "wb") as fh:
         fh.write(b"changed\n" + data[8:])
     os.rename(tmp, p)
-for p in files[50:100000:200]:         # 500 removed
+for p in removed:
     os.remove(p)
-for i in range(500):                   # 500 added
-    with open(os.path.join(os.path.dirname(files[i * 200]), f"new{i:03d}.dat"), "wb") as fh:
+for p in added:
+    with open(p, "wb") as fh:
         fh.write(os.urandom(4096))
 PY
 date -d tomorrow +%F > "$W/today"
 
-worker_peak=0
+echo 0 > "$W/worker_peak"
 watch_workers() {
+  local worker_peak=0
   while kill -0 "$pid" 2>/dev/null; do
     for w in $(pgrep -f vigil-worker || true); do
-      v=$(peak "$w"); [ "${v:-0}" -gt "$worker_peak" ] && worker_peak=$v
+      v=$(peak "$w"); [ "${v:-0}" -gt "$worker_peak" ] && worker_peak=$v && echo "$worker_peak" > "$W/worker_peak"
     done
-    echo "$worker_peak" > "$W/worker_peak"
     sleep 0.05
   done
 }
-watch_workers & watcher=$!
 
+load_v=$(cut -d' ' -f1 /proc/loadavg)
+watch_workers & watcher=$!
 warm
-t0=$(date +%s.%N)
-vigil scan --wait >/dev/null
-t1=$(date +%s.%N)
+t0=$(now); vigil scan --wait >/dev/null; t1=$(now)
 kill "$watcher" 2>/dev/null || true
+size2=$(db_size)
 changes=$(vigil log scans --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"][0]["changes_found"])')
 
 warm
-t2=$(date +%s.%N)
-aide --config "$W/aide.conf" --check > "$W/aide.out" 2>&1 || true   # exits non-zero when it finds changes
-t3=$(date +%s.%N)
+p0=$(now)
+target/release/vigild plugin run "$W/plugins/libvigil_files.so" --root "$TREE" \
+  --config '{"paths":["/"]}' >/dev/null 2>"$W/plugin.err"
+p1=$(now)
+
+warm
+w0=$(now); tripwire --check >"$W/tw.out" 2>&1 || true; w1=$(now)   # non-zero when it finds changes
+tw_found=$(awk '/Total violations found/ {print $4}' "$W/tw.out")
+
+warm
+a0=$(now); aide --config "$W/aide.conf" --check >"$W/aide.out" 2>&1 || true; a1=$(now)
+warm
+b0=$(now); aide --config "$W/aide1.conf" --check >/dev/null 2>&1 || true; b1=$(now)
 /usr/bin/time -f '%M' -o "$W/aide.rss" aide --config "$W/aide.conf" --check >/dev/null 2>&1 || true
 aide_rss=$(tail -1 "$W/aide.rss")
 
-python3 - "$t0" "$t1" "$t2" "$t3" "$(peak $pid)" "$(cat "$W/worker_peak")" "$changes" "$aide_rss" <<'PY'
+python3 - "$f0" "$f1" "$t0" "$t1" "$p0" "$p1" "$w0" "$w1" "$a0" "$a1" "$b0" "$b1" \
+  "$(peak $pid)" "$(cat "$W/worker_peak")" "$changes" "$aide_rss" "$CORES" "$load_v" \
+  "$size1" "$size2" "${tw_found:-?}" <<'PY'
 import sys
-t0, t1, t2, t3 = map(float, sys.argv[1:5])
-daemon, worker, changes, aide_rss = sys.argv[5:9]
-v, a = t1 - t0, t3 - t2
+f0, f1, t0, t1, p0, p1, w0, w1, a0, a1, b0, b1 = map(float, sys.argv[1:13])
+daemon, worker, changes, aide_rss, cores, load, size1, size2, tw_found = sys.argv[13:22]
+first, v, plug, tw, a, a1 = f1 - f0, t1 - t0, p1 - p0, w1 - w0, a1 - a0, b1 - b0
+print(f"load average before the day-2 scan: {load}")
+print(f"vigil first scan (no baseline):          {first:.2f} s")
 print(f"vigil scan --wait (scan + store + diff): {v:.2f} s, {changes} changes")
-print(f"aide --check:                            {a:.2f} s")
-print(f"aide / vigil: {a / v:.1f}x")
+print(f"files plugin alone (vigild plugin run):  {plug:.2f} s   vigil / plugin: {v / plug:.2f}x")
+print(f"tripwire --check:                        {tw:.2f} s   tripwire / vigil: {tw / v:.1f}x ({tw_found} violations)")
+print(f"aide --check, num_workers={cores}:             {a:.2f} s   aide / vigil: {a / v:.1f}x")
+print(f"aide --check, num_workers=1:             {a1:.2f} s   aide / vigil: {a1 / v:.1f}x")
 print(f"peak RSS: vigild {int(daemon)/1024:.1f} MB, worker {int(worker)/1024:.1f} MB, aide {int(aide_rss or 0)/1024:.1f} MB")
+print(f"database: {int(size1)/2**20:.1f} MiB after day 1, {int(size2)/2**20:.1f} MiB after day 2 (+{(int(size2)-int(size1))/2**20:.2f} MiB)")
 PY

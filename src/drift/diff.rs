@@ -34,9 +34,37 @@ pub enum ContentDiffs<'a> {
     Recorded(&'a HashMap<String, String>),
 }
 
-/// Content diffs computed ahead, by (key, previous value digest, current value digest).
+/// Content diffs computed ahead, by (key, previous value digest, current value digest),
+/// and the whole diff they came from with the chunk lists it compared: a commit whose
+/// baseline and snapshot are still those takes it as it is instead of merging again.
 #[derive(Debug, Default)]
-pub struct ReadyDiffs(pub(super) HashMap<(String, String, String), String>);
+pub struct ReadyDiffs {
+    pub(super) contents: HashMap<(String, String, String), String>,
+    pub(super) whole: Option<WholeDiff>,
+}
+
+/// A diff of two snapshots, named by their chunk lists (content hashes).
+#[derive(Debug)]
+pub(super) struct WholeDiff {
+    pub(super) baseline: Vec<chunk::Hash>,
+    pub(super) current: Vec<chunk::Hash>,
+    pub(super) changes: Vec<Change>,
+}
+
+impl ReadyDiffs {
+    /// The changes computed ahead, if they compared exactly these two chunk lists.
+    pub(super) fn changes_of(
+        &self,
+        baseline: &[ChunkRef],
+        current: &[ChunkRef],
+    ) -> Option<Vec<Change>> {
+        let w = self.whole.as_ref()?;
+        let same = |hashes: &[chunk::Hash], chunks: &[ChunkRef]| {
+            hashes.len() == chunks.len() && hashes.iter().zip(chunks).all(|(h, c)| *h == c.hash)
+        };
+        (same(&w.baseline, baseline) && same(&w.current, current)).then(|| w.changes.clone())
+    }
+}
 
 type Blobs = &'static [u8; 32];
 
@@ -188,7 +216,7 @@ fn modified(
     let (previous_digest, current_digest) = (digest(&old), digest(&new));
     let content_diff = (old.content != new.content).then(|| match contents {
         ContentDiffs::Compute { ready } => ready
-            .0
+            .contents
             .get(&(key.clone(), previous_digest.clone(), current_digest.clone()))
             .cloned()
             .unwrap_or_else(|| content_diff(&old.content, &new.content)),

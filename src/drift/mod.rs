@@ -84,13 +84,23 @@ pub fn prepare(
         volatile,
         &ContentDiffs::Compute { ready: &empty },
     )?;
-    for c in changes {
-        if let (ChangeKind::Modified, Some(d), Some(p), Some(cur)) =
-            (c.kind, c.content_diff, c.previous_digest, c.current_digest)
-        {
-            ready.0.insert((c.key, p, cur), d);
+    for c in &changes {
+        if let (ChangeKind::Modified, Some(d), Some(p), Some(cur)) = (
+            c.kind,
+            &c.content_diff,
+            &c.previous_digest,
+            &c.current_digest,
+        ) {
+            ready
+                .contents
+                .insert((c.key.clone(), p.clone(), cur.clone()), d.clone());
         }
     }
+    ready.whole = Some(diff::WholeDiff {
+        baseline: base.chunks.iter().map(|c| c.hash).collect(),
+        current: chunks.iter().map(|c| c.hash).collect(),
+        changes,
+    });
     Ok(ready)
 }
 
@@ -106,16 +116,23 @@ pub fn record(
 ) -> Result<PluginDrift, StoreError> {
     let (baseline_day, changes) = match c.baseline {
         Some((day, base)) => {
-            let reader = Reader::in_write(tx)?;
-            let changes = diff(
-                &reader,
-                &base.chunks,
-                &c.meta.chunks,
-                rules,
-                &c.meta.volatile,
-                &ContentDiffs::Compute { ready },
-            )?;
-            (Some(day), changes)
+            // The same two snapshots as `prepare` compared (with the same rules and volatile
+            // attributes): its diff is this one. Otherwise the baseline or the chunk list
+            // changed in between (a commit came first, entries were carried): merge again.
+            if let Some(changes) = ready.changes_of(&base.chunks, &c.meta.chunks) {
+                (Some(day), changes)
+            } else {
+                let reader = Reader::in_write(tx)?;
+                let changes = diff(
+                    &reader,
+                    &base.chunks,
+                    &c.meta.chunks,
+                    rules,
+                    &c.meta.volatile,
+                    &ContentDiffs::Compute { ready },
+                )?;
+                (Some(day), changes)
+            }
         }
         None => (None, Vec::new()),
     };

@@ -64,7 +64,14 @@ pub fn hash(bytes: &[u8]) -> Hash {
 }
 
 pub fn hex(h: &Hash) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
+    // By table, not `format!` per byte: drift writes two digests per changed item.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in h {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// Whether a chunk ends after this key.

@@ -97,12 +97,46 @@ pub struct StaticDescriptor(pub Descriptor);
 unsafe impl Sync for StaticDescriptor {}
 
 /// An attribute value: attributes are flat, so only scalars are allowed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     Bool(bool),
     Int(i64),
     Str(String),
+}
+
+/// Accepts what `#[serde(untagged)]` would (a bool, an integer that fits `i64`, a string),
+/// by the token's type: the derived untagged form buffers every value and builds an error
+/// (a formatted message) for each variant it tries first, which the daemon paid for every
+/// attribute of every item it stores.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Scalar;
+        impl serde::de::Visitor<'_> for Scalar {
+            type Value = Value;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a bool, an integer or a string")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+                Ok(Value::Bool(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+                Ok(Value::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+                i64::try_from(v)
+                    .map(Value::Int)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+                Ok(Value::Str(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+                Ok(Value::Str(v))
+            }
+        }
+        d.deserialize_any(Scalar)
+    }
 }
 
 impl std::fmt::Display for Value {
@@ -403,6 +437,19 @@ macro_rules! export_plugin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_decode_as_the_untagged_form_did() {
+        let v = |s: &str| serde_json::from_str::<Value>(s).ok();
+        assert_eq!(v("true"), Some(Value::Bool(true)));
+        assert_eq!(v("-3"), Some(Value::Int(-3)));
+        assert_eq!(v("9223372036854775807"), Some(Value::Int(i64::MAX)));
+        assert_eq!(v("9223372036854775808"), None);
+        assert_eq!(v("\"a\\u00e9\""), Some(Value::Str("aé".into())));
+        assert_eq!(v("1.5"), None);
+        assert_eq!(v("null"), None);
+        assert_eq!(v("[1]"), None);
+    }
 
     #[test]
     fn item_json_is_pinned() {
