@@ -29,7 +29,8 @@ Exit codes:
   0   success
   1   vigild refused or failed the request, or a task did not end as asked
       (failed or cancelled under --wait; not cancelled by `queue cancel`)
-  2   vigild could not be reached (not running, or wrong --socket)
+  2   vigild could not be reached (not running, wrong --socket, or the socket's
+      group does not include you)
   64  the command line was invalid";
 
 /// Control a running vigild.
@@ -44,6 +45,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// Never cut text in tables to the terminal's width (it is never cut when piped).
+    #[arg(long, global = true)]
+    wide: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -51,7 +56,12 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Daemon status: version, uptime, config, who you are.
-    Status,
+    Status {
+        /// Print only the open task counts, `ALL MINE` (`-` for mine when you have no
+        /// email): for a shell prompt, the motd or a monitoring check.
+        #[arg(long, visible_alias = "open")]
+        count: bool,
+    },
     /// Re-read the config file now (admin).
     Reload {
         /// Accept a config that removes every node or every admin (refused otherwise, since
@@ -135,6 +145,7 @@ pub fn main() -> ExitCode {
     };
     // Every string of the daemon's replies passes the terminal sanitiser, except under
     // --json, whose output stays exactly what the daemon said.
+    table::init_width(cli.wide);
     let client = Client::new(&cli.socket);
     let client = if cli.json {
         client
@@ -143,7 +154,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Status => status::status(&client, cli.json).await,
+            Command::Status { count: true } => status::count(&client, cli.json).await,
+            Command::Status { count: false } => status::status(&client, cli.json).await,
             Command::Reload { allow_empty } => status::reload(&client, allow_empty, cli.json).await,
             Command::Queue(args) => queue::run(&client, args, cli.json).await,
             Command::Scan(args) => scan::scan(&client, args, cli.json).await,
@@ -182,7 +194,9 @@ pub fn main() -> ExitCode {
                 eprintln!("vigil: {}", term::for_terminal(&e.to_string()));
             }
             match e {
-                CliError::Client(ClientError::Unreachable { .. }) => ExitCode::from(2),
+                CliError::Client(ClientError::Unreachable { .. } | ClientError::Denied { .. }) => {
+                    ExitCode::from(2)
+                }
                 _ => ExitCode::FAILURE,
             }
         }
@@ -208,6 +222,7 @@ fn error_json(e: &CliError) -> String {
             serde_json::to_value(code).unwrap_or(serde_json::Value::Null)
         }
         CliError::Client(ClientError::Unreachable { .. }) => "unreachable".into(),
+        CliError::Client(ClientError::Denied { .. }) => "permission_denied".into(),
         CliError::Client(ClientError::Protocol(_)) => "protocol".into(),
         CliError::Failed(_) => "failed".into(),
     };
