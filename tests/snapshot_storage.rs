@@ -229,6 +229,65 @@ async fn pruning_during_a_scan_does_not_take_the_chunks_it_reuses() {
     assert_eq!(latest["files"].0, day(40));
 }
 
+/// Values are collected by a sweep, not counted: a value the sweep took because no stored
+/// chunk listed it any more is stored again by the next scan that has it, and a day whose
+/// chunks are all new but whose values are mostly stored writes only the new values.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_swept_away_is_stored_again_by_the_scan_that_has_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    write_items(&store, "a", day(0), distinct_items(10_000, 0)).await;
+    write_items(&store, "a", day(1), distinct_items(10_000, 1)).await;
+    let two_days = bytes(&store).await;
+    // Day 0 is pruned (day 1 stays as the node's newest): its chunks and values go.
+    assert_eq!(snapshot::prune_blocking(&store, day(40), 30).unwrap(), 1);
+    let one_day = bytes(&store).await;
+    assert!(
+        one_day * 3 < two_days * 2,
+        "pruning day 0 freed its values: {two_days} B -> {one_day} B"
+    );
+    // Day 40 has day 0's values again, with one item in fifty changed, so that every
+    // chunk is new while nearly every value was swept away above.
+    let day40 = distinct_items(10_000, 0).enumerate().map(|(i, item)| {
+        if i % 50 == 0 {
+            item.attr("blake3", format!("gen-2-{i}"))
+        } else {
+            item
+        }
+    });
+    write_items(&store, "a", day(40), day40).await;
+    for (i, want) in [(1, "gen-0-1"), (50, "gen-2-50"), (9_999, "gen-0-9999")] {
+        let key = format!("/etc/file-{i:06}");
+        let (d, value) = store
+            .read(move |tx| snapshot::current_item(tx, "a", "files", &key))
+            .await
+            .unwrap()
+            .expect("the item is stored");
+        assert_eq!(d, day(40));
+        assert_eq!(
+            value.attributes["blake3"],
+            vigil_plugin::Value::from(want),
+            "item {i}"
+        );
+    }
+    // Rescanning day 40 with the same items stores nothing new.
+    let before = bytes(&store).await;
+    let again = distinct_items(10_000, 0).enumerate().map(|(i, item)| {
+        if i % 50 == 0 {
+            item.attr("blake3", format!("gen-2-{i}"))
+        } else {
+            item
+        }
+    });
+    write_items(&store, "a", day(40), again).await;
+    assert_eq!(
+        bytes(&store).await,
+        before,
+        "the same day again shares it all"
+    );
+    assert_eq!(snapshot::sweep_blocking(&store).unwrap(), 0);
+}
+
 /// Attributes a plugin declares volatile (a pid, an inode) are not drift.
 #[tokio::test(flavor = "multi_thread")]
 async fn volatile_attributes_are_not_drift() {

@@ -33,6 +33,7 @@ for _ in $(seq 1 200); do [ -S "$W/vigil.sock" ] && break; sleep 0.05; done
 v() { $B/target/release/vigil --socket "$W/vigil.sock" "$@"; }
 warm() { find "$TREE" -type f -print0 | xargs -0 cat > /dev/null; }
 warm; v scan --wait >/dev/null
+size1=$(stat -c %s "$W/state/vigil.redb")
 python3 - "$TREE" <<'PY'
 import os, sys
 tree = sys.argv[1]
@@ -47,7 +48,10 @@ for i in range(500):
 PY
 date -d tomorrow +%F > "$W/today"
 warm
+w0=$(awk '/^wchar/ {print $2}' /proc/$pid/io)
 t0=$(date +%s.%N); v scan --wait >/dev/null; t1=$(date +%s.%N)
-echo "round $r $B: $(python3 -c "print(f'{$t1-$t0:.2f}')") s  load $(cut -d' ' -f1 /proc/loadavg)"
+w1=$(awk '/^wchar/ {print $2}' /proc/$pid/io)
+size2=$(stat -c %s "$W/state/vigil.redb")
+echo "round $r $B: $(python3 -c "print(f'{$t1-$t0:.2f} s  vigild wrote {($w1-$w0)/2**20:.1f} MiB, file +{($size2-$size1)/2**20:.1f} MiB')")  load $(cut -d' ' -f1 /proc/loadavg)"
 kill $pid; wait $pid 2>/dev/null || true; rm -rf "$W"
 done; done

@@ -37,10 +37,9 @@ pub fn merge(
     let reader = Reader::in_write(tx)?;
     let mut out: Vec<ChunkRef> = Vec::new();
     let mut builder = ChunkBuilder::default();
-    let mut hashes: Vec<Hash> = Vec::new();
     let mut cursor = EntryCursor::new(current);
     let mut carry = carried.iter().peekable();
-    let mut pending: Vec<(Vec<u8>, String, usize, Vec<Hash>)> = Vec::new();
+    let mut pending: Vec<(Vec<u8>, String, usize)> = Vec::new();
     loop {
         let next_current = cursor.peek(&reader)?.cloned();
         let take_carried = match (next_current.as_ref(), carry.peek()) {
@@ -56,22 +55,17 @@ pub fn merge(
             next_current.expect("peeked")
         };
         builder.push(&key, &value);
-        hashes.push(value);
         if chunk::is_boundary(&key) || builder.len() >= MAX_CHUNK_ENTRIES {
-            let (bytes, first, n) = builder.take();
-            pending.push((bytes, first, n, std::mem::take(&mut hashes)));
+            pending.push(builder.take());
         }
     }
     if !builder.is_empty() {
-        let (bytes, first, n) = builder.take();
-        pending.push((bytes, first, n, std::mem::take(&mut hashes)));
+        pending.push(builder.take());
     }
     drop(reader);
-    for (bytes, first, n, values) in pending {
+    for (bytes, first, n) in pending {
         let h = chunk::hash(&bytes);
-        out.push(refs::put_chunk_of_stored(
-            tx, h, &bytes, &first, n, &values,
-        )?);
+        out.push(refs::put_chunk_of_stored(tx, h, &bytes, &first, n)?);
     }
     Ok((out, carried.len() as u64))
 }

@@ -448,11 +448,18 @@ pub fn prune_blocking(
             break;
         }
     }
+    if pruned > 0 {
+        // The pruned snapshots' chunks are gone; so are the values only they listed (and
+        // those of chunks replaced by a same-day rescan since the last sweep).
+        let values = store.write_blocking(Commit::Durable, refs::sweep_values)?;
+        tracing::debug!("pruning {pruned} snapshots freed {values} values");
+    }
     Ok(pruned)
 }
 
 /// Removes chunks that no snapshot references (left by scans that failed or were
-/// interrupted). Only safe while no scan is writing: run at start, before the queue starts.
+/// interrupted), and the values only they listed. Only safe while no scan is writing: run
+/// at start, before the queue starts.
 pub fn sweep_blocking(store: &Store) -> Result<usize, StoreError> {
     store.write_blocking(Commit::Durable, refs::sweep_unreferenced)
 }

@@ -30,7 +30,12 @@ use redb::{
 use tables::META;
 
 /// The schema this build writes. Bump it (and add a migration) when a table's layout changes.
-pub const SCHEMA_VERSION: u64 = 1;
+///
+/// 2: snapshot values are no longer reference-counted but swept (`snapshot::refs`). A
+/// version-1 database needs nothing done (its counts are simply not read any more); a
+/// version-1 vigild must not open a version-2 database, as it would take the unmaintained
+/// counts for "unreferenced" and delete values still in use.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// redb's page cache. Its default (1 GiB) would let the daemon's memory grow with the store;
 /// scans stream and diffs skip unchanged chunks, so a small cache is enough.
@@ -295,7 +300,7 @@ impl Store {
                     })
                 }
                 Some(v) if v == SCHEMA_VERSION => {}
-                // New database, or an older schema with nothing to migrate yet.
+                // New database, or an older schema with nothing to migrate (1 → 2: none).
                 _ => {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
                 }

@@ -49,9 +49,14 @@ pub const LOG_COUNTS: PlainTable<(&str, Option<&str>, &str), u64> =
 pub const SCHEDULE_FIRED: PlainTable<&str, i64> =
     PlainTable::new(TableDefinition::new("schedule_fired"));
 
-/// Snapshot values, content-addressed: BLAKE3 → refcount (u64 LE, chunks using it) + value.
+/// Snapshot values, content-addressed: BLAKE3 → 8 unused bytes (a reference count until
+/// values were collected by sweeping; see `snapshot::refs`) + value.
 pub const VALUES: PlainTable<&[u8; 32], &[u8]> =
     PlainTable::new(TableDefinition::new("snapshot_values"));
+
+/// The live values found by one value sweep, empty between sweeps (see `snapshot::refs`).
+pub const VALUE_MARKS: PlainTable<&[u8; 32], ()> =
+    PlainTable::new(TableDefinition::new("snapshot_value_marks"));
 
 /// Snapshot chunks, content-addressed: BLAKE3 → refcount (u64 LE, snapshots using it) + entries.
 pub const CHUNKS: PlainTable<&[u8; 32], &[u8]> =
@@ -129,6 +134,7 @@ pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     LOG_COUNTS.write(tx)?;
     SCHEDULE_FIRED.write(tx)?;
     VALUES.write(tx)?;
+    VALUE_MARKS.write(tx)?;
     CHUNKS.write(tx)?;
     TASK_NODES.write(tx)?;
     TASK_EVENT_DAYS.write(tx)?;
