@@ -94,6 +94,7 @@ async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
             slots: 0,
             queue: None,
             outbox: None,
+            webhooks: None,
             open_tasks: None,
             my_open_tasks: None,
             notice: Some(format!(
@@ -119,6 +120,13 @@ async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
         nodes: setup.config.nodes.len(),
         slots: setup.config.daemon.slots,
         queue: Some(app.queue.status().await),
+        webhooks: match app.webhooks.status().await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!("cannot read the webhook deliveries for /v1/status: {e}");
+                None
+            }
+        },
         outbox: match app.outbox.status().await {
             Ok(o) => Some(o),
             Err(e) => {
