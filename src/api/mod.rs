@@ -11,6 +11,7 @@ mod event_routes;
 mod guard;
 mod node_routes;
 mod outbox_routes;
+mod webhook_routes;
 mod policy_routes;
 mod queue_routes;
 mod routes;

@@ -26,7 +26,8 @@ pub fn routes() -> Routes {
     let routes = super::task_routes::add(routes);
     let routes = super::policy_routes::add(routes);
     let routes = super::event_routes::add(routes);
-    super::outbox_routes::add(routes)
+    let routes = super::outbox_routes::add(routes);
+    super::webhook_routes::add(routes)
 }
 
 pub fn router(state: AppState, limits: &Limits) -> Router {

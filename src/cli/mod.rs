@@ -6,6 +6,7 @@ mod events;
 mod log;
 mod nodes;
 mod outbox;
+mod webhooks;
 mod policies;
 mod queue;
 mod scan;
@@ -86,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         command: Option<outbox::OutboxCommand>,
     },
+    /// Webhook endpoints with their pending and dead deliveries and last error (admin).
+    Webhooks {
+        #[command(subcommand)]
+        command: Option<webhooks::WebhooksCommand>,
+    },
     /// Print a shell completion script for vigil.
     ///
     /// For example `vigil completions bash > /etc/bash_completion.d/vigil`; the Debian
@@ -155,6 +161,7 @@ pub fn main() -> ExitCode {
             Command::Policies { command } => policies::run(&client, command, cli.json).await,
             Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
             Command::Events(args) => events::run(&client, args, cli.json).await,
+            Command::Webhooks { command } => webhooks::run(&client, cli.json, command).await,
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,
