@@ -11,11 +11,11 @@ mod event_routes;
 mod guard;
 mod node_routes;
 mod outbox_routes;
-mod webhook_routes;
 mod policy_routes;
 mod queue_routes;
 mod routes;
 mod task_routes;
+mod webhook_routes;
 
 use std::sync::Arc;
 use std::time::Duration;

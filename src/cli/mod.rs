@@ -6,7 +6,6 @@ mod events;
 mod log;
 mod nodes;
 mod outbox;
-mod webhooks;
 mod policies;
 mod queue;
 mod scan;
@@ -16,6 +15,7 @@ mod tasks;
 pub mod term;
 mod text;
 pub mod vigild;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -62,7 +62,9 @@ async fn list(client: &Client, json: bool) -> CmdResult {
                 w.delivered.to_string(),
                 w.next_attempt_at
                     .filter(|_| w.pending > 0)
-                    .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+                    .map_or("-".into(), |t| {
+                        t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+                    }),
                 w.last_error.clone().unwrap_or_else(|| "-".into()),
             ]
         })
@@ -99,7 +101,9 @@ async fn retry(client: &Client, json: bool, name: Option<String>, all: bool) -> 
 }
 
 async fn test(client: &Client, json: bool, name: String) -> CmdResult {
-    let r: WebhookTestResponse = client.post::<TestWebhook>(&name, &Default::default()).await?;
+    let r: WebhookTestResponse = client
+        .post::<TestWebhook>(&name, &Default::default())
+        .await?;
     if json {
         print_json(&r);
     }

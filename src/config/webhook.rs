@@ -188,10 +188,7 @@ pub(super) fn validate(c: &mut Config, r: &mut Reporter<'_>) {
         match url::Url::parse(&w.url) {
             Err(e) => r.at(
                 &at("url"),
-                format!(
-                    "bad url {:?}: {e}; write https://host[:port]/path",
-                    w.url
-                ),
+                format!("bad url {:?}: {e}; write https://host[:port]/path", w.url),
             ),
             Ok(u) => match (u.scheme(), u.host()) {
                 (_, None) => r.at(&at("url"), format!("url {:?} names no host", w.url)),

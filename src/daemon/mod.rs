@@ -124,7 +124,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let outbox = Outbox::new(store.clone(), cell.clone());
     let tasks = UserTasks::open(store.clone(), outbox.clone(), cell.clone()).await?;
     let queue = Queue::open(store.clone(), cell.clone(), worker, tasks.clone()).await?;
-    let webhooks = crate::webhook::Webhooks::new(store.clone(), cell.clone(), tasks.events().clone());
+    let webhooks =
+        crate::webhook::Webhooks::new(store.clone(), cell.clone(), tasks.events().clone());
     tokio::spawn(prune_loop(store.clone(), cell.clone()));
     let app = Arc::new(App::new(app::Parts {
         config_path: config_path.clone(),
@@ -285,7 +286,8 @@ async fn prune_loop(store: Store, cell: Arc<SetupCell>) {
                 tracing::info!("pruned {events} log events older than {keep} days");
             }
             let configured: Vec<String> = config.webhooks.iter().map(|w| w.name.clone()).collect();
-            let deliveries = crate::events::deliveries::prune_blocking(&store, cutoff, &configured)?;
+            let deliveries =
+                crate::events::deliveries::prune_blocking(&store, cutoff, &configured)?;
             if deliveries > 0 {
                 tracing::info!("pruned {deliveries} webhook deliveries older than {keep} days");
             }

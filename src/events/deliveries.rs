@@ -39,7 +39,10 @@ pub struct StoredDelivery {
 }
 
 /// Replaces the endpoints in force: name → the kinds it receives.
-pub fn set_routes(tx: &WriteTransaction, routes: &[(String, Vec<EventKind>)]) -> Result<(), StoreError> {
+pub fn set_routes(
+    tx: &WriteTransaction,
+    routes: &[(String, Vec<EventKind>)],
+) -> Result<(), StoreError> {
     let mut table = WEBHOOK_ROUTES.write(tx)?;
     table.retain(|_, _| false)?;
     for (name, kinds) in routes {
@@ -110,7 +113,9 @@ pub fn delivered(
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     QUEUE.write(tx)?.remove((endpoint, seq))?;
-    WEBHOOK_DONE.write(tx)?.insert((endpoint, seq), at.timestamp())?;
+    WEBHOOK_DONE
+        .write(tx)?
+        .insert((endpoint, seq), at.timestamp())?;
     Ok(())
 }
 
@@ -160,7 +165,11 @@ pub fn counts(tx: &ReadTransaction, endpoint: &str) -> Result<Counts, StoreError
 
 /// Makes `endpoint`'s dead rows pending again and every pending one due now; returns
 /// (requeued, made due).
-pub fn retry(tx: &WriteTransaction, endpoint: &str, now: DateTime<Utc>) -> Result<(u64, u64), StoreError> {
+pub fn retry(
+    tx: &WriteTransaction,
+    endpoint: &str,
+    now: DateTime<Utc>,
+) -> Result<(u64, u64), StoreError> {
     let mut queue = QUEUE.write(tx)?;
     let mut rows = Vec::new();
     for row in queue.range((endpoint, 0)..=(endpoint, u64::MAX))? {

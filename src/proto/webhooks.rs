@@ -10,9 +10,7 @@ use super::EventKind;
 /// the alert shows the new nodes), `resolve` for closed; `None` for kinds it is not sent.
 pub fn pagerduty_action(kind: EventKind) -> Option<&'static str> {
     match kind {
-        EventKind::TaskOpened | EventKind::TaskReopened | EventKind::TaskUpdated => {
-            Some("trigger")
-        }
+        EventKind::TaskOpened | EventKind::TaskReopened | EventKind::TaskUpdated => Some("trigger"),
         EventKind::TaskClosed => Some("resolve"),
         EventKind::TaskAssigned | EventKind::ScanFailed | EventKind::AuditFailed => None,
     }
@@ -25,7 +23,8 @@ pub struct WebhooksStatus {
     pub pending: u64,
     /// Deliveries given up on; `vigil webhooks retry` sends them again.
     pub dead: u64,
-    /// Endpoints whose last attempt failed, with that error.
+    /// Endpoints whose last attempt failed (or, after a restart, whose next delivery had
+    /// failed), with that error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failing: Vec<WebhookFailing>,
 }

@@ -48,7 +48,12 @@ impl Webhooks {
     pub fn new(store: Store, cell: Arc<SetupCell>, events: EventLog) -> Webhooks {
         let client = sender::client();
         if let Err(e) = &client {
-            if cell.config().webhooks.iter().any(|w| w.url.starts_with("https:")) {
+            if cell
+                .config()
+                .webhooks
+                .iter()
+                .any(|w| w.url.starts_with("https:"))
+            {
                 tracing::error!("{e}");
             }
         }
@@ -73,7 +78,9 @@ impl Webhooks {
             .map(|w| (w.name.clone(), w.kinds()))
             .collect();
         self.store
-            .write_as(Commit::Durable, move |tx| deliveries::set_routes(tx, &routes))
+            .write_as(Commit::Durable, move |tx| {
+                deliveries::set_routes(tx, &routes)
+            })
             .await?;
         let mut endpoints = crate::sync::lock(&self.endpoints);
         endpoints.retain(|name, e| {
@@ -180,13 +187,14 @@ impl Webhooks {
             .await
     }
 
-    /// The backlog over every endpoint, for `GET /v1/status`.
+    /// The backlog over every endpoint, for `GET /v1/status`, and the endpoints whose last
+    /// attempt failed.
     pub async fn status(&self) -> Result<WebhooksStatus, StoreError> {
         let mut s = WebhooksStatus::default();
         for w in self.list().await? {
             s.pending += w.pending;
             s.dead += w.dead;
-            if let (Some(error), true) = (w.last_error, w.pending > 0) {
+            if let Some(error) = w.last_error {
                 s.failing.push(WebhookFailing {
                     name: w.name,
                     error,

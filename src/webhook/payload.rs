@@ -131,8 +131,8 @@ mod tests {
     #[test]
     fn the_signature_matches_the_standard_webhooks_example() {
         // The example of the Standard Webhooks specification's reference libraries.
-        let key = crate::config::webhook::parse_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-            .unwrap();
+        let key =
+            crate::config::webhook::parse_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let sig = signature(
             &key,
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
@@ -145,9 +145,6 @@ mod tests {
     #[test]
     fn a_new_secret_parses_back_to_32_bytes() {
         let s = new_secret().unwrap();
-        assert_eq!(
-            crate::config::webhook::parse_secret(&s).unwrap().len(),
-            32
-        );
+        assert_eq!(crate::config::webhook::parse_secret(&s).unwrap().len(), 32);
     }
 }

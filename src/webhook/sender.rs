@@ -14,9 +14,9 @@
 
 use std::time::{Duration, Instant};
 
-use hyper::body::Bytes;
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -155,11 +155,15 @@ pub async fn send(
         .filter(|c| !c.is_control())
         .take(ERROR_BODY_CHARS)
         .collect();
-    let error = format!("{} answered {status}{}", endpoint.url, if text.is_empty() {
-        String::new()
-    } else {
-        format!(": {text}")
-    });
+    let error = format!(
+        "{} answered {status}{}",
+        endpoint.url,
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {text}")
+        }
+    );
     if status.is_server_error() || code == 429 || code == 408 {
         Outcome::Retry {
             error,
@@ -213,10 +217,7 @@ pub(super) async fn run(w: Webhooks, name: String, stop: tokio_util::sync::Cance
         };
         feed.borrow_and_update();
         let key = name.clone();
-        let head = w
-            .store
-            .read(move |tx| deliveries::head(tx, &key))
-            .await;
+        let head = w.store.read(move |tx| deliveries::head(tx, &key)).await;
         let wait = match head {
             Err(e) => {
                 tracing::error!(webhook = %name, "cannot read the webhook deliveries: {e}");
@@ -292,10 +293,13 @@ async fn attempt(
             tracing::warn!(webhook = %name, seq, "webhook delivery is a dead letter (`vigil webhooks retry {name}` sends it again): {error}");
         }
     }
-    w.set_last_error(&name, match &outcome {
-        Outcome::Delivered(_) => None,
-        Outcome::Retry { error, .. } | Outcome::Dead(error) => Some(error.clone()),
-    });
+    w.set_last_error(
+        &name,
+        match &outcome {
+            Outcome::Delivered(_) => None,
+            Outcome::Retry { error, .. } | Outcome::Dead(error) => Some(error.clone()),
+        },
+    );
     let delivered = matches!(outcome, Outcome::Delivered(_));
     let key = name.clone();
     let committed = w
@@ -332,7 +336,10 @@ mod tests {
     #[test]
     fn retry_after_takes_seconds_or_a_date() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("99999999"), Some(MAX_RETRY_AFTER));
     }
