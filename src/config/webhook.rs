@@ -3,6 +3,7 @@
 //! never printed (`Debug` is written by hand).
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use crate::proto::EventKind;
 pub const SECRET_PREFIX: &str = "whsec_";
 /// Fewest key bytes a secret may decode to (Standard Webhooks uses 24 to 64).
 pub const MIN_KEY_BYTES: usize = 16;
+/// The most of a secret file read.
+const MAX_SECRET_BYTES: u64 = 4096;
 
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,7 +140,13 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
             meta.mode() & 0o7777
         ));
     }
-    let text = std::fs::read_to_string(path)
+    if !meta.is_file() {
+        return Err(format!("secret_file {shown} is not a regular file"));
+    }
+    // A secret is a line; a bounded read keeps a wrong path (a device, a huge file) harmless.
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SECRET_BYTES).read_to_string(&mut text))
         .map_err(|e| format!("cannot read secret_file {shown}: {e}"))?;
     parse_secret(text.trim()).map_err(|why| format!("secret_file {shown}: {why}"))
 }
@@ -245,5 +254,73 @@ pub(super) fn validate(c: &mut Config, r: &mut Reporter<'_>) {
             Ok(key) => w.key = key,
             Err(why) => r.at(&at("secret_file"), why),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use super::*;
+
+    fn secret_in(dir: &Path) -> PathBuf {
+        let p = dir.join("s");
+        std::fs::write(&p, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults_and_the_kinds_each_format_sends() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = secret_in(dir.path());
+        let text = format!(
+            "[[webhook]]\nname = \"a\"\nurl = \"https://h/x\"\nsecret_file = \"{s}\"\n\
+             [[webhook]]\nname = \"pd\"\nurl = \"http://[::1]:8/x\"\nsecret_file = \"{s}\"\nformat = \"pagerduty\"\nrouting_key = \"k\"\n",
+            s = s.display()
+        );
+        let c = crate::config::parse(Path::new("c.toml"), &text, Path::new("/")).unwrap();
+        let a = &c.webhooks[0];
+        assert_eq!(a.format, WebhookFormat::Cloudevents);
+        assert_eq!(a.timeout, Duration::from_secs(10));
+        assert_eq!(a.key.len(), 24);
+        assert_eq!(
+            a.kinds().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            [
+                "task.opened",
+                "task.updated",
+                "task.assigned",
+                "task.closed",
+                "task.reopened"
+            ]
+        );
+        assert_eq!(
+            c.webhooks[1]
+                .kinds()
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "task.opened",
+                "task.updated",
+                "task.closed",
+                "task.reopened"
+            ],
+            "PagerDuty is not sent assignments"
+        );
+        assert!(!format!("{a:?}").contains("MfKQ"), "no secret in Debug");
+    }
+
+    #[test]
+    fn secrets_must_be_whsec_base64_of_enough_bytes() {
+        assert!(parse_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
+        assert!(parse_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .unwrap_err()
+            .contains("prefix"));
+        assert!(parse_secret("whsec_!!!").unwrap_err().contains("base64"));
+        assert!(parse_secret("whsec_c2hvcnQ=")
+            .unwrap_err()
+            .contains("fewer"));
     }
 }

@@ -238,7 +238,7 @@ impl Webhooks {
         let endpoint = config.webhook(name)?.clone();
         let instance = self
             .store
-            .write_as(Commit::Durable, |tx| crate::events::instance(tx))
+            .write_as(Commit::Durable, crate::events::instance)
             .await
             .unwrap_or_else(|_| "unknown".into());
         let started = Instant::now();

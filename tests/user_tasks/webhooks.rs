@@ -370,6 +370,11 @@ fn a_gone_endpoint_dead_letters_a_stalled_one_retries_and_neither_holds_up_the_o
     assert_signed(test);
     assert_eq!(test.body["type"], "vigil.task.opened");
     assert!(test.id().contains("-test-"), "{}", test.id());
+    let secret = d.vigil_exits(&["webhooks", "secret"], 0);
+    assert!(
+        secret.trim().starts_with("whsec_") && secret.trim().len() > 40,
+        "{secret}"
+    );
     let out = d.vigil(&["webhooks", "test", "nope"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 
