@@ -124,7 +124,7 @@ async fn test(client: &Client, json: bool, name: String) -> CmdResult {
 }
 
 fn secret(json: bool) -> CmdResult {
-    let secret = crate::webhook::payload::new_secret().map_err(CliError::Failed)?;
+    let secret = crate::config::webhook::new_secret().map_err(CliError::Failed)?;
     if json {
         print_json(&serde_json::json!({ "secret": secret }));
         return Ok(());

@@ -170,6 +170,17 @@ pub fn parse_secret(text: &str) -> Result<Vec<u8>, String> {
     Ok(key)
 }
 
+/// A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes.
+pub fn new_secret() -> Result<String, String> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| format!("cannot get random bytes: {e}"))?;
+    Ok(format!(
+        "{}{}",
+        SECRET_PREFIX,
+        base64::engine::general_purpose::STANDARD.encode(key)
+    ))
+}
+
 /// True for a host name or address that stays on this machine.
 pub fn is_loopback(host: &url::Host<&str>) -> bool {
     match host {
@@ -310,6 +321,11 @@ mod tests {
             "PagerDuty is not sent assignments"
         );
         assert!(!format!("{a:?}").contains("MfKQ"), "no secret in Debug");
+    }
+
+    #[test]
+    fn a_new_secret_parses_back_to_32_bytes() {
+        assert_eq!(parse_secret(&new_secret().unwrap()).unwrap().len(), 32);
     }
 
     #[test]

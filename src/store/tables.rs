@@ -119,7 +119,7 @@ pub const EVENT_LOG: RowTable<u64> = TableDefinition::new("event_log");
 
 /// Webhook endpoints in force and the event kinds each receives: name → kinds
 /// (`task.opened,task.closed`). Written by the webhook service at start and at each reload;
-/// read by `events::record`, which queues a delivery per event and endpoint.
+/// read by the event log as it records each event, to queue a delivery per endpoint.
 pub const WEBHOOK_ROUTES: PlainTable<&str, &str> =
     PlainTable::new(TableDefinition::new("webhook_routes"));
 

@@ -113,17 +113,6 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     )
 }
 
-/// A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes.
-pub fn new_secret() -> Result<String, String> {
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| format!("cannot get random bytes: {e}"))?;
-    Ok(format!(
-        "{}{}",
-        crate::config::webhook::SECRET_PREFIX,
-        base64::engine::general_purpose::STANDARD.encode(key)
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,11 +129,5 @@ mod tests {
             br#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-    }
-
-    #[test]
-    fn a_new_secret_parses_back_to_32_bytes() {
-        let s = new_secret().unwrap();
-        assert_eq!(crate::config::webhook::parse_secret(&s).unwrap().len(), 32);
     }
 }
