@@ -176,7 +176,7 @@ fn ingest_cost(base: &Path, rounds: u64) {
     let findings = rounds * NODES;
     let per = |t: Duration| t.as_secs_f64() * 1e6 / findings as f64;
     let pending = one
-        .read_blocking(|tx| vigil::events::deliveries::counts(tx, "bench"))
+        .read_blocking(|tx| vigil::events::deliveries::counts(tx, "bench", false))
         .unwrap()
         .pending;
     println!(

@@ -144,7 +144,12 @@ pub struct Counts {
     pub next_at: Option<DateTime<Utc>>,
 }
 
-pub fn counts(tx: &ReadTransaction, endpoint: &str) -> Result<Counts, StoreError> {
+/// An endpoint's figures; `delivered` only `with_delivered`.
+pub fn counts(
+    tx: &ReadTransaction,
+    endpoint: &str,
+    with_delivered: bool,
+) -> Result<Counts, StoreError> {
     let mut c = Counts::default();
     let queue = QUEUE.read(tx)?;
     for row in queue.range((endpoint, 0)..=(endpoint, u64::MAX))? {
@@ -158,8 +163,10 @@ pub fn counts(tx: &ReadTransaction, endpoint: &str) -> Result<Counts, StoreError
             c.pending += 1;
         }
     }
-    let done = WEBHOOK_DONE.read(tx)?;
-    c.delivered = done.range((endpoint, 0)..=(endpoint, u64::MAX))?.count() as u64;
+    if with_delivered {
+        let done = WEBHOOK_DONE.read(tx)?;
+        c.delivered = done.range((endpoint, 0)..=(endpoint, u64::MAX))?.count() as u64;
+    }
     Ok(c)
 }
 

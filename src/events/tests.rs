@@ -103,7 +103,7 @@ fn each_event_gets_a_delivery_row_per_endpoint_in_force_that_takes_its_kind() {
     write(vec![failed(2), failed(3)]);
     let counts = |name: &'static str| {
         store
-            .read_blocking(|tx| deliveries::counts(tx, name))
+            .read_blocking(|tx| deliveries::counts(tx, name, true))
             .unwrap()
     };
     assert_eq!(

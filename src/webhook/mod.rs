@@ -98,7 +98,7 @@ impl Webhooks {
                 task: None,
                 last_error: None,
             });
-            if e.task.is_none() {
+            if e.task.as_ref().is_none_or(|t| t.is_finished()) {
                 e.task = Some(tokio::spawn(sender::run(
                     self.clone(),
                     w.name.clone(),
@@ -143,6 +143,12 @@ impl Webhooks {
 
     /// Every configured endpoint with its figures.
     pub async fn list(&self) -> Result<Vec<WebhookInfo>, StoreError> {
+        self.figures(true).await
+    }
+
+    /// [`Webhooks::list`]; `delivered` counted only `with_delivered` (a walk over the
+    /// retention period's deliveries, which status does not need).
+    async fn figures(&self, with_delivered: bool) -> Result<Vec<WebhookInfo>, StoreError> {
         let config = self.cell.config();
         let names: Vec<String> = config.webhooks.iter().map(|w| w.name.clone()).collect();
         let counts = self
@@ -150,7 +156,7 @@ impl Webhooks {
             .read(move |tx| {
                 names
                     .iter()
-                    .map(|n| deliveries::counts(tx, n))
+                    .map(|n| deliveries::counts(tx, n, with_delivered))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?;
@@ -191,7 +197,7 @@ impl Webhooks {
     /// attempt failed.
     pub async fn status(&self) -> Result<WebhooksStatus, StoreError> {
         let mut s = WebhooksStatus::default();
-        for w in self.list().await? {
+        for w in self.figures(false).await? {
             s.pending += w.pending;
             s.dead += w.dead;
             if let Some(error) = w.last_error {

@@ -77,7 +77,7 @@ pub fn pagerduty(routing_key: &str, e: &LogEvent) -> Option<Value> {
         .first()
         .cloned()
         .unwrap_or_else(|| format!("vigil/{}", instance_of(e)));
-    Some(json!({
+    let mut v = json!({
         "routing_key": routing_key,
         "event_action": "trigger",
         "dedup_key": dedup_key,
@@ -88,10 +88,14 @@ pub fn pagerduty(routing_key: &str, e: &LogEvent) -> Option<Value> {
             "severity": "warning",
             "timestamp": e.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "class": e.kind.as_str(),
-            "group": e.task_kind,
             "custom_details": e,
         },
-    }))
+    });
+    // PagerDuty's optional fields are strings when present, never null.
+    if let Some(kind) = e.task_kind {
+        v["payload"]["group"] = json!(kind);
+    }
+    Some(v)
 }
 
 /// `v1,<base64 HMAC-SHA256 of id.timestamp.body>` (Standard Webhooks).
