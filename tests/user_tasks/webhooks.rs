@@ -378,18 +378,29 @@ fn a_gone_endpoint_dead_letters_a_stalled_one_retries_and_neither_holds_up_the_o
     let out = d.vigil(&["webhooks", "test", "nope"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 
-    // A reload without `gone`: its sender stops, new events go to `slow` only.
-    f.dir
-        .write_config(&f.config(&hook(&f, "slow", &slow.url, "timeout = \"1s\"")));
+    // A reload without `gone` and with `late`: gone's sender stops, new events go to
+    // `slow` and `late` (which gets only what was committed after it came into force).
+    let late = Receiver::start();
+    let hooks_text =
+        hook(&f, "slow", &slow.url, "timeout = \"1s\"") + &hook(&f, "late", &late.url, "");
+    f.dir.write_config(&f.config(&hooks_text));
     d.vigil_exits(&["reload"], 0);
     let hooks = webhooks(&d);
-    assert_eq!(hooks.as_array().unwrap().len(), 1, "{hooks}");
+    assert_eq!(hooks.as_array().unwrap().len(), 2, "{hooks}");
     let task = log[0]["task"].as_u64().unwrap();
     let (code, body) = d.http("POST", &format!("/v1/tasks/{task}/close"), None);
     assert_eq!(code, 200, "{body}");
     let got = slow.wait_delivered(&d, 4);
     assert_eq!(got[3].body["type"], "vigil.task.closed");
     assert_eq!(gone.got().len(), 2, "nothing more for the removed endpoint");
+    let got = late.wait_delivered(&d, 1);
+    assert_eq!(got[0].body["type"], "vigil.task.closed");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        late.got().len(),
+        1,
+        "an added endpoint gets the events after it"
+    );
 
     // Only an admin reads or drives the webhooks.
     if is_root() {
