@@ -39,15 +39,15 @@ pub struct Webhooks {
     store: Store,
     cell: Arc<SetupCell>,
     events: EventLog,
-    client: Arc<Result<sender::HttpClient, String>>,
+    clients: Arc<sender::Clients>,
     endpoints: Arc<Mutex<HashMap<String, Endpoint>>>,
     shutdown: CancellationToken,
 }
 
 impl Webhooks {
     pub fn new(store: Store, cell: Arc<SetupCell>, events: EventLog) -> Webhooks {
-        let client = sender::client();
-        if let Err(e) = &client {
+        let clients = sender::Clients::load();
+        if let Some(e) = clients.tls_error() {
             if cell
                 .config()
                 .webhooks
@@ -61,7 +61,7 @@ impl Webhooks {
             store,
             cell,
             events,
-            client: Arc::new(client),
+            clients: Arc::new(clients),
             endpoints: Arc::new(Mutex::new(HashMap::new())),
             shutdown: CancellationToken::new(),
         }
@@ -255,7 +255,7 @@ impl Webhooks {
             let Some(body) = payload::body(&endpoint, &event) else {
                 continue;
             };
-            result = match sender::send(&self.client, &endpoint, &event.id, body).await {
+            result = match sender::send(&self.clients, &endpoint, &event.id, body).await {
                 sender::Outcome::Delivered(code) => (Some(code), None),
                 sender::Outcome::Retry { error, .. } | sender::Outcome::Dead(error) => {
                     (None, Some(error))

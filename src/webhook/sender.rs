@@ -35,24 +35,46 @@ const MIN_RETRY: Duration = Duration::from_millis(50);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 3600);
 /// A sender looks at its deliveries at least this often, even if nobody woke it.
-const IDLE_LOOK: Duration = Duration::from_secs(30);
+const IDLE_LOOK: Duration = Duration::from_secs(5);
 /// The most of an error answer's body kept for the error message.
 const ERROR_BODY_CHARS: usize = 200;
 
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type PlainClient = Client<HttpConnector, Full<Bytes>>;
 
-/// The HTTP(S) client: rustls verifying against the system's CA certificates; HTTP/1.1;
-/// redirects are never followed (hyper's client does not).
-pub fn client() -> Result<HttpClient, String> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| {
-            format!("cannot load the system's CA certificates for https webhooks: {e}; install ca-certificates")
-        })?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(https))
+/// The HTTP clients: for `https://`, rustls verifying against the system's CA certificates
+/// (loaded at start; `Err` says why there are none), and for `http://` a plain one, so an
+/// endpoint on this machine works without them. HTTP/1.1; redirects are never followed
+/// (hyper's client does not).
+pub struct Clients {
+    tls: Result<HttpsClient, String>,
+    plain: PlainClient,
+}
+
+impl Clients {
+    pub fn load() -> Clients {
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map(|b| {
+                let https = b.https_only().enable_http1().build();
+                Client::builder(TokioExecutor::new()).build(https)
+            })
+            .map_err(|e| {
+                format!(
+                    "cannot load the system's CA certificates for https webhooks: {e}; install \
+                     ca-certificates and restart vigild"
+                )
+            });
+        Clients {
+            tls,
+            plain: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Why https requests cannot be made, if they cannot.
+    pub fn tls_error(&self) -> Option<&str> {
+        self.tls.as_ref().err().map(String::as_str)
+    }
 }
 
 /// Delay before retry number `attempts` (1 = after the first failure): exponential from
@@ -78,21 +100,14 @@ pub enum Outcome {
 }
 
 /// Sends `body` as event `id` to `endpoint`, signed, within its timeout.
-pub async fn send(
-    client: &Result<HttpClient, String>,
-    endpoint: &WebhookConfig,
-    id: &str,
-    body: Body,
-) -> Outcome {
-    let client = match client {
-        Ok(c) => c,
-        Err(e) => {
-            return Outcome::Retry {
-                error: e.clone(),
-                after: None,
-            }
-        }
-    };
+pub async fn send(clients: &Clients, endpoint: &WebhookConfig, id: &str, body: Body) -> Outcome {
+    let https = endpoint.url.starts_with("https:");
+    if let (true, Err(e)) = (https, &clients.tls) {
+        return Outcome::Retry {
+            error: e.clone(),
+            after: None,
+        };
+    }
     let timestamp = Utc::now().timestamp();
     let signature = payload::signature(&endpoint.key, id, timestamp, &body.bytes);
     let request = hyper::Request::post(endpoint.url.as_str())
@@ -110,7 +125,10 @@ pub async fn send(
         Err(e) => return Outcome::Dead(format!("cannot build the request: {e}")),
     };
     let exchange = async {
-        let response = client.request(request).await?;
+        let response = match &clients.tls {
+            Ok(tls) if https => tls.request(request).await?,
+            _ => clients.plain.request(request).await?,
+        };
         let status = response.status();
         let retry_after = response
             .headers()
@@ -263,7 +281,7 @@ async fn attempt(
             e.kind,
             endpoint.format.as_str()
         )),
-        Some((e, Some(body))) => send(&w.client, endpoint, &e.id, body).await,
+        Some((e, Some(body))) => send(&w.clients, endpoint, &e.id, body).await,
     };
     let now = Utc::now();
     match &outcome {

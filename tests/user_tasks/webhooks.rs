@@ -465,7 +465,7 @@ fn pagerduty_gets_one_trigger_and_one_resolve_per_task_keyed_by_its_dedup_key() 
             &f,
             "pd",
             &r.url,
-            "format = \"pagerduty\"\nrouting_key = \"R0UTING\"",
+            "format = \"pagerduty\"\nrouting_key = \"R0UTING\"\ntimeout = \"3s\"",
         ))
         .replacen(
             "policy_dir = \"no-policies\"",
@@ -634,4 +634,58 @@ fn bad_webhook_entries_are_check_config_errors_with_their_line() {
         })
         .count();
     assert_eq!(located, 6, "allow_insecure lets g through:\n{err}");
+}
+
+/// TLS is verified: an https endpoint with a self-signed certificate (a real TLS server,
+/// `openssl s_server`) is refused, and the test request says why.
+#[test]
+fn an_https_endpoint_whose_certificate_is_not_trusted_is_refused() {
+    let f = fleet(1, 0);
+    let dir = f.dir.path();
+    let gen = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("k.pem"))
+        .arg("-out")
+        .arg(dir.join("c.pem"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (package openssl)");
+    assert!(gen.success());
+    let port = crate::email::free_port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(dir.join("c.pem"))
+        .arg("-key")
+        .arg(dir.join("k.pem"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            up.elapsed() < Duration::from_secs(10),
+            "s_server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("https://localhost:{port}/hook");
+    let d = f.start(&hook(&f, "tls", &url, "timeout = \"5s\""));
+    let out = d.vigil(&["webhooks", "test", "tls"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate"), "{err}");
 }
