@@ -151,20 +151,23 @@ impl App {
                     new.policies.len()
                 );
                 let loaded_at = new.loaded_at;
-                // The error clears before the new config is visible, so no reader sees the
-                // new config beside the old error (the scheduler's update below awaits).
-                *crate::sync::lock(&self.last_reload_error) = None;
-                self.cell.replace(new);
-                // New slots or schedules: let the queue and the scheduler look again.
-                self.queue.poke();
-                if let Some(scheduler) = self.scheduler.get() {
-                    scheduler.apply(self.config()).await;
-                }
-                if let Err(e) = self.webhooks.apply().await {
+                // The endpoints' routes first: once the new config is visible, its events
+                // already go to its endpoints.
+                if let Err(e) = self.webhooks.set_routes(&new.config).await {
                     tracing::error!(
                         "cannot put the reloaded webhook endpoints in force: {e}; events keep \
                          going to the endpoints of the previous config until the next reload"
                     );
+                }
+                // The error clears before the new config is visible, so no reader sees the
+                // new config beside the old error (the scheduler's update below awaits).
+                *crate::sync::lock(&self.last_reload_error) = None;
+                self.cell.replace(new);
+                self.webhooks.start_senders();
+                // New slots or schedules: let the queue and the scheduler look again.
+                self.queue.poke();
+                if let Some(scheduler) = self.scheduler.get() {
+                    scheduler.apply(self.config()).await;
                 }
                 tracing::info!(trigger, %summary, "config reloaded");
                 log_warnings(&self.cell.current());

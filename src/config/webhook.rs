@@ -229,6 +229,12 @@ pub(super) fn validate(c: &mut Config, r: &mut Reporter<'_>) {
                 ),
             },
         }
+        if w.events.as_ref().is_some_and(Vec::is_empty) {
+            r.at(
+                &at("events"),
+                "events = [] sends nothing: leave it out for every task kind, or name kinds",
+            );
+        }
         if let Some(names) = &w.events {
             for (j, n) in names.iter().enumerate() {
                 if EventKind::parse(n).is_none() {

@@ -67,11 +67,18 @@ impl Webhooks {
         }
     }
 
-    /// Puts the config's endpoints in force: records which kinds each receives (from the
-    /// next event on, each gets a delivery row), starts a sender for each new one and stops
-    /// those of removed ones. Their undelivered rows stay until `daemon.retention_days`.
+    /// Puts the config's endpoints in force (at start): [`Webhooks::set_routes`], then
+    /// [`Webhooks::start_senders`].
     pub async fn apply(&self) -> Result<(), StoreError> {
-        let config = self.cell.config();
+        self.set_routes(&self.cell.config()).await?;
+        self.start_senders();
+        Ok(())
+    }
+
+    /// Records which kinds each endpoint of `config` receives: from the next event on, each
+    /// gets a delivery row. A reload calls it before the new config is swapped in (an event
+    /// in between is queued for the new endpoints, whose senders start right after).
+    pub async fn set_routes(&self, config: &Config) -> Result<(), StoreError> {
         let routes: Vec<_> = config
             .webhooks
             .iter()
@@ -81,7 +88,14 @@ impl Webhooks {
             .write_as(Commit::Durable, move |tx| {
                 deliveries::set_routes(tx, &routes)
             })
-            .await?;
+            .await
+    }
+
+    /// Starts a sender for each endpoint of the config in force that has none, stops those
+    /// of removed ones (their undelivered rows stay until `daemon.retention_days`) and wakes
+    /// the others (their settings may have changed).
+    pub fn start_senders(&self) {
+        let config = self.cell.config();
         let mut endpoints = crate::sync::lock(&self.endpoints);
         endpoints.retain(|name, e| {
             let keep = config.webhook(name).is_some();
@@ -109,7 +123,6 @@ impl Webhooks {
                 e.wake.notify_one();
             }
         }
-        Ok(())
     }
 
     fn wake_of(&self, name: &str) -> Arc<Notify> {

@@ -158,7 +158,11 @@ pub async fn send(clients: &Clients, endpoint: &WebhookConfig, id: &str, body: B
             }
             Ok(Err(e)) => {
                 return Outcome::Retry {
-                    error: format!("cannot reach {}: {}", endpoint.url, error_chain(&e)),
+                    error: format!(
+                        "cannot reach {}: {}",
+                        origin(&endpoint.url),
+                        error_chain(&e)
+                    ),
                     after: None,
                 }
             }
@@ -175,7 +179,7 @@ pub async fn send(clients: &Clients, endpoint: &WebhookConfig, id: &str, body: B
         .collect();
     let error = format!(
         "{} answered {status}{}",
-        endpoint.url,
+        origin(&endpoint.url),
         if text.is_empty() {
             String::new()
         } else {
@@ -195,6 +199,15 @@ pub async fn send(clients: &Clients, endpoint: &WebhookConfig, id: &str, body: B
     } else {
         Outcome::Dead(error)
     }
+}
+
+/// `scheme://host[:port]` of a URL: what errors and logs name, since the path or query of a
+/// webhook URL is often a token.
+fn origin(url: &str) -> String {
+    url::Url::parse(url).map_or_else(
+        |_| "the endpoint".to_owned(),
+        |u| u.origin().ascii_serialization(),
+    )
 }
 
 /// The causes of a hyper client error, joined: "client error (Connect): connection refused".
@@ -349,6 +362,15 @@ mod tests {
         assert_eq!(backoff(2, max, 0.0), Duration::from_secs(10));
         assert_eq!(backoff(30, max, 1.0), max);
         assert_eq!(backoff(1, Duration::from_millis(1), 0.0), MIN_RETRY);
+    }
+
+    #[test]
+    fn errors_name_the_origin_never_the_path_or_query() {
+        assert_eq!(
+            origin("https://hooks.example.com:8443/services/T0/B0/s3cr3t?token=x"),
+            "https://hooks.example.com:8443"
+        );
+        assert_eq!(origin("not a url"), "the endpoint");
     }
 
     #[test]
