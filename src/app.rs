@@ -19,6 +19,7 @@ use crate::schedule::Scheduler;
 use crate::setup::{self, Setup, SetupCell};
 use crate::store::Store;
 use crate::tasks::UserTasks;
+use crate::webhook::Webhooks;
 
 /// What an [`App`] is built from, created in this order by `daemon::run`: outbox, user
 /// tasks (which mail through the outbox), queue (whose tasks' findings become user tasks).
@@ -29,6 +30,7 @@ pub struct Parts {
     pub queue: Queue,
     pub outbox: Outbox,
     pub tasks: UserTasks,
+    pub webhooks: Webhooks,
 }
 
 pub struct App {
@@ -38,6 +40,8 @@ pub struct App {
     /// Mail to send; modules that cause mail enqueue into it and wake it.
     pub outbox: Outbox,
     pub tasks: UserTasks,
+    /// The event log's pushes to `[[webhook]]` endpoints.
+    pub webhooks: Webhooks,
     /// Node views: last scans, drift, items.
     pub nodes: Nodes,
     /// Policy views: the latest audit results.
@@ -60,11 +64,13 @@ impl App {
             queue,
             outbox,
             tasks,
+            webhooks,
         } = parts;
         App {
             config_path,
             outbox,
             tasks,
+            webhooks,
             nodes: Nodes::new(store.clone(), cell.clone()),
             audits: Audits::new(store.clone(), cell.clone()),
             store,
@@ -145,10 +151,19 @@ impl App {
                     new.policies.len()
                 );
                 let loaded_at = new.loaded_at;
+                // The endpoints' routes first: once the new config is visible, its events
+                // already go to its endpoints.
+                if let Err(e) = self.webhooks.set_routes(&new.config).await {
+                    tracing::error!(
+                        "cannot put the reloaded webhook endpoints in force: {e}; events keep \
+                         going to the endpoints of the previous config until the next reload"
+                    );
+                }
                 // The error clears before the new config is visible, so no reader sees the
                 // new config beside the old error (the scheduler's update below awaits).
                 *crate::sync::lock(&self.last_reload_error) = None;
                 self.cell.replace(new);
+                self.webhooks.start_senders();
                 // New slots or schedules: let the queue and the scheduler look again.
                 self.queue.poke();
                 if let Some(scheduler) = self.scheduler.get() {

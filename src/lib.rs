@@ -28,6 +28,7 @@ pub mod snapshot;
 pub mod store;
 pub mod sync;
 pub mod tasks;
+pub mod webhook;
 
 /// What `vigil --version` and `vigild --version` print after the program's name: the crate
 /// version and the git commit it was built from ("0.1.0 (commit abc1234)"; `build.rs`).

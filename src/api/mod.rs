@@ -15,6 +15,7 @@ mod policy_routes;
 mod queue_routes;
 mod routes;
 mod task_routes;
+mod webhook_routes;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,7 +26,8 @@ pub fn routes() -> Routes {
     let routes = super::task_routes::add(routes);
     let routes = super::policy_routes::add(routes);
     let routes = super::event_routes::add(routes);
-    super::outbox_routes::add(routes)
+    let routes = super::outbox_routes::add(routes);
+    super::webhook_routes::add(routes)
 }
 
 pub fn router(state: AppState, limits: &Limits) -> Router {
@@ -94,6 +95,7 @@ async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
             slots: 0,
             queue: None,
             outbox: None,
+            webhooks: None,
             open_tasks: None,
             my_open_tasks: None,
             notice: Some(format!(
@@ -119,6 +121,13 @@ async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {
         nodes: setup.config.nodes.len(),
         slots: setup.config.daemon.slots,
         queue: Some(app.queue.status().await),
+        webhooks: match app.webhooks.status().await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!("cannot read the webhook deliveries for /v1/status: {e}");
+                None
+            }
+        },
         outbox: match app.outbox.status().await {
             Ok(o) => Some(o),
             Err(e) => {

@@ -15,6 +15,7 @@ mod tasks;
 pub mod term;
 mod text;
 pub mod vigild;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +97,11 @@ enum Command {
         #[command(subcommand)]
         command: Option<outbox::OutboxCommand>,
     },
+    /// Webhook endpoints with their pending and dead deliveries and last error (admin).
+    Webhooks {
+        #[command(subcommand)]
+        command: Option<webhooks::WebhooksCommand>,
+    },
     /// Print a shell completion script for vigil.
     ///
     /// For example `vigil completions bash > /etc/bash_completion.d/vigil`; the Debian
@@ -167,6 +173,7 @@ pub fn main() -> ExitCode {
             Command::Policies { command } => policies::run(&client, command, cli.json).await,
             Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
             Command::Events(args) => events::run(&client, args, cli.json).await,
+            Command::Webhooks { command } => webhooks::run(&client, cli.json, command).await,
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,

@@ -53,6 +53,10 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
         row("slots", s.slots.to_string()),
         row("queue", queue_line(s.queue.as_ref())),
         row("outbox", super::outbox::status_line(s.outbox.as_ref())),
+        row(
+            "webhooks",
+            super::webhooks::status_line(s.webhooks.as_ref()),
+        ),
         row("store", store_line(&s.store)),
     ];
     for w in &s.config_warnings {

@@ -66,6 +66,7 @@ fn sections(doc: &Spanned<DeTable<'_>>, report: &mut Reporter<'_>) -> Config {
         nodes: Vec::new(),
         plugins: Vec::new(),
         schedules: Vec::new(),
+        webhooks: Vec::new(),
         node_index: Default::default(),
         group_index: Default::default(),
     };
@@ -81,11 +82,12 @@ fn sections(doc: &Spanned<DeTable<'_>>, report: &mut Reporter<'_>) -> Config {
             "node" => many(value, "node", report, &mut config.nodes),
             "plugin" => many(value, "plugin", report, &mut config.plugins),
             "schedule" => many(value, "schedule", report, &mut config.schedules),
+            "webhook" => many(value, "webhook", report, &mut config.webhooks),
             other => report.at_span(
                 Some(key.span()),
                 format!(
                     "unknown key `{other}`; expected one of policy_dir, [daemon], [email], \
-                     [tasks], [ssh], [[user]], [[group]], [[node]], [[plugin]], [[schedule]]"
+                     [tasks], [ssh], [[user]], [[group]], [[node]], [[plugin]], [[schedule]], [[webhook]]"
                 ),
             ),
         }
@@ -180,6 +182,9 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         config.ssh.known_hosts = config.daemon.state_dir.join("known_hosts");
     } else {
         fix(&mut config.ssh.known_hosts);
+    }
+    for w in &mut config.webhooks {
+        fix(&mut w.secret_file);
     }
     if let Some(pw) = config
         .email

@@ -10,6 +10,7 @@ pub mod locate;
 mod lookup;
 mod report;
 pub mod validate;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{load, parse};
+pub use webhook::{WebhookConfig, WebhookFormat};
 
 pub use crate::proto::{QueueTaskKind, Role, Scope};
 
@@ -51,6 +53,8 @@ pub struct Config {
     pub plugins: Vec<PluginConfig>,
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<ScheduleConfig>,
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
     #[serde(skip)]
     node_index: lookup::NameIndex,
     #[serde(skip)]
@@ -444,6 +448,10 @@ impl Config {
     /// SSH sessions at once.
     pub fn ssh_max_connections(&self) -> u32 {
         self.ssh.max_connections.unwrap_or(self.daemon.slots).max(1)
+    }
+
+    pub fn webhook(&self, name: &str) -> Option<&WebhookConfig> {
+        self.webhooks.iter().find(|w| w.name == name)
     }
 
     pub fn plugin(&self, name: &str) -> Option<&PluginConfig> {

@@ -18,6 +18,7 @@ pub(super) fn validate(config: &mut Config, r: &mut Reporter<'_>) {
     ssh(config, r);
     plugins(config, r);
     schedules(config, r);
+    super::webhook::validate(config, r);
 }
 
 /// Parses a cron expression exactly as the scheduler will (six fields, seconds first).
@@ -427,7 +428,7 @@ fn schedules(c: &Config, r: &mut Reporter<'_>) {
 }
 
 /// Names end up in URLs, CLI arguments and scopes (`group:NAME`): keep them plain.
-fn check_name(name: &str, path: &[Seg<'_>], r: &mut Reporter<'_>) {
+pub(super) fn check_name(name: &str, path: &[Seg<'_>], r: &mut Reporter<'_>) {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name

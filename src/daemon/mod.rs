@@ -124,6 +124,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let outbox = Outbox::new(store.clone(), cell.clone());
     let tasks = UserTasks::open(store.clone(), outbox.clone(), cell.clone()).await?;
     let queue = Queue::open(store.clone(), cell.clone(), worker, tasks.clone()).await?;
+    let webhooks =
+        crate::webhook::Webhooks::new(store.clone(), cell.clone(), tasks.events().clone());
     tokio::spawn(prune_loop(store.clone(), cell.clone()));
     let app = Arc::new(App::new(app::Parts {
         config_path: config_path.clone(),
@@ -132,6 +134,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         queue: queue.clone(),
         outbox,
         tasks,
+        webhooks,
     }));
     queue.start();
     let scheduler = Scheduler::start(queue.clone(), app.config())
@@ -139,6 +142,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         .context("cannot start the schedules")?;
     app.set_scheduler(scheduler);
     app.outbox.start();
+    app.webhooks
+        .apply()
+        .await
+        .context("cannot put the webhook endpoints in force")?;
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(api::serve(
         listener,
@@ -206,7 +213,11 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let grace = app.config().daemon.shutdown_grace;
     let deadline = tokio::time::Instant::now() + grace;
     let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
-    tokio::join!(queue.shutdown(grace), app.outbox.shutdown(grace));
+    tokio::join!(
+        queue.shutdown(grace),
+        app.outbox.shutdown(grace),
+        app.webhooks.shutdown(grace)
+    );
     if tokio::time::timeout(left(), server).await.is_err() {
         tracing::warn!("control connections still open after {grace:?}; closing them");
     }
@@ -273,6 +284,12 @@ async fn prune_loop(store: Store, cell: Arc<SetupCell>) {
             let events = crate::events::prune_blocking(&store, cutoff)?;
             if events > 0 {
                 tracing::info!("pruned {events} log events older than {keep} days");
+            }
+            let configured: Vec<String> = config.webhooks.iter().map(|w| w.name.clone()).collect();
+            let deliveries =
+                crate::events::deliveries::prune_blocking(&store, cutoff, &configured)?;
+            if deliveries > 0 {
+                tracing::info!("pruned {deliveries} webhook deliveries older than {keep} days");
             }
             Ok::<_, crate::store::StoreError>((snapshots, drift))
         })

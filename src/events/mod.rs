@@ -5,6 +5,7 @@
 //! source a ticketing system, a SIEM or a webhook follows; pruned after
 //! `daemon.retention_days`.
 
+pub mod deliveries;
 mod rows;
 
 use chrono::{DateTime, Utc};
@@ -20,7 +21,7 @@ use crate::store::{Commit, Store, StoreError};
 use rows::{StoredLogEvent, EVENT_LOG};
 
 /// The event log's table of encoded rows, for `vigild check`.
-pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] = &[&EVENT_LOG];
+pub(crate) const STORED_ROWS: &[&dyn crate::store::RowCheck] = &[&EVENT_LOG, &deliveries::QUEUE];
 
 /// Meta key of the next event's sequence number.
 const NEXT_SEQ: &str = "events.next_seq";
@@ -124,7 +125,8 @@ impl NewLogEvent {
 }
 
 /// Appends `events` to the log inside the caller's transaction; returns how many.
-/// Each gets the next sequence number and the id `<instance>-<seq>`.
+/// Each gets the next sequence number and the id `<instance>-<seq>`, and a webhook
+/// delivery row per endpoint in force that receives its kind (`deliveries::fan_out`).
 pub fn record(
     tx: &WriteTransaction,
     events: impl IntoIterator<Item = NewLogEvent>,
@@ -138,15 +140,17 @@ pub fn record(
     let mut seq = meta.get(NEXT_SEQ)?.map_or(1, |v| v.value());
     let mut log = EVENT_LOG.write(tx)?;
     let time = Utc::now();
-    let mut n = 0;
+    let mut written = Vec::new();
     for e in events {
         let event = build(&instance, seq, time, e);
         log.put(seq, &StoredLogEvent::from(&event))?;
+        written.push((seq, event.kind));
         seq += 1;
-        n += 1;
     }
     meta.insert(NEXT_SEQ, seq)?;
-    Ok(n)
+    drop((log, meta));
+    deliveries::fan_out(tx, &written, time)?;
+    Ok(written.len())
 }
 
 fn build(instance: &str, seq: u64, time: DateTime<Utc>, e: NewLogEvent) -> LogEvent {
@@ -274,6 +278,11 @@ impl EventLog {
     /// Up to `limit` events after `seq`, oldest first.
     pub async fn after(&self, seq: u64, limit: usize) -> Result<Vec<LogEvent>, StoreError> {
         self.store.read(move |tx| after(tx, seq, limit)).await
+    }
+
+    /// A receiver of the feed: it changes after each commit that recorded events.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.feed.subscribe()
     }
 
     /// The newest sequence number given out.

@@ -82,3 +82,90 @@ fn pruning_removes_only_events_older_than_the_cutoff_and_keeps_the_numbering() {
         0
     );
 }
+
+#[test]
+fn each_event_gets_a_delivery_row_per_endpoint_in_force_that_takes_its_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let write = |events: Vec<NewLogEvent>| {
+        store
+            .write_blocking(Commit::Durable, |tx| record(tx, events))
+            .unwrap()
+    };
+    write(vec![failed(1)]);
+    let routes = vec![
+        ("all".to_owned(), EventKind::ALL.to_vec()),
+        ("tasks".to_owned(), vec![EventKind::TaskOpened]),
+    ];
+    store
+        .write_blocking(Commit::Durable, |tx| deliveries::set_routes(tx, &routes))
+        .unwrap();
+    write(vec![failed(2), failed(3)]);
+    let counts = |name: &'static str| {
+        store
+            .read_blocking(|tx| deliveries::counts(tx, name, true))
+            .unwrap()
+    };
+    assert_eq!(
+        counts("all").pending,
+        2,
+        "events before the route are not sent"
+    );
+    assert_eq!(
+        counts("tasks").pending,
+        0,
+        "a kind the endpoint does not take"
+    );
+    let (seq, row, event) = store
+        .read_blocking(|tx| deliveries::head(tx, "all"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((seq, row.attempts), (2, 0));
+    assert_eq!(event.unwrap().title, "failure 2");
+
+    // Delivered, the head moves on; dead, it is skipped until retried.
+    let now = Utc::now();
+    store
+        .write_blocking(Commit::Durable, |tx| {
+            deliveries::delivered(tx, "all", 2, now)
+        })
+        .unwrap();
+    let dead = deliveries::StoredDelivery {
+        attempts: 1,
+        dead: true,
+        last_error: Some("410".into()),
+        since: now,
+        next_at: None,
+    };
+    store
+        .write_blocking(Commit::Durable, |tx| {
+            deliveries::failed(tx, "all", 3, &dead)
+        })
+        .unwrap();
+    let c = counts("all");
+    assert_eq!((c.pending, c.dead, c.delivered), (0, 1, 1));
+    assert!(store
+        .read_blocking(|tx| deliveries::head(tx, "all"))
+        .unwrap()
+        .is_none());
+    let (requeued, _) = store
+        .write_blocking(Commit::Durable, |tx| deliveries::retry(tx, "all", now))
+        .unwrap();
+    assert_eq!(requeued, 1);
+    assert_eq!(counts("all").pending, 1);
+
+    // Removing every route stops the rows; pruning drops what is older than the cutoff.
+    store
+        .write_blocking(Commit::Durable, |tx| deliveries::set_routes(tx, &[]))
+        .unwrap();
+    write(vec![failed(4)]);
+    assert_eq!(counts("all").pending, 1);
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(
+        deliveries::prune_blocking(&store, later, &["all".to_owned()]).unwrap(),
+        1,
+        "the delivered row; the pending one of a configured endpoint stays"
+    );
+    assert_eq!(deliveries::prune_blocking(&store, later, &[]).unwrap(), 1);
+    assert_eq!(counts("all").pending, 0);
+}

@@ -140,6 +140,7 @@ optional_bodies!(
     ReloadRequest,
     CancelRequest,
     OutboxRetryRequest,
+    WebhookRetryRequest,
     UserTaskFilter,
     TrustRequest
 );
@@ -254,6 +255,15 @@ endpoints! {
     /// Queue a test mail (admin).
     TestOutbox: Post "/v1/outbox/test", param (), query NoQuery, body OutboxTestRequest
         => OutboxTestResponse;
+
+    /// Webhook endpoints with their backlog (admin).
+    ListWebhooks: Get "/v1/webhooks", param (), query NoQuery, body NoBody => Vec<WebhookInfo>;
+    /// Deliver dead webhook deliveries again, pending ones now (admin).
+    RetryWebhooks: Post "/v1/webhooks/retry", param (), query NoQuery, body WebhookRetryRequest
+        => WebhookRetryResponse;
+    /// Send a test request to one endpoint and say what it answered (admin).
+    TestWebhook: Post "/v1/webhooks/{name}/test", param String, query NoQuery, body NoBody
+        => WebhookTestResponse;
 }
 
 /// The query string of a request to `E` (empty, or `?k=v&…`).

@@ -8,6 +8,7 @@ mod outbox;
 mod policies;
 mod queue;
 mod tasks;
+mod webhooks;
 
 use std::fmt;
 
@@ -20,6 +21,7 @@ pub use outbox::*;
 pub use policies::*;
 pub use queue::*;
 pub use tasks::*;
+pub use webhooks::*;
 
 /// Reply header: how many stored rows the reply leaves out because they do not decode
 /// (absent when none; `vigild check` names them). The reply's JSON is unchanged.
@@ -183,6 +185,10 @@ pub struct Status {
     pub queue: Option<QueueFigures>,
     /// Outbox figures; `null` if they could not be read.
     pub outbox: Option<OutboxStatus>,
+    /// Webhook backlog, beside the outbox's; `null` if it could not be read, absent for a
+    /// caller shown nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<WebhooksStatus>,
     /// Open user tasks of the organisation.
     pub open_tasks: Option<u64>,
     /// Open user tasks assigned to the caller; `null` for a caller without an email.

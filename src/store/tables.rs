@@ -122,6 +122,21 @@ pub const RUN_FINDINGS: RowTable<(u64, &str)> = TableDefinition::new("run_findin
 /// `daemon.retention_days`.
 pub const EVENT_LOG: RowTable<u64> = TableDefinition::new("event_log");
 
+/// Webhook endpoints in force and the event kinds each receives: name → kinds
+/// (`task.opened,task.closed`). Written by the webhook service at start and at each reload;
+/// read by the event log as it records each event, to queue a delivery per endpoint.
+pub const WEBHOOK_ROUTES: PlainTable<&str, &str> =
+    PlainTable::new(TableDefinition::new("webhook_routes"));
+
+/// Webhook deliveries not yet made, and dead letters: (endpoint, event seq) →
+/// `events::deliveries::StoredDelivery`. Written beside the event, in its transaction.
+pub const WEBHOOK_QUEUE: RowTable<(&str, u64)> = TableDefinition::new("webhook_queue");
+
+/// Webhook deliveries made: (endpoint, event seq) → when (unix seconds); pruned after
+/// `daemon.retention_days`.
+pub const WEBHOOK_DONE: PlainTable<(&str, u64), i64> =
+    PlainTable::new(TableDefinition::new("webhook_done"));
+
 /// Latest audit result per check and node: (policy, check, node) →
 /// `audits::StoredCheckRecord`.
 pub const POLICY_RESULTS: RowTable<(&str, &str, &str)> = TableDefinition::new("policy_results");
@@ -156,5 +171,8 @@ pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(TASK_EVENTS)?;
     tx.open_table(POLICY_RESULTS)?;
     tx.open_table(EVENT_LOG)?;
+    WEBHOOK_ROUTES.write(tx)?;
+    tx.open_table(WEBHOOK_QUEUE)?;
+    WEBHOOK_DONE.write(tx)?;
     Ok(())
 }

@@ -13,6 +13,7 @@ use crate::email::{free_port, parse, Sink};
 
 mod events;
 mod rights;
+mod webhooks;
 
 const DEBIAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nodes/debian");
 /// The openssl line of the fixture's dpkg status, before and after the patch.
