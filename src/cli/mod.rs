@@ -14,6 +14,7 @@ pub mod table;
 mod tasks;
 pub mod term;
 mod text;
+pub mod ui;
 pub mod vigild;
 
 use std::path::PathBuf;
@@ -86,6 +87,8 @@ enum Command {
         #[command(subcommand)]
         command: Option<outbox::OutboxCommand>,
     },
+    /// The User Tasks and Active tasks screens in the terminal (`?` lists the keys).
+    Ui(ui::UiArgs),
     /// Print a shell completion script for vigil.
     ///
     /// For example `vigil completions bash > /etc/bash_completion.d/vigil`; the Debian
@@ -155,6 +158,7 @@ pub fn main() -> ExitCode {
             Command::Policies { command } => policies::run(&client, command, cli.json).await,
             Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
             Command::Events(args) => events::run(&client, args, cli.json).await,
+            Command::Ui(args) => ui::run(&client, args).await,
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,
