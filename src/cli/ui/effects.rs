@@ -33,7 +33,13 @@ pub async fn run(client: &Client, effect: Effect) -> Option<Event> {
             tokio::time::sleep(DEBOUNCE).await;
             Event::FilterDue(generation)
         }
-        Effect::LoadStatus => Event::Status(client.get::<GetStatus>(&()).await.map_err(Into::into)),
+        Effect::LoadStatus => Event::Status(
+            client
+                .get::<GetStatus>(&())
+                .await
+                .map(Box::new)
+                .map_err(Into::into),
+        ),
         Effect::LoadTasks { generation, query } => Event::Tasks {
             generation,
             answer: client
@@ -123,8 +129,10 @@ pub async fn run(client: &Client, effect: Effect) -> Option<Event> {
                 .post::<CloseAllUserTasks>(&(), &filter)
                 .await
                 .map(|r| match r.count {
-                    0 => "closed no task (none may be closed by you, or they were closed meanwhile)"
-                        .to_owned(),
+                    0 => {
+                        "closed no task (none may be closed by you, or they were closed meanwhile)"
+                            .to_owned()
+                    }
                     1 => "closed 1 task".to_owned(),
                     n => format!("closed {n} tasks"),
                 })

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use chrono::{Local, Offset, Utc};
 use clap::Args;
-use crossterm::event::{Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+};
 use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use ratatui::backend::CrosstermBackend;
@@ -130,7 +132,12 @@ pub async fn run(client: &Client, args: UiArgs) -> CmdResult {
     let mut terminal =
         Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(terminal_error)?;
     let tz = Local::now().offset().fix();
-    let mut app = App::new(client.socket().display().to_string(), args.readonly, Utc::now(), tz);
+    let mut app = App::new(
+        client.socket().display().to_string(),
+        args.readonly,
+        Utc::now(),
+        tz,
+    );
     let height = terminal.size().map_err(terminal_error)?.height;
     app.list.rows = render::table_rows(height);
     let result = drive(client, &mut app, &mut terminal, &mut signals).await;

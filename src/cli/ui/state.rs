@@ -75,19 +75,34 @@ pub enum Event {
     /// The clock (and the debounce and poll timers' reference).
     Tick(DateTime<Utc>),
     /// Rows the task table has room for.
-    Resize { rows: usize },
-    Status(Answer<Status>),
-    Tasks { generation: u64, answer: Answer<UserTaskList> },
-    Detail { id: u64, answer: Answer<Box<(UserTaskDetail, UserTaskReport)>> },
+    Resize {
+        rows: usize,
+    },
+    Status(Answer<Box<Status>>),
+    Tasks {
+        generation: u64,
+        answer: Answer<UserTaskList>,
+    },
+    Detail {
+        id: u64,
+        answer: Answer<Box<(UserTaskDetail, UserTaskReport)>>,
+    },
     Queue(Answer<Vec<QueueTask>>),
-    Log { log: LogKind, answer: Answer<LogPage> },
-    CloseAllPreview { answer: Answer<UserTaskList> },
+    Log {
+        log: LogKind,
+        answer: Answer<LogPage>,
+    },
+    CloseAllPreview {
+        answer: Answer<UserTaskList>,
+    },
     /// An action ended: what the daemon said, in words.
     Done(Answer<String>),
     /// The debounce timer of filter generation `n` ran out.
     FilterDue(u64),
     /// The event stream delivered event `seq`.
-    Changed { seq: u64 },
+    Changed {
+        seq: u64,
+    },
     /// The event stream is connected (again).
     Connected,
     /// The event stream lost the daemon.
@@ -98,18 +113,40 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     LoadStatus,
-    LoadTasks { generation: u64, query: UserTaskQuery },
-    LoadDetail { id: u64 },
+    LoadTasks {
+        generation: u64,
+        query: UserTaskQuery,
+    },
+    LoadDetail {
+        id: u64,
+    },
     LoadQueue,
-    LoadLog { log: LogKind },
-    PreviewCloseAll { filter: UserTaskFilter },
-    Assign { id: u64, email: String },
-    Close { id: u64 },
-    Reopen { id: u64 },
-    CloseAll { filter: UserTaskFilter },
-    Cancel { ids: Vec<String> },
+    LoadLog {
+        log: LogKind,
+    },
+    PreviewCloseAll {
+        filter: UserTaskFilter,
+    },
+    Assign {
+        id: u64,
+        email: String,
+    },
+    Close {
+        id: u64,
+    },
+    Reopen {
+        id: u64,
+    },
+    CloseAll {
+        filter: UserTaskFilter,
+    },
+    Cancel {
+        ids: Vec<String>,
+    },
     /// Send [`Event::FilterDue`] with this generation after [`DEBOUNCE`].
-    Debounce { generation: u64 },
+    Debounce {
+        generation: u64,
+    },
     Quit,
 }
 
@@ -122,13 +159,21 @@ pub enum Screen {
 /// A window over the screen that takes the keys while it is open.
 #[derive(Debug, Clone)]
 pub enum Modal {
-    Help { scroll: usize },
+    Help {
+        scroll: usize,
+    },
     /// The `/` prompt: keys edit `filter.q` (applied as typed).
     Filter,
     /// The `@` prompt: the assignee filter.
-    AssigneeFilter { input: String },
+    AssigneeFilter {
+        input: String,
+    },
     /// The `a` prompt: whom to assign task `id` to.
-    Assign { id: u64, input: String, pick: usize },
+    Assign {
+        id: u64,
+        input: String,
+        pick: usize,
+    },
     /// Close All asked; waiting for the daemon's count, then for `y`.
     ConfirmCloseAll {
         filter: UserTaskFilter,

@@ -55,7 +55,7 @@ impl App {
             Event::Status(answer) => {
                 match answer {
                     Ok(status) => {
-                        self.status = Some(status);
+                        self.status = Some(*status);
                         self.reached();
                     }
                     Err(e) => self.failed(e),
@@ -85,7 +85,8 @@ impl App {
                         self.queue
                             .marked
                             .retain(|id| tasks.iter().any(|t| t.id().to_string() == *id));
-                        self.queue.selected = self.queue.selected.min(tasks.len().saturating_sub(1));
+                        self.queue.selected =
+                            self.queue.selected.min(tasks.len().saturating_sub(1));
                         self.queue.tasks = Some(tasks);
                         self.reached();
                     }
@@ -216,7 +217,11 @@ impl App {
         out
     }
 
-    fn tasks_answer(&mut self, generation: u64, answer: Answer<crate::proto::UserTaskList>) -> Vec<Effect> {
+    fn tasks_answer(
+        &mut self,
+        generation: u64,
+        answer: Answer<crate::proto::UserTaskList>,
+    ) -> Vec<Effect> {
         if generation != self.list.generation {
             return Vec::new();
         }
@@ -270,7 +275,11 @@ impl App {
                 self.load_queue()
             }
             Action::Refresh => self.refresh(),
-            Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::First
+            Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::First
             | Action::Last => self.movement(action),
             Action::Expand => {
                 let Some(id) = self.selected_task().map(|t| t.id) else {
@@ -370,7 +379,12 @@ impl App {
                 vec![Effect::PreviewCloseAll { filter }]
             }
             Action::Mark if on_queue => {
-                if let Some(t) = self.queue.tasks.as_ref().and_then(|t| t.get(self.queue.selected)) {
+                if let Some(t) = self
+                    .queue
+                    .tasks
+                    .as_ref()
+                    .and_then(|t| t.get(self.queue.selected))
+                {
                     let id = t.id().to_string();
                     if !self.queue.marked.remove(&id) {
                         self.queue.marked.insert(id);
@@ -388,7 +402,11 @@ impl App {
                     return Vec::new();
                 }
                 let ids: Vec<String> = if self.queue.marked.is_empty() {
-                    let current = self.queue.tasks.as_ref().and_then(|t| t.get(self.queue.selected));
+                    let current = self
+                        .queue
+                        .tasks
+                        .as_ref()
+                        .and_then(|t| t.get(self.queue.selected));
                     current.map(|t| t.id().to_string()).into_iter().collect()
                 } else {
                     std::mem::take(&mut self.queue.marked).into_iter().collect()
@@ -463,9 +481,13 @@ impl App {
         let rows = self.list.rows.max(1);
         let offset = self.list.offset;
         let (offset, selected) = match action {
-            Action::Up if self.list.selected == 0 && offset > 0 => (offset.saturating_sub(rows), usize::MAX),
+            Action::Up if self.list.selected == 0 && offset > 0 => {
+                (offset.saturating_sub(rows), usize::MAX)
+            }
             Action::Up => (offset, self.list.selected.saturating_sub(1)),
-            Action::Down if self.list.selected + 1 >= len && offset + len < total => (offset + rows, 0),
+            Action::Down if self.list.selected + 1 >= len && offset + len < total => {
+                (offset + rows, 0)
+            }
             Action::Down => (offset, (self.list.selected + 1).min(len.saturating_sub(1))),
             Action::PageUp => (offset.saturating_sub(rows), self.list.selected),
             Action::PageDown if offset + rows < total => (offset + rows, self.list.selected),
@@ -477,7 +499,9 @@ impl App {
         if offset != self.list.offset {
             self.list.offset = offset;
             // The answer clamps the selection; the old page's task is not on the new one.
-            self.list.page.as_mut().map(|p| p.tasks.clear());
+            if let Some(p) = self.list.page.as_mut() {
+                p.tasks.clear();
+            }
             return self.load_tasks(true);
         }
         self.list.selected = selected.min(len.saturating_sub(1));
@@ -528,7 +552,11 @@ impl App {
                 self.modal = Some(Modal::AssigneeFilter { input });
                 Vec::new()
             }
-            Modal::Assign { id, mut input, pick } => {
+            Modal::Assign {
+                id,
+                mut input,
+                pick,
+            } => {
                 let mut pick = pick;
                 match key {
                     Key::Esc => return Vec::new(),

@@ -27,10 +27,17 @@ pub fn draw(frame: &mut Frame, app: &App, x: &Expansion, area: Rect) {
     let block = Block::new()
         .borders(Borders::TOP)
         .title(Line::from(title).style(Style::new().add_modifier(Modifier::BOLD)))
-        .title(Line::from(hint).right_aligned().style(Style::new().fg(Color::DarkGray)));
+        .title(
+            Line::from(hint)
+                .right_aligned()
+                .style(Style::new().fg(Color::DarkGray)),
+        );
     let body: Vec<Line> = match (&x.loaded, &x.error) {
         (Some(b), _) => content(app, &b.0, &b.1, x.view_changes),
-        (None, Some(e)) => vec![Line::styled(format!(" {}", cell(e)), Style::new().fg(Color::Red))],
+        (None, Some(e)) => vec![Line::styled(
+            format!(" {}", cell(e)),
+            Style::new().fg(Color::Red),
+        )],
         (None, None) => vec![Line::from(" loading…")],
     };
     let height = usize::from(area.height.saturating_sub(1));
@@ -45,11 +52,19 @@ pub fn draw(frame: &mut Frame, app: &App, x: &Expansion, area: Rect) {
 }
 
 fn heading(s: &str) -> Line<'static> {
-    Line::styled(s.to_owned(), Style::new().add_modifier(Modifier::BOLD).fg(Color::Cyan))
+    Line::styled(
+        s.to_owned(),
+        Style::new().add_modifier(Modifier::BOLD).fg(Color::Cyan),
+    )
 }
 
 /// The expansion's lines.
-pub fn content(app: &App, d: &UserTaskDetail, r: &UserTaskReport, view: bool) -> Vec<Line<'static>> {
+pub fn content(
+    app: &App,
+    d: &UserTaskDetail,
+    r: &UserTaskReport,
+    view: bool,
+) -> Vec<Line<'static>> {
     let t = &d.task;
     let mut out = Vec::new();
     let state = match t.state.closed_by() {
@@ -74,7 +89,11 @@ pub fn content(app: &App, d: &UserTaskDetail, r: &UserTaskReport, view: bool) ->
         Style::new().add_modifier(Modifier::BOLD),
     ));
     if !t.description.is_empty() {
-        out.extend(lines(&t.description).into_iter().map(|l| Line::from(format!(" {l}"))));
+        out.extend(
+            lines(&t.description)
+                .into_iter()
+                .map(|l| Line::from(format!(" {l}"))),
+        );
     }
     out.push(heading(" Nodes"));
     for n in &d.nodes {
@@ -82,9 +101,17 @@ pub fn content(app: &App, d: &UserTaskDetail, r: &UserTaskReport, view: bool) ->
             .resolved_by
             .as_deref()
             .map_or(String::new(), |by| format!("  resolved by {}", cell(by)));
-        out.push(Line::from(format!("   {}  {} event(s){resolved}", cell(&n.node), n.events)));
+        out.push(Line::from(format!(
+            "   {}  {} event(s){resolved}",
+            cell(&n.node),
+            n.events
+        )));
     }
-    out.push(heading(&format!(" Events ({} of {}, newest first)", d.events.len(), d.events_total)));
+    out.push(heading(&format!(
+        " Events ({} of {}, newest first)",
+        d.events.len(),
+        d.events_total
+    )));
     for e in &d.events {
         out.push(Line::from(format!(
             "   {}  {}  {}  {}",
@@ -113,7 +140,11 @@ pub fn content(app: &App, d: &UserTaskDetail, r: &UserTaskReport, view: bool) ->
         }
         if let Some(message) = &n.message {
             let red = Style::new().fg(Color::Red);
-            out.extend(lines(message).into_iter().map(|l| Line::styled(format!("     {l}"), red)));
+            out.extend(
+                lines(message)
+                    .into_iter()
+                    .map(|l| Line::styled(format!("     {l}"), red)),
+            );
         } else if n.drift.is_empty() {
             out.push(Line::from(format!(
                 "     no snapshot of {} is stored any more (pruned after retention_days)",

@@ -52,7 +52,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
             Style::new().fg(Color::Green)
         };
         frame.render_widget(
-            Paragraph::new(Line::from(Span::styled(format!(" {}", cell(&n.text)), style))),
+            Paragraph::new(Line::from(Span::styled(
+                format!(" {}", cell(&n.text)),
+                style,
+            ))),
             status,
         );
     }
@@ -68,34 +71,6 @@ pub fn table_rows(height: u16) -> usize {
 
 fn header(app: &App) -> Line<'static> {
     let bold = Style::new().add_modifier(Modifier::BOLD);
-    let mut spans = vec![Span::styled(" vigil ", bold.fg(Color::Black).bg(Color::Cyan))];
-    match &app.status {
-        None => spans.push(Span::raw(format!("  connecting to {}…", cell(&app.socket)))),
-        Some(s) => {
-            let open = s.open_tasks.map_or("-".to_owned(), |n| n.to_string());
-            let mine = s.my_open_tasks.map_or("-".to_owned(), |n| n.to_string());
-            spans.push(Span::styled(format!("  Open: {open} (mine: {mine})"), bold.fg(Color::Yellow)));
-            let who = s.caller.email.as_deref().map_or_else(
-                || format!("uid {}", s.caller.uid),
-                |e| cell(e).into_owned(),
-            );
-            let role = match s.caller.role {
-                Some(Role::Admin) => "Site Administrator",
-                Some(Role::User) => "Site User",
-                None => "not a configured user",
-            };
-            spans.push(Span::raw(format!("  │ {who} ({role})")));
-            if let Some(q) = &s.queue {
-                spans.push(Span::raw(format!(
-                    "  │ queue: {} running, {} queued, {} slots",
-                    q.running, q.queued, q.slots
-                )));
-            }
-            if app.readonly {
-                spans.push(Span::styled("  │ read-only", Style::new().fg(Color::Magenta)));
-            }
-        }
-    }
     let tab = |name: &'static str, on: bool| {
         if on {
             Span::styled(format!(" {name} "), bold.fg(Color::Black).bg(Color::White))
@@ -103,9 +78,47 @@ fn header(app: &App) -> Line<'static> {
             Span::raw(format!(" {name} "))
         }
     };
-    spans.push(Span::raw("  │"));
-    spans.push(tab("1 User Tasks", app.screen == Screen::Tasks));
-    spans.push(tab("2 Active tasks", app.screen == Screen::Queue));
+    let mut spans = vec![
+        Span::styled(" vigil ", bold.fg(Color::Black).bg(Color::Cyan)),
+        Span::raw(" "),
+        tab("1 User Tasks", app.screen == Screen::Tasks),
+        tab("2 Active tasks", app.screen == Screen::Queue),
+    ];
+    match &app.status {
+        None => spans.push(Span::raw(format!(
+            " │ connecting to {}…",
+            cell(&app.socket)
+        ))),
+        Some(s) => {
+            let open = s.open_tasks.map_or("-".to_owned(), |n| n.to_string());
+            let mine = s.my_open_tasks.map_or("-".to_owned(), |n| n.to_string());
+            spans.push(Span::raw(" │ "));
+            spans.push(Span::styled(
+                format!("Open: {open} (mine: {mine})"),
+                bold.fg(Color::Yellow),
+            ));
+            let who = s
+                .caller
+                .email
+                .as_deref()
+                .map_or_else(|| format!("uid {}", s.caller.uid), |e| cell(e).into_owned());
+            let role = match s.caller.role {
+                Some(Role::Admin) => "Site Administrator",
+                Some(Role::User) => "Site User",
+                None => "not a configured user",
+            };
+            spans.push(Span::raw(format!(" │ {who}, {role}")));
+            if app.readonly {
+                spans.push(Span::styled(", read-only", Style::new().fg(Color::Magenta)));
+            }
+            if let Some(q) = &s.queue {
+                spans.push(Span::raw(format!(
+                    " │ queue: {} running, {} queued, {} slots",
+                    q.running, q.queued, q.slots
+                )));
+            }
+        }
+    }
     Line::from(spans)
 }
 

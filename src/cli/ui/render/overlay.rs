@@ -52,8 +52,16 @@ pub fn draw(frame: &mut Frame, app: &App) {
                 })
                 .collect();
             let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
-            let max = lines.len().saturating_sub(usize::from(area.height.saturating_sub(2)));
-            window(frame, centred(area, 96, height), "Keys (Esc closes)", lines, (*scroll).min(max));
+            let max = lines
+                .len()
+                .saturating_sub(usize::from(area.height.saturating_sub(2)));
+            window(
+                frame,
+                centred(area, 96, height),
+                "Keys (Esc closes)",
+                lines,
+                (*scroll).min(max),
+            );
         }
         Some(Modal::AssigneeFilter { input }) => {
             let lines = vec![
@@ -74,11 +82,21 @@ pub fn draw(frame: &mut Frame, app: &App) {
                 ),
             ];
             if !app.known_assignees.is_empty() {
-                let known: Vec<String> =
-                    app.known_assignees.iter().take(5).map(|a| cell(a).into_owned()).collect();
+                let known: Vec<String> = app
+                    .known_assignees
+                    .iter()
+                    .take(5)
+                    .map(|a| cell(a).into_owned())
+                    .collect();
                 lines.push(Line::from(format!(" known: {}", known.join(", "))));
             }
-            window(frame, centred(area, 80, 5), &format!("Assign task {id} to"), lines, 0);
+            window(
+                frame,
+                centred(area, 80, 5),
+                &format!("Assign task {id} to"),
+                lines,
+                0,
+            );
         }
         Some(Modal::ConfirmCloseAll { preview, .. }) => {
             let mut lines = Vec::new();
@@ -92,7 +110,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
                          (a Site User closes only their own tasks)."
                     };
                     lines.push(Line::from(why));
-                    lines.push(Line::styled(" any key: back", Style::new().fg(Color::DarkGray)));
+                    lines.push(Line::styled(
+                        " any key: back",
+                        Style::new().fg(Color::DarkGray),
+                    ));
                 }
                 Some(p) => {
                     let s = if p.total == 1 { "" } else { "s" };
@@ -101,10 +122,17 @@ pub fn draw(frame: &mut Frame, app: &App) {
                         Style::new().add_modifier(Modifier::BOLD),
                     ));
                     for t in p.tasks.iter().take(CLOSE_ALL_PREVIEW) {
-                        lines.push(Line::from(format!("   {:>6}  {}", t.id, cut(&cell(&t.title), 60))));
+                        lines.push(Line::from(format!(
+                            "   {:>6}  {}",
+                            t.id,
+                            cut(&cell(&t.title), 60)
+                        )));
                     }
                     if p.tasks.len() < p.total {
-                        lines.push(Line::from(format!("   … and {} more", p.total - p.tasks.len())));
+                        lines.push(Line::from(format!(
+                            "   … and {} more",
+                            p.total - p.tasks.len()
+                        )));
                     }
                     lines.push(Line::from(vec![
                         Span::styled(" y", key),

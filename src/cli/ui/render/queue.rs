@@ -43,7 +43,11 @@ fn active(frame: &mut Frame, app: &App, area: Rect) {
     }
     let rows = tasks.iter().map(|t| {
         let id = t.id().to_string();
-        let mark = if app.queue.marked.contains(&id) { "[x]" } else { "[ ]" };
+        let mark = if app.queue.marked.contains(&id) {
+            "[x]"
+        } else {
+            "[ ]"
+        };
         let status = t.status();
         Row::new([
             Cell::from(mark),
@@ -51,7 +55,10 @@ fn active(frame: &mut Frame, app: &App, area: Rect) {
             Cell::from(id),
             Cell::from(stamp(t.state.started_at().unwrap_or(t.queued_at), app.tz)),
             Cell::from(cut(&cell(&t.scope.to_string()), 20)),
-            Cell::from(cut(&cell(&initiator(&t.initiator, t.schedule.as_deref())), 40)),
+            Cell::from(cut(
+                &cell(&initiator(&t.initiator, t.schedule.as_deref())),
+                40,
+            )),
             Cell::from(active_status_word(status)).style(match status {
                 QueueTaskStatus::Running => Style::new().fg(Color::Green),
                 QueueTaskStatus::Queued => Style::new().fg(Color::Yellow),
@@ -69,7 +76,13 @@ fn active(frame: &mut Frame, app: &App, area: Rect) {
     ];
     let table = Table::new(rows, widths)
         .header(bold_header(&[
-            "", "DEVICE/RESOURCE", "TASK", "START DATE", "SCOPE", "INITIATOR", "STATUS",
+            "",
+            "DEVICE/RESOURCE",
+            "TASK",
+            "START DATE",
+            "SCOPE",
+            "INITIATOR",
+            "STATUS",
         ]))
         .block(block)
         .row_highlight_style(Style::new().bg(Color::Blue).fg(Color::White))
@@ -80,7 +93,11 @@ fn active(frame: &mut Frame, app: &App, area: Rect) {
 
 fn log(frame: &mut Frame, app: &App, area: Rect) {
     let title = match &app.queue.log_page {
-        Some(p) => format!(" {} ({} ended; l: the other log) ", app.queue.log.title(), p.total),
+        Some(p) => format!(
+            " {} ({} ended; l: the other log) ",
+            app.queue.log.title(),
+            p.total
+        ),
         None => format!(" {} ", app.queue.log.title()),
     };
     let block = Block::new()
@@ -99,7 +116,7 @@ fn log(frame: &mut Frame, app: &App, area: Rect) {
         .unwrap_or_default();
         Row::new([
             Cell::from(r.id.to_string()),
-            Cell::from(cut(&cell(&r.target), 30)),
+            Cell::from(cut(&cell(&r.target), 20)),
             Cell::from(final_status_word(r.status)).style(match r.status {
                 FinalStatus::Failed => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
                 FinalStatus::Cancelled => Style::new().fg(Color::Yellow),
@@ -108,23 +125,32 @@ fn log(frame: &mut Frame, app: &App, area: Rect) {
             Cell::from(r.errors.to_string()),
             Cell::from(r.items_scanned.to_string()),
             Cell::from(stamp(r.finished_at, app.tz)),
-            Cell::from(cut(&cell(&initiator(&r.initiator, r.schedule.as_deref())), 30)),
+            Cell::from(cut(
+                &cell(&initiator(&r.initiator, r.schedule.as_deref())),
+                20,
+            )),
             Cell::from(message),
         ])
     });
     let widths = [
         Constraint::Length(12),
-        Constraint::Length(30),
+        Constraint::Length(20),
         Constraint::Length(9),
         Constraint::Length(6),
-        Constraint::Length(8),
+        Constraint::Length(7),
         Constraint::Length(19),
-        Constraint::Length(30),
+        Constraint::Length(20),
         Constraint::Fill(1),
     ];
     let table = Table::new(rows, widths)
         .header(bold_header(&[
-            "TASK", "DEVICE/RESOURCE", "STATUS", "ERRORS", "ITEMS", "FINISHED", "INITIATOR",
+            "TASK",
+            "DEVICE/RESOURCE",
+            "STATUS",
+            "ERRORS",
+            "ITEMS",
+            "FINISHED",
+            "INITIATOR",
             "MESSAGE",
         ]))
         .block(block);

@@ -43,12 +43,19 @@ pub fn filters(frame: &mut Frame, app: &App, area: Rect) {
     ];
     let q = cell(&f.q).into_owned();
     if editing {
-        spans.push(Span::styled(format!("{q}▏"), Style::new().fg(Color::Yellow)));
+        spans.push(Span::styled(
+            format!("{q}▏"),
+            Style::new().fg(Color::Yellow),
+        ));
     } else {
         spans.push(Span::styled(q, on));
     }
     if let Some(page) = &app.list.page {
-        let first = if page.total == 0 { 0 } else { app.list.offset + 1 };
+        let first = if page.total == 0 {
+            0
+        } else {
+            app.list.offset + 1
+        };
         let last = app.list.offset + page.tasks.len();
         let s = if page.total == 1 { "" } else { "s" };
         spans.push(Span::styled(
@@ -85,12 +92,25 @@ fn kind_word(k: UserTaskKind) -> &'static str {
 
 fn table(frame: &mut Frame, app: &App, area: Rect) {
     let header = Row::new(
-        ["ID", "KIND", "TITLE", "EVENTS", "NODES", "ASSIGNEE", "STATUS", "LAST EVENT"]
-            .map(|h| Cell::from(h)),
+        [
+            "ID",
+            "KIND",
+            "TITLE",
+            "EVENTS",
+            "NODES",
+            "ASSIGNEE",
+            "STATUS",
+            "LAST EVENT",
+        ]
+        .map(Cell::from),
     )
     .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
     let Some(page) = &app.list.page else {
-        let text = if app.list.loading { " loading tasks…" } else { "" };
+        let text = if app.list.loading {
+            " loading tasks…"
+        } else {
+            ""
+        };
         frame.render_widget(Paragraph::new(text), area);
         return;
     };
@@ -103,7 +123,8 @@ fn table(frame: &mut Frame, app: &App, area: Rect) {
         frame.render_widget(Paragraph::new(what), area);
         return;
     }
-    let title_width = usize::from(area.width.saturating_sub(6 + 12 + 6 + 5 + 24 + 6 + 11 + 8)).max(10);
+    let title_width =
+        usize::from(area.width.saturating_sub(6 + 12 + 6 + 5 + 24 + 6 + 11 + 8)).max(10);
     let rows = page.tasks.iter().map(|t| {
         let status = if t.is_open() { "open" } else { "closed" };
         Row::new([
