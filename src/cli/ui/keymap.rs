@@ -424,4 +424,28 @@ mod tests {
         assert!(ro.iter().all(|(k, _)| k.trim() != "c" && k.trim() != "x"));
         assert!(ro.iter().any(|(k, _)| k.trim() == "/"));
     }
+
+    #[test]
+    fn the_readme_lists_exactly_these_keys() {
+        let readme = include_str!("../../../README.md");
+        for b in KEYMAP {
+            let where_ = match b.context {
+                Global => "everywhere",
+                Tasks => "User Tasks",
+                Queue => "Active tasks",
+            };
+            let row = format!("| `{}` | {where_} | {} |", b.label, b.help);
+            assert!(readme.contains(&row), "README.md lacks the key row {row}");
+        }
+        let listed = readme.lines().filter(|l| {
+            ["everywhere", "User Tasks", "Active tasks"]
+                .iter()
+                .any(|w| l.starts_with("| `") && l.contains(&format!("` | {w} | ")))
+        });
+        assert_eq!(
+            listed.count(),
+            KEYMAP.len(),
+            "README.md lists keys the keymap lacks"
+        );
+    }
 }

@@ -66,7 +66,8 @@ pub fn task(
         "assignee": assignee, "created_at": "2026-04-01T02:00:00Z", "last_event_at": last,
         "closed_by": if open { None } else { Some("root@example.com") },
         "closed_at": if open { None } else { Some(last) },
-        "events": id + 1, "nodes": if id % 2 == 0 { 2 } else { 1 },
+        "events": id + 1, "nodes": if id == 5 || id == 3 { 1 } else { 2 },
+        "change_count": if kind == "drift" { 2 } else { 0 },
         "first_nodes": ["web-0"], "fingerprint": format!("{kind}:web:{id}"),
         "recurrence_of": null,
     }))
