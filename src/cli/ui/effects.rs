@@ -216,6 +216,14 @@ pub async fn follow(client: &Client, events: UnboundedSender<Event>) {
                     "vigild closed the event stream; reconnecting…".to_owned(),
                 ));
             }
+            // Refused (not a configured user): no live updates; the header's poll goes on.
+            Err(e @ crate::client::ClientError::Api { .. }) => {
+                let _ = events.send(Event::Done(Err(ApiError {
+                    message: format!("no live updates: {e}"),
+                    unreachable: false,
+                })));
+                return;
+            }
             Err(e) => {
                 let _ = events.send(Event::Disconnected(format!(
                     "{}; reconnecting…",

@@ -16,7 +16,7 @@ use crate::proto::{
 };
 
 /// Time after the last filter keystroke before the list is asked for.
-pub const DEBOUNCE: Duration = Duration::from_millis(80);
+pub const DEBOUNCE: Duration = Duration::from_millis(30);
 /// How often the queue and the status header are asked for again (the event log does not
 /// cover queue changes).
 pub const POLL: Duration = Duration::from_millis(1500);
@@ -274,6 +274,8 @@ pub struct App {
     /// Why the daemon cannot be reached, while it cannot.
     pub banner: Option<String>,
     pub last_seq: u64,
+    /// Connections of the event stream so far.
+    pub stream_connections: u64,
     /// The filter generation the debounce waits for.
     pub filter_generation: u64,
     /// When the queue and the status were last asked for.
@@ -310,6 +312,7 @@ impl App {
             notice: None,
             banner: None,
             last_seq: 0,
+            stream_connections: 0,
             filter_generation: 0,
             polled_at: None,
             known_assignees: BTreeSet::new(),

@@ -138,8 +138,12 @@ impl App {
                 self.refresh()
             }
             Event::Connected => {
+                self.stream_connections += 1;
                 if self.banner.take().is_some() {
                     self.say("connected to vigild again", false);
+                }
+                // Every connection after the first may have missed changes: reload.
+                if self.stream_connections > 1 {
                     return self.refresh();
                 }
                 Vec::new()

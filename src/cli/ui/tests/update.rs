@@ -248,12 +248,22 @@ fn take_assigns_to_the_caller_and_success_reloads_what_is_shown() {
 fn a_lost_daemon_is_a_banner_until_the_stream_is_back() {
     let api = FakeApi::admin();
     let mut app = loaded(&api);
+    assert!(
+        app.update(Event::Connected).is_empty(),
+        "the first connection reloads nothing"
+    );
     app.update(Event::Disconnected(
         "cannot reach vigild at /run/vigil/vigil.sock: gone".into(),
     ));
     assert!(app.banner.is_some());
     let effects = app.update(Event::Connected);
     assert!(app.banner.is_none());
+    // Back before the stream (the header's poll answered first): still one reload.
+    app.update(Event::Disconnected("gone".into()));
+    app.update(Event::Status(Ok(Box::new(status(true, 4, 0)))));
+    assert!(app.banner.is_none());
+    let again = app.update(Event::Connected);
+    assert!(tasks_query(&again).is_some() || app.list.stale, "{again:?}");
     assert!(effects.contains(&Effect::LoadStatus) && tasks_query(&effects).is_some());
     // A failed load while gone is the banner too, not an error line.
     app.update(Event::Status(Err(ApiError {
