@@ -155,6 +155,9 @@ async fn drive(
     let (tx, mut news) = tokio::sync::mpsc::unbounded_channel();
     let follower = effects::follow(client, tx);
     tokio::pin!(follower);
+    // The follower ends only when the daemon refuses the stream; a finished future is not
+    // polled again.
+    let mut following = true;
     let mut pending: FuturesUnordered<LocalBoxFuture<'_, Option<Event>>> = FuturesUnordered::new();
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
@@ -183,7 +186,10 @@ async fn drive(
                 None => return Ok(()),
             },
             _ = tick.tick() => Some(Event::Tick(Utc::now())),
-            () = &mut follower => None,
+            () = &mut follower, if following => {
+                following = false;
+                None
+            }
             _ = signals.next() => return Ok(()),
         };
         if let Some(event) = event {
