@@ -212,6 +212,13 @@ fn start(dir: &TestDir) -> Daemon {
     d
 }
 
+/// vigild started again on the same state, its socket open to alice.
+fn restart(dir: &TestDir) -> Daemon {
+    let d = Daemon::start_on(dir).unwrap();
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    d
+}
+
 fn scan(d: &Daemon) {
     d.queue_and_wait(json!({"kind": "scan", "plugins": ["packages", "accounts", "files"]}));
 }
@@ -263,7 +270,7 @@ fn vigil_ui_in_tmux_against_the_real_daemon() {
     }
     let dir = TestDir::new();
     dir.set_today("2026-04-01");
-    let d = start(&dir);
+    let mut d = start(&dir);
     two_days_of_drift(&dir, &d);
     let tmux = Tmux::new(dir.path());
     let socket = d.socket.display().to_string();
@@ -378,6 +385,20 @@ fn vigil_ui_in_tmux_against_the_real_daemon() {
             .any(|l| l.contains(&queued) && l.contains("Cancelled"))
     });
     std::fs::write(dir.path().join("gate"), b"open").unwrap();
+
+    // vigild goes away: a banner; it comes back: the banner goes and the screen is live.
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(d.wait_exit().success());
+    admin.wait_text("reconnecting…");
+    let d = restart(&dir);
+    admin.keys(&["1"]);
+    admin.wait("the banner to go", |s| {
+        !s.contains("reconnecting…") && s.contains("Open: 1 (mine: 0)")
+    });
+    d.vigil_exits(&["tasks", "close-all", "--yes"], 0);
+    admin.wait_text("Open: 0 (mine: 0)");
+    admin.wait_text("No open task: nothing to look at.");
+    admin.keys(&["2"]);
 
     // Esc never quits; q does, and the terminal is back in line mode.
     admin.keys(&["Escape", "Escape"]);

@@ -170,7 +170,8 @@ impl App {
     /// A call failed: the banner if the daemon is gone, else the daemon's message.
     fn failed(&mut self, e: ApiError) {
         if e.unreachable {
-            self.banner = Some(e.message);
+            // The event stream's follower reconnects, and the polls go on.
+            self.banner = Some(format!("{}; reconnecting…", e.message));
         } else {
             self.say(&e.message, true);
         }
