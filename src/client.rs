@@ -18,6 +18,17 @@ use crate::proto::{ErrorBody, ErrorCode};
 pub enum ClientError {
     #[error("cannot reach vigild at {path}: {reason}; is it running?")]
     Unreachable { path: PathBuf, reason: String },
+    /// The socket is there (so vigild most likely runs), but its mode keeps this user out.
+    #[error(
+        "vigild's socket {path} exists, but {user} may not connect to it: it is open to the \
+         group {group}; add {user} to that group (`usermod -aG {group} {user}`, then log in \
+         again) or run vigil as root"
+    )]
+    Denied {
+        path: PathBuf,
+        user: String,
+        group: String,
+    },
     /// The daemon answered with an error envelope.
     #[error("{message}")]
     Api {
@@ -54,6 +65,35 @@ impl Client {
     pub fn filter_replies(mut self, filter: TextFilter) -> Self {
         self.replies = Some(filter);
         self
+    }
+
+    /// Why connecting was refused, naming the caller and the socket's group.
+    fn denied(&self) -> ClientError {
+        use nix::unistd::{getuid, Gid, Group, User};
+        use std::os::unix::fs::MetadataExt;
+        let uid = getuid();
+        let user = match User::from_uid(uid) {
+            Ok(Some(u)) => u.name,
+            _ => format!("uid {uid}"),
+        };
+        let group = match std::fs::metadata(&self.socket) {
+            Ok(m) => match Group::from_gid(Gid::from_raw(m.gid())) {
+                Ok(Some(g)) => g.name,
+                _ => format!("gid {}", m.gid()),
+            },
+            // The directory above it is what refused: its group is the one to join.
+            Err(_) => self
+                .socket
+                .parent()
+                .and_then(|dir| std::fs::metadata(dir).ok())
+                .and_then(|m| Group::from_gid(Gid::from_raw(m.gid())).ok().flatten())
+                .map_or_else(|| "that owns it".to_owned(), |g| g.name),
+        };
+        ClientError::Denied {
+            path: self.socket.clone(),
+            user,
+            group,
+        }
     }
 
     pub fn socket(&self) -> &Path {
@@ -206,7 +246,10 @@ impl Client {
         };
         let stream = UnixStream::connect(&self.socket)
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied => self.denied(),
+                _ => unreachable(e.to_string()),
+            })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| unreachable(e.to_string()))?;

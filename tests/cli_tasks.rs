@@ -94,7 +94,8 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
         assert!(header.contains(column), "{column} in {header:?}");
     }
     let row = out.lines().nth(1).unwrap();
-    assert!(row.starts_with(&format!("#{id} ")), "{out}");
+    // Ids print bare, as `vigil tasks show ID` takes them (`#3` is a shell comment).
+    assert!(row.starts_with(&format!("{id} ")), "{out}");
     assert!(
         row.contains("drift") && row.contains("alice@example.com"),
         "{out}"
@@ -103,7 +104,10 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
     let out = d.vigil_exits(&["tasks", "--filter", "no-such-text"], 0);
     assert!(out.contains("No open task matches these filters."), "{out}");
     let out = d.vigil_exits(&["tasks", "--kind", "drift", "--node", "web-1"], 0);
-    assert!(out.contains(&format!("#{id} ")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!("{id} "))),
+        "{out}"
+    );
 
     // show: the fields, the nodes, the events and the changes.
     let arrow = format!("{OLD} → {NEW}");
@@ -178,16 +182,16 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
     // assign, close, reopen.
     let out = d.vigil_exits(&["tasks", "assign", &id, "alice@example.com"], 0);
     assert!(
-        out.contains(&format!("#{id} assigned to alice@example.com")),
+        out.contains(&format!("task {id} assigned to alice@example.com")),
         "{out}"
     );
     let out = d.vigil_exits(&["tasks", "close", &id], 0);
-    assert!(out.starts_with(&format!("closed #{id}: ")), "{out}");
+    assert!(out.starts_with(&format!("closed task {id}: ")), "{out}");
     assert_eq!(open_tasks(&d), 0);
     let out = d.vigil_exits(&["tasks", "--status", "closed"], 0);
     assert!(out.contains("1 closed task"), "{out}");
     let out = d.vigil_exits(&["tasks", "reopen", &id], 0);
-    assert!(out.starts_with(&format!("reopened #{id}: ")), "{out}");
+    assert!(out.starts_with(&format!("reopened task {id}: ")), "{out}");
     assert_eq!(open_tasks(&d), 1);
 
     // close-all: without a terminal and without --yes it refuses and closes nothing.
@@ -199,7 +203,7 @@ fn tasks_nodes_and_drift_read_well_and_close_all_asks_first() {
     let out = d.vigil_exits(&["tasks", "close-all", "--filter", "nothing-like-this"], 0);
     assert!(out.contains("nothing to close"), "{out}");
     let out = d.vigil_exits(&["tasks", "close-all", "--filter", "openssl", "--yes"], 0);
-    assert!(out.ends_with(&format!("closed 1 task: #{id}\n")), "{out}");
+    assert!(out.ends_with(&format!("closed 1 task: {id}\n")), "{out}");
     assert_eq!(open_tasks(&d), 0);
     let resp = json(&d.vigil_exits(&["--json", "tasks", "close-all", "--yes"], 0));
     assert_eq!(resp["count"], 0, "{resp}");
@@ -261,9 +265,14 @@ fn close_all_preview_of_a_site_user_counts_only_their_tasks() {
     let o = as_alice(&["tasks", "close-all"]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let out = stdout(&o);
-    assert!(out.contains(&format!("#{id} ")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!("{id} "))),
+        "{out}"
+    );
     assert_eq!(
-        out.lines().filter(|l| l.starts_with('#')).count(),
+        out.lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+            .count(),
         1,
         "{out}"
     );
@@ -290,11 +299,22 @@ fn close_all_preview_of_a_site_user_counts_only_their_tasks() {
     let o = as_alice(&["tasks", "close-all", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(
-        stdout(&o).ends_with(&format!("closed 1 task: #{id}\n")),
+        stdout(&o).ends_with(&format!("closed 1 task: {id}\n")),
         "{}",
         stdout(&o)
     );
     assert_eq!(open_tasks(&d), 1);
+    // The counts alone, for a prompt or a check: all open, and the caller's own; `-` for
+    // the caller's own when it has no email (root here).
+    let o = as_alice(&["status", "--count"]);
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "1 0\n"),
+        "{o:?}"
+    );
+    assert_eq!(d.vigil_exits(&["status", "--open"], 0), "1 -\n");
+    let counts = json(&d.vigil_exits(&["--json", "status", "--count"], 0));
+    assert_eq!(counts, serde_json::json!({"open": 1, "mine": null}));
     // An admin's preview counts every matching task.
     let o = d.vigil(&["tasks", "close-all"]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");

@@ -61,6 +61,45 @@ fn cli_reports_unreachable_daemon_with_exit_code_2() {
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
 }
 
+/// A user the socket's mode keeps out is told that the socket is there and which group to
+/// join, not that vigild may not be running.
+#[test]
+fn a_user_outside_the_socket_group_is_told_which_group_to_join() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        eprintln!(
+            "SKIPPED a_user_outside_the_socket_group_is_told_which_group_to_join: needs root"
+        );
+        return;
+    }
+    let dir = TestDir::new();
+    let d = Daemon::start(&dir, "");
+    // The directory is open; the socket itself keeps its 0660, group root.
+    std::fs::set_permissions(
+        dir.socket().parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let out = vigil_cmd(&d.socket, &["status"])
+        .uid(4242)
+        .gid(4242)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("socket") && err.contains("exists, but uid 4242 may not connect"),
+        "{err}"
+    );
+    assert!(
+        err.contains("group root") && err.contains("usermod -aG root"),
+        "{err}"
+    );
+    assert!(!err.contains("is it running"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
+
 #[test]
 fn roles_follow_the_peer_uid() {
     if !is_root() {

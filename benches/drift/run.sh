@@ -89,7 +89,8 @@ twadmin --create-cfgfile --cfgfile "$TW/tw.cfg" --site-keyfile "$TW/site.key" \
   --site-passphrase bench-site "$TW/twcfg.txt" >/dev/null
 twadmin --create-polfile --cfgfile "$TW/tw.cfg" --site-keyfile "$TW/site.key" \
   --site-passphrase bench-site "$TW/twpol.txt" >/dev/null
-tripwire() { command tripwire --cfgfile "$TW/tw.cfg" --polfile "$TW/tw.pol" "$@"; }
+# tripwire wants its mode (--init, --check) before any other option.
+tripwire() { local mode=$1; shift; command tripwire "$mode" --cfgfile "$TW/tw.cfg" --polfile "$TW/tw.pol" "$@"; }
 
 warm() { find "$TREE" -type f -print0 | xargs -0 cat > /dev/null; }
 peak() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }

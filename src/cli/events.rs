@@ -80,7 +80,7 @@ fn columns(e: &LogEvent) -> [String; 7] {
         e.seq.to_string(),
         e.time.format("%Y-%m-%d %H:%M:%S").to_string(),
         e.kind.to_string(),
-        e.task.map_or_else(|| "-".to_owned(), |t| format!("#{t}")),
+        e.task.map_or_else(|| "-".to_owned(), |t| t.to_string()),
         e.status
             .map_or("-".to_owned(), |s| format!("{s:?}").to_lowercase()),
         e.nodes_in_event.to_string(),
@@ -100,6 +100,7 @@ fn row(cells: &[String; 7]) -> String {
     for (cell, width) in cells.iter().zip(WIDTHS) {
         out.push_str(&format!("{cell:<width$}  "));
     }
-    out.push_str(&cells[6]);
+    let used = WIDTHS.iter().map(|w| w + 2).sum();
+    out.push_str(&super::table::fit_text(&cells[6], used));
     out
 }

@@ -8,8 +8,8 @@ use crate::client::Client;
 use crate::proto::endpoints::GetLog;
 use crate::proto::{log_name, FinalStatus, LogPage, LogQuery, LogRow, QueueTaskKind};
 
-/// Failure messages are cut to this many characters in the table (`--json` has them whole).
-const MESSAGE_WIDTH: usize = 60;
+/// The Message column, cut to fit the terminal (`--json`, a pipe and `--wide` have it whole).
+const MESSAGE_COLUMN: usize = 7;
 
 #[derive(Args)]
 pub struct LogArgs {
@@ -84,7 +84,7 @@ pub async fn run(client: &Client, args: LogArgs, json: bool) -> CmdResult {
         return Ok(());
     }
     let rows: Vec<Vec<String>> = page.rows.iter().map(row).collect();
-    table::print(
+    table::print_fit(
         Some(&[
             "Task",
             "Device/Resource",
@@ -96,6 +96,7 @@ pub async fn run(client: &Client, args: LogArgs, json: bool) -> CmdResult {
             "Message",
         ]),
         &rows,
+        MESSAGE_COLUMN,
     );
     let shown_to = args.offset + page.rows.len();
     if shown_to < page.total || args.offset > 0 {
@@ -120,7 +121,7 @@ fn row(r: &LogRow) -> Vec<String> {
         FinalStatus::Failed => r.messages.first(),
         _ => r.summary.as_ref(),
     }
-    .map(|m| text::shorten(m, MESSAGE_WIDTH))
+    .cloned()
     .unwrap_or_default();
     vec![
         r.id.to_string(),

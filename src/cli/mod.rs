@@ -30,7 +30,8 @@ Exit codes:
   0   success
   1   vigild refused or failed the request, or a task did not end as asked
       (failed or cancelled under --wait; not cancelled by `queue cancel`)
-  2   vigild could not be reached (not running, or wrong --socket)
+  2   vigild could not be reached (not running, wrong --socket, or the socket's
+      group does not include you)
   64  the command line was invalid";
 
 /// Control a running vigild.
@@ -45,6 +46,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// Never cut text in tables to the terminal's width (it is never cut when piped).
+    #[arg(long, global = true)]
+    wide: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -52,7 +57,12 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Daemon status: version, uptime, config, who you are.
-    Status,
+    Status {
+        /// Print only the open task counts, `ALL MINE` (`-` for mine when you have no
+        /// email): for a shell prompt, the motd or a monitoring check.
+        #[arg(long, visible_alias = "open")]
+        count: bool,
+    },
     /// Re-read the config file now (admin).
     Reload {
         /// Accept a config that removes every node or every admin (refused otherwise, since
@@ -138,6 +148,7 @@ pub fn main() -> ExitCode {
     };
     // Every string of the daemon's replies passes the terminal sanitiser, except under
     // --json, whose output stays exactly what the daemon said.
+    table::init_width(cli.wide);
     let client = Client::new(&cli.socket);
     let client = if cli.json {
         client
@@ -146,7 +157,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Status => status::status(&client, cli.json).await,
+            Command::Status { count: true } => status::count(&client, cli.json).await,
+            Command::Status { count: false } => status::status(&client, cli.json).await,
             Command::Reload { allow_empty } => status::reload(&client, allow_empty, cli.json).await,
             Command::Queue(args) => queue::run(&client, args, cli.json).await,
             Command::Scan(args) => scan::scan(&client, args, cli.json).await,
@@ -186,7 +198,9 @@ pub fn main() -> ExitCode {
                 eprintln!("vigil: {}", term::for_terminal(&e.to_string()));
             }
             match e {
-                CliError::Client(ClientError::Unreachable { .. }) => ExitCode::from(2),
+                CliError::Client(ClientError::Unreachable { .. } | ClientError::Denied { .. }) => {
+                    ExitCode::from(2)
+                }
                 _ => ExitCode::FAILURE,
             }
         }
@@ -212,6 +226,7 @@ fn error_json(e: &CliError) -> String {
             serde_json::to_value(code).unwrap_or(serde_json::Value::Null)
         }
         CliError::Client(ClientError::Unreachable { .. }) => "unreachable".into(),
+        CliError::Client(ClientError::Denied { .. }) => "permission_denied".into(),
         CliError::Client(ClientError::Protocol(_)) => "protocol".into(),
         CliError::Failed(_) => "failed".into(),
     };

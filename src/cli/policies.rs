@@ -3,13 +3,10 @@
 
 use clap::Subcommand;
 
-use super::{print_json, table, text, CmdResult};
+use super::{print_json, table, CmdResult};
 use crate::client::Client;
 use crate::proto::endpoints::{GetPolicy, ListPolicies};
 use crate::proto::{CheckOutcome, LogRow, PolicyInfo, Scope};
-
-/// Evidence is cut to this many characters in tables (`--json` has it whole).
-const EVIDENCE_WIDTH: usize = 100;
 
 #[derive(Subcommand)]
 pub enum PoliciesCommand {
@@ -104,7 +101,7 @@ async fn show(client: &Client, name: &str, json: bool) -> CmdResult {
                 r.node.clone(),
                 outcome_word(r.outcome).to_owned(),
                 r.audit.map(|a| a.to_string()).unwrap_or_default(),
-                text::shorten(&r.evidence, EVIDENCE_WIDTH),
+                r.evidence.clone(),
             ]
         })
         .collect();
@@ -112,9 +109,10 @@ async fn show(client: &Client, name: &str, json: bool) -> CmdResult {
         println!("\nNo node fails a check of {} in its latest audit.", p.name);
     } else {
         println!();
-        table::print(
+        table::print_fit(
             Some(&["CHECK", "NODE", "RESULT", "AUDIT", "EVIDENCE"]),
             &failing,
+            4,
         );
     }
     Ok(())
@@ -168,13 +166,18 @@ pub fn compliance_summary(rows: &[LogRow]) -> String {
                 c.node.clone(),
                 format!("{}/{}", c.policy, c.check),
                 outcome_word(c.outcome).to_owned(),
-                text::shorten(&c.evidence, EVIDENCE_WIDTH),
+                c.evidence.clone(),
             ]
         })
         .collect();
     if !problems.is_empty() {
         out.push('\n');
-        out += &table::render(Some(&["NODE", "CHECK", "RESULT", "EVIDENCE"]), &problems);
+        out += &table::render_fit(
+            Some(&["NODE", "CHECK", "RESULT", "EVIDENCE"]),
+            &problems,
+            3,
+            table::width(),
+        );
     }
     out
 }

@@ -35,8 +35,6 @@ const LOG_PAGE: usize = 50;
 /// safety net, not a wait), and for at least [`MIN_MISSING`].
 const MAX_MISSES: u32 = 20;
 const MIN_MISSING: Duration = Duration::from_secs(10);
-/// Failure messages are cut to this many characters in `--wait` lines.
-const MESSAGE_WIDTH: usize = 80;
 
 #[derive(Args)]
 pub struct ScanArgs {
@@ -355,7 +353,10 @@ fn ended_line(row: &LogRow) -> String {
     match row.status {
         FinalStatus::Finished => format!("{head} ({} items)", row.items_scanned),
         _ => match row.messages.first() {
-            Some(m) => format!("{head}: {}", text::shorten(m, MESSAGE_WIDTH)),
+            Some(m) => {
+                let used = head.chars().count() + 2;
+                format!("{head}: {}", super::table::fit_text(m, used))
+            }
             None => head,
         },
     }

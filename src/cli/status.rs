@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{print_json, table, CmdResult};
+use super::{print_json, table, CliError, CmdResult};
 use crate::client::Client;
 use crate::proto::endpoints::{GetStatus, Reload};
 use crate::proto::{ReloadRequest, Reloaded, Status};
@@ -59,6 +59,24 @@ pub async fn status(client: &Client, json: bool) -> CmdResult {
         rows.push(row("config warning", w.clone()));
     }
     table::print(None, &rows);
+    Ok(())
+}
+
+/// `vigil status --count`: `7 2` (open tasks, yours); `7 -` when you cannot have any.
+pub async fn count(client: &Client, json: bool) -> CmdResult {
+    let s: Status = client.get::<GetStatus>(&()).await?;
+    let (Some(all), mine) = (s.open_tasks, s.my_open_tasks) else {
+        return Err(CliError::Failed(match &s.notice {
+            Some(notice) => format!("no task counts for you: {notice}"),
+            None => "vigild has no task counts yet (it is still starting); try again".into(),
+        }));
+    };
+    if json {
+        print_json(&serde_json::json!({"open": all, "mine": mine}));
+    } else {
+        let mine = mine.map_or_else(|| "-".to_owned(), |m| m.to_string());
+        println!("{all} {mine}");
+    }
     Ok(())
 }
 

@@ -14,12 +14,13 @@ pub(super) async fn assign(client: &Client, id: u64, email: String, json: bool) 
     if json {
         print_json(&task);
     } else {
-        println!(
-            "#{} assigned to {} (mailed): {}",
+        let head = format!(
+            "task {} assigned to {} (mailed): ",
             task.id,
-            task.assignee.as_deref().unwrap_or("nobody"),
-            text::shorten(&clean(&task.title), TITLE_WIDTH)
+            task.assignee.as_deref().unwrap_or("nobody")
         );
+        let title = table::fit_text(&clean(&task.title), head.chars().count());
+        println!("{head}{title}");
     }
     Ok(())
 }
@@ -32,17 +33,17 @@ pub(super) async fn close(client: &Client, ids: Vec<u64>, json: bool) -> CmdResu
         match client.post::<CloseUserTask>(&id, &NoBody {}).await {
             Ok(task) => {
                 if !json {
-                    println!(
-                        "closed #{}: {}",
-                        task.id,
-                        text::shorten(&clean(&task.title), TITLE_WIDTH)
-                    );
+                    let head = format!("closed task {}: ", task.id);
+                    let title = table::fit_text(&clean(&task.title), head.chars().count());
+                    println!("{head}{title}");
                 }
                 closed.push(task);
             }
-            Err(e @ ClientError::Unreachable { .. }) => return Err(e.into()),
+            Err(e @ (ClientError::Unreachable { .. } | ClientError::Denied { .. })) => {
+                return Err(e.into())
+            }
             Err(e) => {
-                eprintln!("vigil: #{id}: {}", term::for_terminal(&e.to_string()));
+                eprintln!("vigil: task {id}: {}", term::for_terminal(&e.to_string()));
                 failed += 1;
             }
         }
@@ -63,11 +64,9 @@ pub(super) async fn reopen(client: &Client, id: u64, json: bool) -> CmdResult {
     if json {
         print_json(&task);
     } else {
-        println!(
-            "reopened #{}: {}",
-            task.id,
-            text::shorten(&clean(&task.title), TITLE_WIDTH)
-        );
+        let head = format!("reopened task {}: ", task.id);
+        let title = table::fit_text(&clean(&task.title), head.chars().count());
+        println!("{head}{title}");
     }
     Ok(())
 }
@@ -133,7 +132,7 @@ pub(super) async fn close_all(
     if json {
         print_json(&resp);
     } else {
-        let ids: Vec<String> = resp.ids.iter().map(|id| format!("#{id}")).collect();
+        let ids: Vec<String> = resp.ids.iter().map(u64::to_string).collect();
         let s = if resp.count == 1 { "" } else { "s" };
         if ids.is_empty() {
             println!(

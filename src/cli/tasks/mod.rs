@@ -23,8 +23,9 @@ use crate::proto::{
     UserTaskState, UserTaskStatus, UserTaskStatusFilter,
 };
 
-/// Titles are cut to this many characters in the table (`--json` and `show` have them whole).
-const TITLE_WIDTH: usize = 60;
+/// The TITLE column of the task table: cut to fit the terminal (`--json`, `show`, a pipe
+/// and `--wide` have titles whole).
+const TITLE_COLUMN: usize = 2;
 /// Events shown by `vigil tasks show` (newest first).
 const SHOW_EVENTS: usize = 20;
 /// Tasks listed before Close All asks for confirmation.
@@ -290,9 +291,9 @@ fn task_table(tasks: &[UserTask]) -> String {
         .iter()
         .map(|t| {
             vec![
-                format!("#{}", t.id),
+                t.id.to_string(),
                 t.kind.to_string(),
-                text::shorten(&clean(&t.title), TITLE_WIDTH),
+                clean(&t.title).into_owned(),
                 t.events.to_string(),
                 t.nodes.to_string(),
                 t.assignee.clone().unwrap_or_else(|| "-".into()),
@@ -301,7 +302,7 @@ fn task_table(tasks: &[UserTask]) -> String {
             ]
         })
         .collect();
-    table::render(
+    table::render_fit(
         Some(&[
             "ID",
             "KIND",
@@ -313,6 +314,8 @@ fn task_table(tasks: &[UserTask]) -> String {
             "LAST EVENT",
         ]),
         &rows,
+        TITLE_COLUMN,
+        table::width(),
     )
 }
 

@@ -41,7 +41,7 @@ fn render_detail(detail: &UserTaskDetail, report: &UserTaskReport, paint: Paint)
     let _ = writeln!(
         out,
         "{}",
-        paint.bold(&format!("Task #{}: {}", t.id, clean(&t.title)))
+        paint.bold(&format!("Task {}: {}", t.id, clean(&t.title)))
     );
     let status = match &t.state {
         UserTaskState::Closed { by, at } => {
@@ -69,7 +69,7 @@ fn render_detail(detail: &UserTaskDetail, report: &UserTaskReport, paint: Paint)
         ),
     ];
     if let Some(prev) = t.recurrence_of {
-        rows.push(field("recurrence of", format!("#{prev} (closed)")));
+        rows.push(field("recurrence of", format!("task {prev} (closed)")));
     }
     rows.push(field("fingerprint", t.fingerprint.clone()));
     out.push_str(&indent(&table::render(None, &rows), "  "));
@@ -152,7 +152,7 @@ pub(super) async fn changes(
         report.nodes.retain(|n| &n.node == node);
         if report.nodes.is_empty() {
             return Err(CliError::Failed(format!(
-                "task #{id} has no event on node {node:?}"
+                "task {id} has no event on node {node:?}"
             )));
         }
     }
@@ -164,7 +164,7 @@ pub(super) async fn changes(
     println!(
         "{}",
         paint.bold(&format!(
-            "Task #{}: {}",
+            "Task {}: {}",
             report.task.id,
             clean(&report.task.title)
         ))
