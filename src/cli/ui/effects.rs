@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::state::{ApiError, Effect, Event, DEBOUNCE, LOG_ROWS};
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::proto::endpoints::{
     AssignUserTask, CancelQueueTasks, CloseAllUserTasks, CloseUserTask, GetEvents, GetLog,
     GetStatus, GetUserTask, GetUserTaskReport, ListQueue, ListUserTasks, NoBody, ReopenUserTask,
@@ -216,8 +216,9 @@ pub async fn follow(client: &Client, events: UnboundedSender<Event>) {
                     "vigild closed the event stream; reconnecting…".to_owned(),
                 ));
             }
-            // Refused (not a configured user): no live updates; the header's poll goes on.
-            Err(e @ crate::client::ClientError::Api { .. }) => {
+            // Refused (not a configured user, or not in the socket's group): no live
+            // updates; the header's poll goes on and shows why.
+            Err(e @ (ClientError::Api { .. } | ClientError::Denied { .. })) => {
                 let _ = events.send(Event::Done(Err(ApiError {
                     message: format!("no live updates: {e}"),
                     unreachable: false,
