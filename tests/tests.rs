@@ -18,5 +18,6 @@ mod remote;
 mod snapshot_storage;
 mod std_plugins;
 mod systemd_unit;
+mod ui;
 mod upgrade;
 mod user_tasks;

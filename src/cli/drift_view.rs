@@ -19,7 +19,7 @@ impl Paint {
         Paint(std::io::stdout().is_terminal() && !no_color)
     }
 
-    #[cfg(test)]
+    /// No colours (`vigil ui` styles the lines itself).
     pub fn plain() -> Paint {
         Paint(false)
     }

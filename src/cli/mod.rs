@@ -14,6 +14,7 @@ pub mod table;
 mod tasks;
 pub mod term;
 mod text;
+pub mod ui;
 pub mod vigild;
 mod webhooks;
 
@@ -102,6 +103,8 @@ enum Command {
         #[command(subcommand)]
         command: Option<webhooks::WebhooksCommand>,
     },
+    /// The User Tasks and Active tasks screens in the terminal (`?` lists the keys).
+    Ui(ui::UiArgs),
     /// Print a shell completion script for vigil.
     ///
     /// For example `vigil completions bash > /etc/bash_completion.d/vigil`; the Debian
@@ -174,6 +177,7 @@ pub fn main() -> ExitCode {
             Command::Outbox { command } => outbox::run(&client, cli.json, command).await,
             Command::Events(args) => events::run(&client, args, cli.json).await,
             Command::Webhooks { command } => webhooks::run(&client, cli.json, command).await,
+            Command::Ui(args) => ui::run(&client, args).await,
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,
