@@ -144,6 +144,20 @@ fn roles_follow_the_peer_uid() {
     let out = as_uid(4243, &["reload"]);
     assert!(out.status.success(), "{out:?}");
 
+    // The configured users (whom a task can be assigned to): admins only.
+    let (code, body) = crate::common::http_as(4243, &d.socket, "GET", "/v1/users", None);
+    assert_eq!(code, 200, "{body}");
+    let users: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        users,
+        serde_json::json!([
+            {"email": "site-user@example.com", "role": "user"},
+            {"email": "boss@example.com", "role": "admin"}
+        ])
+    );
+    let (code, body) = crate::common::http_as(65534, &d.socket, "GET", "/v1/users", None);
+    assert_eq!(code, 403, "{body}");
+
     // An unknown uid: status only, 403 elsewhere (even on unknown routes).
     let out = as_uid(4242, &["status", "--json"]);
     assert!(out.status.success(), "{out:?}");

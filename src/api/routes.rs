@@ -13,14 +13,15 @@ use super::endpoint::{Req, Routes};
 use super::error::{envelope_bare_errors, ApiError};
 use super::{AppState, Limits};
 use crate::caller::Caller;
-use crate::proto::endpoints::{Endpoint, GetStatus, Reload};
-use crate::proto::{ErrorCode, Reloaded, Status};
+use crate::proto::endpoints::{Endpoint, GetStatus, ListUsers, Reload};
+use crate::proto::{ErrorCode, Reloaded, Status, UserInfo};
 
 /// Every endpoint with its handler.
 pub fn routes() -> Routes {
     let routes = Routes::new()
         .json::<GetStatus, _, _>(status)
-        .json::<Reload, _, _>(reload);
+        .json::<Reload, _, _>(reload)
+        .json::<ListUsers, _, _>(users);
     let routes = super::queue_routes::add(routes);
     let routes = super::node_routes::add(routes);
     let routes = super::task_routes::add(routes);
@@ -74,6 +75,22 @@ async fn only_users_beyond_status(caller: Caller, request: Request, next: Next) 
         }
     }
     next.run(request).await
+}
+
+/// The configured users in config order: whom an administrator may assign a task to.
+async fn users(req: Req<ListUsers>) -> Result<Vec<UserInfo>, ApiError> {
+    req.caller.require_admin("listing the users")?;
+    Ok(req
+        .state
+        .app
+        .config()
+        .users
+        .iter()
+        .map(|u| UserInfo {
+            email: u.email.clone(),
+            role: u.role,
+        })
+        .collect())
 }
 
 async fn status(req: Req<GetStatus>) -> Result<Status, ApiError> {

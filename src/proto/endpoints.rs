@@ -190,6 +190,8 @@ endpoints! {
     GetStatus: Get "/v1/status", param (), query NoQuery, body NoBody => Status;
     /// Re-read the config and policies now (admin).
     Reload: Post "/v1/reload", param (), query NoQuery, body ReloadRequest => Reloaded;
+    /// The configured users, to assign tasks to (admin).
+    ListUsers: Get "/v1/users", param (), query NoQuery, body NoBody => Vec<UserInfo>;
 
     /// Active queue tasks.
     ListQueue: Get "/v1/queue", param (), query QueueQuery, body NoBody => Vec<QueueTask>;

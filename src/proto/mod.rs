@@ -138,6 +138,13 @@ pub struct Identity {
     pub role: Option<Role>,
 }
 
+/// A configured user (`GET /v1/users`): whom a task can be assigned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub email: String,
+    pub role: Role,
+}
+
 /// Whether the database can be used: `{"state": "ok"}`, or `{"state": "failing", "since",
 /// "error"}` (a full disk), with the stored rows that did not decode since vigild started.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -10,7 +10,8 @@ use super::state::{ApiError, Effect, Event, DEBOUNCE, LOG_ROWS};
 use crate::client::{Client, ClientError};
 use crate::proto::endpoints::{
     AssignUserTask, CancelQueueTasks, CloseAllUserTasks, CloseUserTask, GetEvents, GetLog,
-    GetStatus, GetUserTask, GetUserTaskReport, ListQueue, ListUserTasks, NoBody, ReopenUserTask,
+    GetStatus, GetUserTask, GetUserTaskReport, ListQueue, ListUserTasks, ListUsers, NoBody,
+    ReopenUserTask,
 };
 use crate::proto::{
     AssignRequest, CancelOutcome, CancelRequest, EventLine, EventsPage, EventsQuery, LogQuery,
@@ -63,6 +64,7 @@ pub async fn run(client: &Client, effect: Effect) -> Option<Event> {
                 },
             }
         }
+        Effect::LoadUsers => Event::Users(client.get::<ListUsers>(&()).await.map_err(Into::into)),
         Effect::LoadQueue => Event::Queue(
             client
                 .query::<ListQueue>(&(), &QueueQuery::default())

@@ -280,7 +280,7 @@ pub const KEYMAP: &[Binding] = &[
             "a",
             Tasks,
             Action::Assign,
-            "assign the task (type an email; Tab offers known assignees)",
+            "assign the task (type an email; Tab offers the configured users)",
         )),
         "assign",
     ),

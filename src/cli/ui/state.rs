@@ -11,8 +11,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use super::keymap::Key;
 use crate::client::ClientError;
 use crate::proto::{
-    LogPage, QueueTask, Role, Status, UserTask, UserTaskDetail, UserTaskFilter, UserTaskKind,
-    UserTaskList, UserTaskQuery, UserTaskReport, UserTaskStatusFilter,
+    LogPage, QueueTask, Role, Status, UserInfo, UserTask, UserTaskDetail, UserTaskFilter,
+    UserTaskKind, UserTaskList, UserTaskQuery, UserTaskReport, UserTaskStatusFilter,
 };
 
 /// Time after the last filter keystroke before the list is asked for.
@@ -88,6 +88,8 @@ pub enum Event {
         answer: Answer<Box<(UserTaskDetail, UserTaskReport)>>,
     },
     Queue(Answer<Vec<QueueTask>>),
+    /// The configured users (`GET /v1/users`, admins only).
+    Users(Answer<Vec<UserInfo>>),
     Log {
         log: LogKind,
         answer: Answer<LogPage>,
@@ -121,6 +123,7 @@ pub enum Effect {
         id: u64,
     },
     LoadQueue,
+    LoadUsers,
     LoadLog {
         log: LogKind,
     },
@@ -280,8 +283,11 @@ pub struct App {
     pub filter_generation: u64,
     /// When the queue and the status were last asked for.
     pub polled_at: Option<DateTime<Utc>>,
-    /// Assignees seen in the lists (offered by the assign prompt).
+    /// The configured users (an admin's) and assignees seen in the lists: what the assign
+    /// prompt offers.
     pub known_assignees: BTreeSet<String>,
+    /// Whether the configured users were asked for (once, when the caller is an admin).
+    pub users_asked: bool,
     pub quit: bool,
 }
 
@@ -316,6 +322,7 @@ impl App {
             filter_generation: 0,
             polled_at: None,
             known_assignees: BTreeSet::new(),
+            users_asked: false,
             quit: false,
         }
     }

@@ -59,8 +59,21 @@ impl App {
                     Ok(status) => {
                         self.status = Some(*status);
                         self.reached();
+                        // An admin assigns to anyone configured: ask for them once.
+                        if self.is_admin() && !self.readonly && !self.users_asked {
+                            self.users_asked = true;
+                            return vec![Effect::LoadUsers];
+                        }
                     }
                     Err(e) => self.failed(e),
+                }
+                Vec::new()
+            }
+            Event::Users(answer) => {
+                // Without the list the prompt still takes a typed email: nothing to say.
+                if let Ok(users) = answer {
+                    self.known_assignees
+                        .extend(users.into_iter().map(|u| u.email));
                 }
                 Vec::new()
             }

@@ -77,7 +77,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             let mut lines = vec![
                 Line::from(format!(" {}▏", cell(input))),
                 Line::styled(
-                    " type an email · Tab: a known assignee · Enter: assign (and mail) · Esc",
+                    " type an email · Tab: a configured user · Enter: assign (and mail) · Esc",
                     Style::new().fg(Color::DarkGray),
                 ),
             ];
@@ -88,7 +88,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
                     .take(5)
                     .map(|a| cell(a).into_owned())
                     .collect();
-                lines.push(Line::from(format!(" known: {}", known.join(", "))));
+                lines.push(Line::from(format!(" users: {}", known.join(", "))));
             }
             window(
                 frame,

@@ -281,6 +281,23 @@ impl FakeApi {
                 })),
             },
             Effect::LoadQueue => Event::Queue(Ok(queue())),
+            Effect::LoadUsers if self.status.caller.role == Some(crate::proto::Role::Admin) => {
+                Event::Users(Ok([
+                    "alice@example.com",
+                    "bob@example.com",
+                    "carol@example.com",
+                ]
+                .into_iter()
+                .map(|email| crate::proto::UserInfo {
+                    email: email.into(),
+                    role: crate::proto::Role::User,
+                })
+                .collect()))
+            }
+            Effect::LoadUsers => Event::Users(Err(ApiError {
+                message: "listing the users needs the admin role".into(),
+                unreachable: false,
+            })),
             Effect::LoadLog { log } => Event::Log {
                 log: *log,
                 answer: Ok(scan_log()),

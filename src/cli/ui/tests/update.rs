@@ -307,3 +307,14 @@ fn the_queue_and_the_header_are_polled_and_the_list_is_not() {
     assert!(effects.contains(&Effect::LoadStatus) && effects.contains(&Effect::LoadQueue));
     assert!(tasks_query(&effects).is_none());
 }
+
+#[test]
+fn an_admins_assign_prompt_offers_every_configured_user_and_a_site_user_asks_for_none() {
+    let admin = loaded(&FakeApi::admin());
+    assert!(admin.users_asked);
+    for email in ["alice@example.com", "bob@example.com", "carol@example.com"] {
+        assert!(admin.known_assignees.contains(email), "{email}");
+    }
+    let site_user = loaded(&FakeApi::site_user());
+    assert!(!site_user.users_asked, "a Site User assigns to nobody else");
+}
