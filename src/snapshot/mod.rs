@@ -12,7 +12,8 @@ mod day;
 mod reader;
 mod refs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use redb::{ReadableTable, WriteTransaction};
@@ -101,6 +102,9 @@ pub struct SnapshotWriter {
     pending: Vec<PendingChunk>,
     /// Chunks this writer pinned (see `refs`); unpinned when it is dropped.
     pinned: Vec<Hash>,
+    /// The baseline's chunk list, once the first batch looked it up (empty without one):
+    /// values it lists are stored, so a new chunk needs no lookup for them.
+    baseline: Option<Arc<Vec<ChunkRef>>>,
 }
 
 impl Drop for SnapshotWriter {
@@ -136,6 +140,7 @@ impl SnapshotWriter {
             items: 0,
             pending: Vec::new(),
             pinned: Vec::new(),
+            baseline: None,
         }
     }
 
@@ -196,15 +201,31 @@ impl SnapshotWriter {
         let hashes: Vec<Hash> = pending.iter().map(|c| c.hash).collect();
         self.store.pins().pin(&hashes);
         self.pinned.extend(hashes);
-        let refs = self
+        let known = self.baseline.clone();
+        let (node, plugin, day) = (self.node.clone(), self.plugin.clone(), self.day);
+        let (refs, baseline) = self
             .store
             .write_as(Commit::Lazy, move |tx| {
-                pending
+                let baseline = match known {
+                    Some(b) => b,
+                    None => Arc::new(
+                        baseline_of(tx, &node, &plugin, day)?
+                            .map(|(_, meta)| meta.chunks)
+                            .unwrap_or_default(),
+                    ),
+                };
+                let stored = stored_in_baseline(tx, &baseline, &pending)?;
+                let refs = pending
                     .iter()
-                    .map(|c| refs::put_chunk(tx, c.hash, &c.bytes, &c.first, c.n, &c.values))
-                    .collect::<Result<Vec<_>, StoreError>>()
+                    .zip(&stored)
+                    .map(|(c, stored)| {
+                        refs::put_chunk(tx, c.hash, &c.bytes, &c.first, c.n, &c.values, stored)
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Ok::<_, StoreError>((refs, baseline))
             })
             .await?;
+        self.baseline = Some(baseline);
         self.chunks.extend(refs);
         Ok(())
     }
@@ -279,6 +300,42 @@ impl SnapshotWriter {
         };
         self.store.write_as(commit, write).await
     }
+}
+
+/// For each pending chunk, the value hashes listed by the baseline's chunks over its key
+/// range: stored already (a stored chunk's values are), so they need no lookup. Reading the
+/// one or two baseline chunks a key range overlaps costs far less than looking up each of a
+/// new chunk's values at random in the value table. A baseline chunk that cannot be read
+/// only means more lookups.
+fn stored_in_baseline(
+    tx: &WriteTransaction,
+    baseline: &[ChunkRef],
+    pending: &[PendingChunk],
+) -> Result<Vec<HashSet<Hash>>, StoreError> {
+    if baseline.is_empty() {
+        return Ok(vec![HashSet::new(); pending.len()]);
+    }
+    let reader = Reader::in_write(tx)?;
+    let mut out = Vec::with_capacity(pending.len());
+    for c in pending {
+        let last = chunk::Entries::new(&c.bytes)
+            .last()
+            .map(|(k, _)| k.to_owned());
+        let last = last.as_deref().unwrap_or(&c.first);
+        // Baseline chunk i holds the keys from its first key up to the next chunk's.
+        let from = baseline
+            .partition_point(|b| b.first.as_str() <= c.first.as_str())
+            .saturating_sub(1);
+        let to = baseline.partition_point(|b| b.first.as_str() <= last);
+        let mut stored = HashSet::new();
+        for b in &baseline[from..to.max(from)] {
+            if let Ok(bytes) = reader.chunk(&b.hash) {
+                stored.extend(chunk::Entries::new(&bytes).map(|(_, h)| h));
+            }
+        }
+        out.push(stored);
+    }
+    Ok(out)
 }
 
 /// A snapshot just recorded, as a commit hook sees it.

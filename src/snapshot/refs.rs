@@ -31,6 +31,8 @@ use crate::store::{Pins, PlainTable, StoreError};
 type BlobTable = PlainTable<&'static [u8; 32], &'static [u8]>;
 
 /// Stores a chunk (and its values) unless it already exists; `h` is the chunk's hash.
+/// Values in `stored` are known to be stored (a stored chunk lists them) and are not
+/// looked up.
 pub fn put_chunk(
     tx: &WriteTransaction,
     h: Hash,
@@ -38,6 +40,7 @@ pub fn put_chunk(
     first: &str,
     items: usize,
     values: &[(Hash, Vec<u8>)],
+    stored: &std::collections::HashSet<Hash>,
 ) -> Result<ChunkRef, StoreError> {
     let mut chunks = CHUNKS.write(tx)?;
     if chunks.get(&h)?.is_none() {
@@ -46,7 +49,7 @@ pub fn put_chunk(
         for (vh, vb) in values {
             // A value stored already (unchanged since the baseline, or on another node) is
             // left as it is: only the chunk row is new.
-            if vt.get(vh)?.is_none() {
+            if !stored.contains(vh) && vt.get(vh)?.is_none() {
                 vt.insert(vh, with_refcount(0, vb).as_slice())?;
             }
         }
