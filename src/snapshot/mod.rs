@@ -118,6 +118,8 @@ struct PendingChunk {
     hash: Hash,
     bytes: Vec<u8>,
     first: String,
+    /// Its last key (the key range `stored_in_baseline` looks at).
+    last: String,
     n: usize,
     values: Vec<(Hash, Vec<u8>)>,
 }
@@ -180,6 +182,7 @@ impl SnapshotWriter {
             self.pending.push(PendingChunk {
                 hash: chunk::hash(&bytes),
                 bytes,
+                last: self.last_key.clone().unwrap_or_else(|| first.clone()),
                 first,
                 n,
                 values,
@@ -318,10 +321,7 @@ fn stored_in_baseline(
     let reader = Reader::in_write(tx)?;
     let mut out = Vec::with_capacity(pending.len());
     for c in pending {
-        let last = chunk::Entries::new(&c.bytes)
-            .last()
-            .map(|(k, _)| k.to_owned());
-        let last = last.as_deref().unwrap_or(&c.first);
+        let last = c.last.as_str();
         // Baseline chunk i holds the keys from its first key up to the next chunk's.
         let from = baseline
             .partition_point(|b| b.first.as_str() <= c.first.as_str())
