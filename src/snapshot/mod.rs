@@ -359,16 +359,17 @@ fn record(
 ) -> Result<Option<(NaiveDate, SnapshotMeta)>, StoreError> {
     let d = day_number(day);
     let mut snapshots = SNAPSHOTS.write(tx)?;
+    let mut counting = refs::Counting::open(tx)?;
     for c in &meta.chunks {
-        refs::retain_chunk(tx, &c.hash)?;
+        counting.retain(&c.hash)?;
     }
     if let Some(old) = snapshots.get((node, plugin, d))? {
         for c in &old.chunks {
-            refs::release_chunk(tx, pins, &c.hash)?;
+            counting.release(pins, &c.hash)?;
         }
     }
     snapshots.put((node, plugin, d), meta)?;
-    drop(snapshots);
+    drop((snapshots, counting));
     baseline_of(tx, node, plugin, day)
 }
 

@@ -1,9 +1,10 @@
 //! Reference counting of content-addressed chunks, collection of values, pruning and
 //! sweeping.
 //!
-//! A chunk's count is the number of snapshots that list it. A chunk is written with count 0
+//! A chunk's count is the number of snapshots that list it, kept in a table of its own
+//! (`CHUNK_COUNTS`) so that counting never rewrites the chunk. A chunk is written uncounted
 //! while its scan runs and counted only when the snapshot commits, so a failed scan leaves
-//! unreferenced chunks that `sweep_unreferenced` removes at the next start.
+//! uncounted chunks that `sweep_unreferenced` removes at the next start.
 //!
 //! Values are not counted: a value is live while some stored chunk lists it, and
 //! [`sweep_values`] removes the others after chunks were removed (pruning, the start's
@@ -25,10 +26,8 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::chunk::{self, split_refcount, with_refcount, Entries, Hash, StoredValue};
 use super::{ChunkRef, SNAPSHOTS};
-use crate::store::tables::{CHUNKS, VALUES, VALUE_MARKS};
-use crate::store::{Pins, PlainTable, StoreError};
-
-type BlobTable = PlainTable<&'static [u8; 32], &'static [u8]>;
+use crate::store::tables::{CHUNKS, CHUNK_COUNTS, VALUES, VALUE_MARKS};
+use crate::store::{Pins, StoreError};
 
 /// Stores a chunk (and its values) unless it already exists; `h` is the chunk's hash.
 /// Values in `stored` are known to be stored (a stored chunk lists them) and are not
@@ -81,42 +80,49 @@ pub fn put_chunk_of_stored(
     })
 }
 
-/// Changes a chunk's count by `delta`. A chunk whose count drops to 0 is removed (its
-/// values are left to [`sweep_values`]), unless `keep_at_zero`; returns whether it was.
-fn adjust(
-    tx: &WriteTransaction,
-    table: BlobTable,
-    h: &Hash,
-    delta: i64,
-    keep_at_zero: bool,
-) -> Result<bool, StoreError> {
-    let mut table = table.write(tx)?;
-    let Some(row) = table.get(h)?.map(|g| g.value().to_vec()) else {
-        return Err(StoreError::Corrupt(format!(
-            "snapshot chunk {} is referenced but missing",
-            chunk::hex(h)
-        )));
-    };
-    let (count, rest) = split_refcount(&row);
-    let count = (count as i64 + delta).max(0) as u64;
-    if count == 0 && delta < 0 && !keep_at_zero {
-        table.remove(h)?;
-        return Ok(true);
+/// The chunk tables of one transaction, open for counting: recording a snapshot counts
+/// each chunk it lists, removing one uncounts them.
+pub struct Counting<'t> {
+    chunks: redb::Table<'t, &'static [u8; 32], &'static [u8]>,
+    counts: redb::Table<'t, &'static [u8; 32], u64>,
+}
+
+impl<'t> Counting<'t> {
+    pub fn open(tx: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Counting {
+            chunks: CHUNKS.write(tx)?,
+            counts: CHUNK_COUNTS.write(tx)?,
+        })
     }
-    let row = with_refcount(count, rest);
-    table.insert(h, row.as_slice())?;
-    Ok(false)
-}
 
-/// One more snapshot lists this chunk.
-pub fn retain_chunk(tx: &WriteTransaction, h: &Hash) -> Result<(), StoreError> {
-    adjust(tx, CHUNKS, h, 1, false).map(|_| ())
-}
+    /// One more snapshot lists this chunk (stored, and pinned by the scan that lists it, so
+    /// it is not read again here).
+    pub fn retain(&mut self, h: &Hash) -> Result<(), StoreError> {
+        let n = self.counts.get(h)?.map_or(0, |g| g.value());
+        self.counts.insert(h, n + 1)?;
+        Ok(())
+    }
 
-/// One snapshot fewer lists this chunk; the last one takes it away, unless a scan in
-/// progress has pinned it. Returns whether it was removed (its values may now be garbage).
-pub fn release_chunk(tx: &WriteTransaction, pins: &Pins, h: &Hash) -> Result<bool, StoreError> {
-    adjust(tx, CHUNKS, h, -1, pins.is_pinned(h))
+    /// One snapshot fewer lists this chunk; the last one takes it away, unless a scan in
+    /// progress has pinned it. Returns whether it was removed (its values may now be
+    /// garbage).
+    pub fn release(&mut self, pins: &Pins, h: &Hash) -> Result<bool, StoreError> {
+        let Some(n) = self.counts.get(h)?.map(|g| g.value()) else {
+            return Err(StoreError::Corrupt(format!(
+                "snapshot chunk {} is listed by a snapshot but not counted; run `vigild check`",
+                chunk::hex(h)
+            )));
+        };
+        if n > 1 {
+            self.counts.insert(h, n - 1)?;
+            return Ok(false);
+        }
+        self.counts.remove(h)?;
+        if pins.is_pinned(h) {
+            return Ok(false);
+        }
+        Ok(self.chunks.remove(h)?.is_some())
+    }
 }
 
 /// Removes the values no stored chunk lists; returns how many. One transaction marks every
@@ -223,24 +229,27 @@ pub fn prune_some(
         }
     }
     let mut snapshots = SNAPSHOTS.write(tx)?;
+    let mut counting = Counting::open(tx)?;
     for (node, plugin, day) in &victims {
         if let Some(meta) = snapshots.remove((node.as_str(), plugin.as_str(), *day))? {
             for c in &meta.chunks {
-                release_chunk(tx, pins, &c.hash)?;
+                counting.release(pins, &c.hash)?;
             }
         }
     }
     Ok(victims.len())
 }
 
-/// Removes chunks no snapshot lists, then the values only they listed.
+/// Removes chunks no snapshot lists (those without a count), then the values only they
+/// listed.
 pub fn sweep_unreferenced(tx: &WriteTransaction) -> Result<usize, StoreError> {
     let orphans: Vec<Hash> = {
-        let table = CHUNKS.write(tx)?;
+        let chunks = CHUNKS.write(tx)?;
+        let counts = CHUNK_COUNTS.write(tx)?;
         let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            if split_refcount(v.value()).0 == 0 {
+        for entry in chunks.iter()? {
+            let (k, _) = entry?;
+            if counts.get(k.value())?.is_none() {
                 out.push(*k.value());
             }
         }

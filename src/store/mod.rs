@@ -35,7 +35,13 @@ use tables::META;
 /// version-1 database needs nothing done (its counts are simply not read any more); a
 /// version-1 vigild must not open a version-2 database, as it would take the unmaintained
 /// counts for "unreferenced" and delete values still in use.
-pub const SCHEMA_VERSION: u64 = 2;
+///
+/// 3: chunk reference counts move from the front of each chunk row to a table of their own
+/// (`tables::CHUNK_COUNTS`), so that a night whose chunks are unchanged no longer rewrites
+/// every chunk to count it. Opening an older database copies the counts over (`migrate`); a
+/// version-2 vigild must not open a version-3 database, whose chunk rows no longer carry
+/// their counts.
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// redb's page cache. Its default (1 GiB) would let the daemon's memory grow with the store;
 /// scans stream and diffs skip unchanged chunks, so a small cache is enough.
@@ -288,25 +294,21 @@ impl Store {
 
     fn check_schema(&self) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
-        {
-            let mut meta = META.write(&tx)?;
-            let found = meta.get("schema_version")?.map(|v| v.value());
-            match found {
-                Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::NewerSchema {
-                        path: self.path.clone(),
-                        found: v,
-                        supported: SCHEMA_VERSION,
-                    })
-                }
-                Some(v) if v == SCHEMA_VERSION => {}
-                // New database, or an older schema with nothing to migrate (1 → 2: none).
-                _ => {
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
-                }
-            }
+        let found = META.write(&tx)?.get("schema_version")?.map(|v| v.value());
+        if let Some(v) = found.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
         }
         tables::create_all(&tx)?;
+        if found != Some(SCHEMA_VERSION) {
+            if let Some(v) = found {
+                migrate(&tx, v)?;
+            }
+            META.write(&tx)?.insert("schema_version", SCHEMA_VERSION)?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -502,6 +504,34 @@ fn lock_state_dir(dir: &Path) -> Result<Flock<File>, StoreError> {
     })
 }
 
+/// Brings a database of schema `from` (older than [`SCHEMA_VERSION`]) up to date, in the
+/// transaction that records the new version: all of it or nothing.
+///
+/// 1 → 2 needs nothing (value counts are simply no longer read). 2 → 3 (and 1 → 3) copies
+/// each chunk's reference count, the u64 LE in front of its row, to `CHUNK_COUNTS`; the
+/// prefix stays in the row, unread.
+fn migrate(tx: &WriteTransaction, from: u64) -> Result<(), StoreError> {
+    if from < 3 {
+        let chunks = tables::CHUNKS.write(tx)?;
+        let mut counts = tables::CHUNK_COUNTS.write(tx)?;
+        let mut moved = 0u64;
+        for entry in chunks.iter()? {
+            let (hash, row) = entry?;
+            let row = row.value();
+            let count = row
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_le_bytes);
+            if count > 0 {
+                counts.insert(hash.value(), count)?;
+                moved += 1;
+            }
+        }
+        tracing::info!("schema {from} -> {SCHEMA_VERSION}: moved the counts of {moved} chunks");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,6 +549,40 @@ mod tests {
             meta.get("schema_version").unwrap().unwrap().value(),
             SCHEMA_VERSION
         );
+    }
+
+    #[test]
+    fn an_older_schema_moves_chunk_counts_to_their_table() {
+        let tmp = tempfile::tempdir().unwrap();
+        let row = |count: u64| [count.to_le_bytes().as_slice(), b"entries"].concat();
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            // A version-2 database: counts in front of the chunk rows, no count table rows.
+            store
+                .write_blocking(Commit::Durable, |tx| -> Result<(), StoreError> {
+                    let mut chunks = tables::CHUNKS.write(tx)?;
+                    chunks.insert(&[1; 32], row(2).as_slice())?;
+                    chunks.insert(&[2; 32], row(0).as_slice())?;
+                    META.write(tx)?.insert("schema_version", 2)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        let tx = store.db.begin_read().unwrap();
+        let counts = tables::CHUNK_COUNTS.read(&tx).unwrap();
+        assert_eq!(counts.get(&[1; 32]).unwrap().map(|g| g.value()), Some(2));
+        assert!(
+            counts.get(&[2; 32]).unwrap().is_none(),
+            "uncounted stays uncounted"
+        );
+        let chunks = tables::CHUNKS.read(&tx).unwrap();
+        assert_eq!(
+            chunks.get(&[1; 32]).unwrap().unwrap().value(),
+            row(2).as_slice()
+        );
+        let meta = META.read(&tx).unwrap();
+        assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), 3);
     }
 
     #[test]

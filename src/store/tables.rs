@@ -58,9 +58,17 @@ pub const VALUES: PlainTable<&[u8; 32], &[u8]> =
 pub const VALUE_MARKS: PlainTable<&[u8; 32], ()> =
     PlainTable::new(TableDefinition::new("snapshot_value_marks"));
 
-/// Snapshot chunks, content-addressed: BLAKE3 → refcount (u64 LE, snapshots using it) + entries.
+/// Snapshot chunks, content-addressed: BLAKE3 → 8 unused bytes (the reference count until
+/// schema 3 moved it to [`CHUNK_COUNTS`]) + entries. Written once, never rewritten.
 pub const CHUNKS: PlainTable<&[u8; 32], &[u8]> =
     PlainTable::new(TableDefinition::new("snapshot_chunks"));
+
+/// How many snapshots list each chunk: BLAKE3 → count (≥ 1). A chunk without a row is listed
+/// by none: written by a scan in progress, or left by an interrupted one (see
+/// `snapshot::refs`). Kept apart from the chunk's entries so that counting a chunk, which
+/// every snapshot does for every chunk it lists, writes a few bytes instead of the chunk.
+pub const CHUNK_COUNTS: PlainTable<&[u8; 32], u64> =
+    PlainTable::new(TableDefinition::new("snapshot_chunk_counts"));
 
 /// Snapshots: (node, plugin, day number) → `snapshot::SnapshotMeta` (its chunk list).
 pub const SNAPSHOTS: RowTable<(&str, &str, i32)> = TableDefinition::new("snapshots");
@@ -151,6 +159,7 @@ pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     VALUES.write(tx)?;
     VALUE_MARKS.write(tx)?;
     CHUNKS.write(tx)?;
+    CHUNK_COUNTS.write(tx)?;
     TASK_NODES.write(tx)?;
     TASK_EVENT_DAYS.write(tx)?;
     OPEN_FINGERPRINTS.write(tx)?;
