@@ -31,6 +31,11 @@ VIGIL_TODAY_FILE="$W/today" RUST_LOG=warn $B/target/release/vigild --config "$W/
 pid=$!
 for _ in $(seq 1 200); do [ -S "$W/vigil.sock" ] && break; sleep 0.05; done
 v() { $B/target/release/vigil --socket "$W/vigil.sock" "$@"; }
+# What vigild's own threads have written, per thread (its /proc/PID/io also counts the reaped
+# worker's stream): "tid=bytes,...". `delta` sums the growth over threads (a thread started
+# between the two counts from 0; one that ended in between is not counted).
+wrote() { for t in /proc/$pid/task/*; do printf '%s=%s,' "${t##*/}" "$(awk '/^wchar/ {print $2}' $t/io 2>/dev/null)"; done; }
+delta() { python3 -c "import sys; p=lambda s: {k: int(v) for k, v in (x.split('=') for x in s.split(',') if x and x.split('=')[1])}; a, b = p(sys.argv[1]), p(sys.argv[2]); print(sum(v - a.get(k, 0) for k, v in b.items()))" "$1" "$2"; }
 warm() { find "$TREE" -type f -print0 | xargs -0 cat > /dev/null; }
 warm; v scan --wait >/dev/null
 size1=$(stat -c %s "$W/state/vigil.redb")
@@ -48,10 +53,10 @@ for i in range(500):
 PY
 date -d tomorrow +%F > "$W/today"
 warm
-w0=$(awk '/^wchar/ {print $2}' /proc/$pid/io)
+w0=$(wrote)
 t0=$(date +%s.%N); v scan --wait >/dev/null; t1=$(date +%s.%N)
-w1=$(awk '/^wchar/ {print $2}' /proc/$pid/io)
+w1=$(wrote)
 size2=$(stat -c %s "$W/state/vigil.redb")
-echo "round $r $B: $(python3 -c "print(f'{$t1-$t0:.2f} s  vigild wrote {($w1-$w0)/2**20:.1f} MiB, file +{($size2-$size1)/2**20:.1f} MiB')")  load $(cut -d' ' -f1 /proc/loadavg)"
+echo "round $r $B: $(python3 -c "print(f'{$t1-$t0:.2f} s  vigild wrote {$(delta $w0 $w1)/2**20:.1f} MiB, file +{($size2-$size1)/2**20:.1f} MiB')")  load $(cut -d' ' -f1 /proc/loadavg)"
 kill $pid; wait $pid 2>/dev/null || true; rm -rf "$W"
 done; done

@@ -9,6 +9,7 @@
 #   benches/drift/run.sh        (tree cached in $BENCH_DIR, default /tmp/vigil-bench)
 #   CLUSTERED=1 benches/drift/run.sh   (the same counts of changes, all in one directory)
 #   UNCHANGED=1 benches/drift/run.sh   (a night without changes)
+#   DB_COPIES=DIR benches/drift/run.sh (keeps the compacted database of each day in DIR)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -96,6 +97,16 @@ warm() { find "$TREE" -type f -print0 | xargs -0 cat > /dev/null; }
 peak() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 now() { date +%s.%N; }
 db_size() { stat -c %s "$W/state/vigil.redb"; }
+# The database's live size: a copy of it (vigild idle, every commit durable), compacted with
+# `vigild compact`. The file itself grows in redb's allocation steps and keeps free pages.
+compacted() {
+  rm -rf "$W/copy"; mkdir -m 700 "$W/copy"; cp "$W/state/vigil.redb" "$W/copy/"
+  sed 's/^state_dir = "state"/state_dir = "copy"/' "$W/config.toml" > "$W/copy.toml"
+  target/release/vigild compact --config "$W/copy.toml" >/dev/null
+  stat -c %s "$W/copy/vigil.redb"
+  # DB_COPIES=DIR keeps each compacted copy (day1.redb, day2.redb) to look into.
+  if [ -n "${DB_COPIES:-}" ]; then mkdir -p "$DB_COPIES"; cp "$W/copy/vigil.redb" "$DB_COPIES/day$1.redb"; fi
+}
 
 echo "$(date +%F)" > "$W/today"
 VIGIL_TODAY_FILE="$W/today" RUST_LOG=warn target/release/vigild --config "$W/config.toml" 2>"$W/vigild.log" &
@@ -106,6 +117,7 @@ vigil() { target/release/vigil --socket "$W/vigil.sock" "$@"; }
 warm
 f0=$(now); vigil scan --wait >/dev/null; f1=$(now)
 size1=$(db_size)
+live1=$(compacted 1)
 echo "day 1 (first scan, no baseline) scanned"
 aide --config "$W/aide.conf" --init >/dev/null 2>&1 || true
 mv "$W/aide.db.new" "$W/aide.db"
@@ -157,6 +169,7 @@ load_v=$(cut -d' ' -f1 /proc/loadavg)
 warm
 t0=$(now); vigil scan --wait >/dev/null; t1=$(now)
 size2=$(db_size)
+live2=$(compacted 2)
 changes=$(vigil log scans --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"][0]["changes_found"])')
 # The worker's peak RSS is watched on a second, untimed scan of the same day (the same work:
 # the same tree against the same baseline), since polling /proc every 50 ms takes CPU from
@@ -169,8 +182,18 @@ kill "$watcher" 2>/dev/null || true
 warm
 p0=$(now)
 target/release/vigild plugin run "$W/plugins/libvigil_files.so" --root "$TREE" \
-  --config '{"paths":["/"]}' >/dev/null 2>"$W/plugin.err"
+  --config '{"paths":["/"]}' >"$W/items.ndjson" 2>"$W/plugin.err"
 p1=$(now)
+# The mean stored size of a value (an item's JSON without its key), for the growth's ratio.
+value_size=$(python3 -c '
+import json, sys
+n = total = 0
+for line in open(sys.argv[1]):
+    item = json.loads(line)
+    n += 1
+    total += len(json.dumps({"a": item.get("attributes", {}), "c": item.get("content")}, separators=(",", ":")))
+print(total // max(n, 1))' "$W/items.ndjson")
+rm -f "$W/items.ndjson"
 
 warm
 w0=$(now); tripwire --check >"$W/tw.out" 2>&1 || true; w1=$(now)   # non-zero when it finds changes
@@ -185,10 +208,10 @@ aide_rss=$(tail -1 "$W/aide.rss")
 
 python3 - "$f0" "$f1" "$t0" "$t1" "$p0" "$p1" "$w0" "$w1" "$a0" "$a1" "$b0" "$b1" \
   "$(peak $pid)" "$(cat "$W/worker_peak")" "$changes" "$aide_rss" "$CORES" "$load_v" \
-  "$size1" "$size2" "${tw_found:-?}" <<'PY'
-import sys
+  "$size1" "$size2" "${tw_found:-?}" "$live1" "$live2" "$value_size" <<'PY'
+import os, sys
 f0, f1, t0, t1, p0, p1, w0, w1, a0, a1, b0, b1 = map(float, sys.argv[1:13])
-daemon, worker, changes, aide_rss, cores, load, size1, size2, tw_found = sys.argv[13:22]
+daemon, worker, changes, aide_rss, cores, load, size1, size2, tw_found, live1, live2, vsize = sys.argv[13:25]
 first, v, plug, tw, a, a1 = f1 - f0, t1 - t0, p1 - p0, w1 - w0, a1 - a0, b1 - b0
 print(f"load average before the day-2 scan: {load}")
 print(f"vigil first scan (no baseline):          {first:.2f} s")
@@ -198,5 +221,11 @@ print(f"tripwire --check:                        {tw:.2f} s   tripwire / vigil: 
 print(f"aide --check, num_workers={cores}:             {a:.2f} s   aide / vigil: {a / v:.1f}x")
 print(f"aide --check, num_workers=1:             {a1:.2f} s   aide / vigil: {a1 / v:.1f}x")
 print(f"peak RSS: vigild {int(daemon)/1024:.1f} MB, worker {int(worker)/1024:.1f} MB, aide {int(aide_rss or 0)/1024:.1f} MB")
-print(f"database: {int(size1)/2**20:.1f} MiB after day 1, {int(size2)/2**20:.1f} MiB after day 2 (+{(int(size2)-int(size1))/2**20:.2f} MiB)")
+print(f"database file: {int(size1)/2**20:.1f} MiB after day 1, {int(size2)/2**20:.1f} MiB after day 2 (+{(int(size2)-int(size1))/2**20:.2f} MiB)")
+grown = int(live2) - int(live1)
+# Values the night changed: modified and added files (a removal stores no value).
+new_values = 0 if os.environ.get("UNCHANGED") == "1" else 1500
+changed = new_values * int(vsize)
+ratio = f"{grown / changed:.1f}x the {new_values} changed values ({changed/2**10:.0f} KiB at {vsize} B each)" if changed else "no changed values"
+print(f"database compacted: {int(live1)/2**20:.2f} MiB after day 1, {int(live2)/2**20:.2f} MiB after day 2 (+{grown/2**10:.0f} KiB: {ratio})")
 PY
