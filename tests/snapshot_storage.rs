@@ -280,10 +280,11 @@ async fn a_value_swept_away_is_stored_again_by_the_scan_that_has_it() {
         }
     });
     write_items(&store, "a", day(40), again).await;
-    assert_eq!(
-        bytes(&store).await,
-        before,
-        "the same day again shares it all"
+    // (The snapshot row is rewritten: its timestamp may take a few digits more or fewer.)
+    let after = bytes(&store).await;
+    assert!(
+        after.abs_diff(before) < 8,
+        "the same day again shares it all: {before} B, then {after} B"
     );
     assert_eq!(snapshot::sweep_blocking(&store).unwrap(), 0);
 }

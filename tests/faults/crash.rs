@@ -239,13 +239,20 @@ fn run_days(f: &Fleet, days: u32, kill: bool) -> (Daemon, usize) {
         f.drift(day);
         f.set_day(day);
         let run = queue_run(&d);
-        while kill && !run_complete(&d, run) && started.elapsed() < BUDGET {
+        // Until the day's run is complete, and at least twice a day: a run can complete
+        // within a few kills on a fast machine, and the later kills land in deliveries.
+        let mut kills_today = 0;
+        while kill
+            && (!run_complete(&d, run) || kills_today < MIN_KILLS.div_ceil(days as usize - 1))
+            && started.elapsed() < BUDGET
+        {
             // A random point: within the scans, the grouping commit or a delivery.
             std::thread::sleep(Duration::from_millis(fastrand::u64(0..250)));
             let before = running(&d);
             d.signal(Signal::SIGKILL);
             d.wait_exit();
             kills += 1;
+            kills_today += 1;
             d = Daemon::start_on(&f.dir).unwrap_or_else(|e| {
                 panic!(
                     "vigild restarts after SIGKILL: {e}\nholding its state-dir lock: {:?}",
