@@ -15,6 +15,7 @@ mod plugin_worker;
 mod policies;
 mod queue;
 mod remote;
+mod snapshot_deltas;
 mod snapshot_storage;
 mod std_plugins;
 mod systemd_unit;

@@ -9,6 +9,7 @@
 mod carry;
 pub mod chunk;
 mod day;
+mod delta;
 mod reader;
 mod refs;
 
@@ -217,13 +218,11 @@ impl SnapshotWriter {
                             .unwrap_or_default(),
                     ),
                 };
-                let stored = stored_in_baseline(tx, &baseline, &pending)?;
+                let known = known_from_baseline(tx, &baseline, &pending)?;
                 let refs = pending
                     .iter()
-                    .zip(&stored)
-                    .map(|(c, stored)| {
-                        refs::put_chunk(tx, c.hash, &c.bytes, &c.first, c.n, &c.values, stored)
-                    })
+                    .zip(&known)
+                    .map(|(c, known)| refs::put_chunk(tx, c, known))
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 Ok::<_, StoreError>((refs, baseline))
             })
@@ -305,18 +304,29 @@ impl SnapshotWriter {
     }
 }
 
-/// For each pending chunk, the value hashes listed by the baseline's chunks over its key
-/// range: stored already (a stored chunk's values are), so they need no lookup. Reading the
+/// What the baseline tells about a pending chunk.
+#[derive(Default)]
+struct Known {
+    /// The value hashes listed by the baseline's chunks over its key range: stored already
+    /// (a stored chunk's values are), so they need no lookup.
+    values: HashSet<Hash>,
+    /// The chunk to store it against as a delta (see `delta`), hash and entries: the
+    /// baseline's chunk over the same keys, or, if that ends a chain of deltas as long as
+    /// chains go, the full chunk the chain starts from.
+    base: Option<(Hash, Vec<u8>)>,
+}
+
+/// What the baseline's chunks over each pending chunk's key range say of it. Reading the
 /// one or two baseline chunks a key range overlaps costs far less than looking up each of a
 /// new chunk's values at random in the value table. A baseline chunk that cannot be read
-/// only means more lookups.
-fn stored_in_baseline(
+/// only means more lookups and a chunk stored in full.
+fn known_from_baseline(
     tx: &WriteTransaction,
     baseline: &[ChunkRef],
     pending: &[PendingChunk],
-) -> Result<Vec<HashSet<Hash>>, StoreError> {
+) -> Result<Vec<Known>, StoreError> {
     if baseline.is_empty() {
-        return Ok(vec![HashSet::new(); pending.len()]);
+        return Ok(pending.iter().map(|_| Known::default()).collect());
     }
     let reader = Reader::in_write(tx)?;
     let mut out = Vec::with_capacity(pending.len());
@@ -327,13 +337,24 @@ fn stored_in_baseline(
             .partition_point(|b| b.first.as_str() <= c.first.as_str())
             .saturating_sub(1);
         let to = baseline.partition_point(|b| b.first.as_str() <= last);
-        let mut stored = HashSet::new();
-        for b in &baseline[from..to.max(from)] {
-            if let Ok(bytes) = reader.chunk(&b.hash) {
-                stored.extend(chunk::Entries::new(&bytes).map(|(_, h)| h));
+        let mut known = Known::default();
+        let over = &baseline[from..to.max(from)];
+        for b in over {
+            let Ok(stored) = reader.materialize(&b.hash) else {
+                continue;
+            };
+            known
+                .values
+                .extend(chunk::Entries::new(&stored.bytes).map(|(_, h)| h));
+            // The base is the chunk that starts where this one does, else the first.
+            if known.base.is_none() || b.first == c.first {
+                known.base = match stored.root {
+                    Some(root) if stored.chain >= delta::MAX_CHAIN => Some(root),
+                    _ => Some((b.hash, stored.bytes)),
+                };
             }
         }
-        out.push(stored);
+        out.push(known);
     }
     Ok(out)
 }
@@ -443,13 +464,12 @@ pub fn latest_per_plugin(
 
 /// Bytes stored for snapshots (values, chunks and snapshot rows), for storage accounting.
 pub fn stored_bytes(tx: &redb::ReadTransaction) -> Result<u64, StoreError> {
-    use crate::store::tables::{CHUNKS, VALUES};
+    use crate::store::tables::{CHUNKS, CHUNK_DELTAS, VALUES};
     let mut total = 0u64;
-    for entry in VALUES.read(tx)?.iter()? {
-        total += entry?.1.value().len() as u64 + 32;
-    }
-    for entry in CHUNKS.read(tx)?.iter()? {
-        total += entry?.1.value().len() as u64 + 32;
+    for table in [VALUES, CHUNKS, CHUNK_DELTAS] {
+        for entry in table.read(tx)?.iter()? {
+            total += entry?.1.value().len() as u64 + 32;
+        }
     }
     for entry in SNAPSHOTS.read(tx)?.undecoded().iter()? {
         let (k, v) = entry?;

@@ -5,9 +5,10 @@
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, Table, WriteTransaction};
 
-use super::chunk::{self, Entries, Hash, StoredValue};
+use super::chunk::{self, split_refcount, Entries, Hash, StoredValue};
+use super::delta;
 use super::ChunkRef;
-use crate::store::tables::{CHUNKS, VALUES};
+use crate::store::tables::{CHUNKS, CHUNK_DELTAS, VALUES};
 use crate::store::StoreError;
 
 type Blobs = &'static [u8; 32];
@@ -15,6 +16,7 @@ type Blobs = &'static [u8; 32];
 /// The chunk and value tables of one transaction.
 pub struct Reader<T> {
     chunks: T,
+    deltas: T,
     values: T,
 }
 
@@ -22,6 +24,7 @@ impl Reader<ReadOnlyTable<Blobs, &'static [u8]>> {
     pub fn in_read(tx: &ReadTransaction) -> Result<Self, StoreError> {
         Ok(Reader {
             chunks: CHUNKS.read(tx)?,
+            deltas: CHUNK_DELTAS.read(tx)?,
             values: VALUES.read(tx)?,
         })
     }
@@ -31,6 +34,7 @@ impl<'t> Reader<Table<'t, Blobs, &'static [u8]>> {
     pub fn in_write(tx: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Reader {
             chunks: CHUNKS.write(tx)?,
+            deltas: CHUNK_DELTAS.write(tx)?,
             values: VALUES.write(tx)?,
         })
     }
@@ -39,8 +43,60 @@ impl<'t> Reader<Table<'t, Blobs, &'static [u8]>> {
 impl<T: ReadableTable<Blobs, &'static [u8]>> Reader<T> {
     /// A chunk's entries (bytes), or an error if a snapshot lists a chunk that is gone.
     pub fn chunk(&self, h: &Hash) -> Result<Vec<u8>, StoreError> {
-        super::refs::chunk_from(&self.chunks, h)?
-            .ok_or_else(|| StoreError::Corrupt(format!("chunk {} is missing", chunk::hex(h))))
+        Ok(self.materialize(h)?.bytes)
+    }
+
+    /// A chunk's entries, however it is stored, and how: the length of its chain of deltas
+    /// and the full chunk the chain starts from (see `delta`).
+    pub fn materialize(&self, h: &Hash) -> Result<Materialized, StoreError> {
+        let mut chain: Vec<Vec<u8>> = Vec::new();
+        let mut at = *h;
+        let root_bytes = loop {
+            if let Some(row) = self.chunks.get(&at)? {
+                break split_refcount(row.value()).1.to_vec();
+            }
+            let Some(row) = self.deltas.get(&at)? else {
+                return Err(StoreError::Corrupt(format!(
+                    "snapshot chunk {} is missing{}; run `vigild check`",
+                    chunk::hex(&at),
+                    if at == *h {
+                        String::new()
+                    } else {
+                        format!(" (the base of {})", chunk::hex(h))
+                    },
+                )));
+            };
+            let Some((base, edits)) = delta::split(row.value()) else {
+                return Err(malformed(h, "a delta of its chain is too short"));
+            };
+            if chain.len() >= delta::MAX_CHAIN {
+                return Err(malformed(h, "its chain of deltas is too long"));
+            }
+            chain.push(edits.to_vec());
+            at = base;
+        };
+        if chain.is_empty() {
+            return Ok(Materialized {
+                bytes: root_bytes,
+                chain: 0,
+                root: None,
+            });
+        }
+        let mut bytes = root_bytes.clone();
+        for edits in chain.iter().rev() {
+            bytes = delta::apply(&bytes, edits)
+                .ok_or_else(|| malformed(h, "its edits do not apply to their base"))?;
+        }
+        // A delta is checked as it is read: a damaged one would otherwise read as a
+        // plausible chunk with entries missing.
+        if chunk::hash(&bytes) != *h {
+            return Err(malformed(h, "its edits do not give the chunk's contents"));
+        }
+        Ok(Materialized {
+            bytes,
+            chain: chain.len(),
+            root: Some((at, root_bytes)),
+        })
     }
 
     /// A value, or an error if a chunk points at a value that is gone.
@@ -48,6 +104,16 @@ impl<T: ReadableTable<Blobs, &'static [u8]>> Reader<T> {
         super::refs::value_from(&self.values, h)?
             .ok_or_else(|| StoreError::Corrupt(format!("value {} is missing", chunk::hex(h))))
     }
+}
+
+/// A chunk read back whole.
+pub struct Materialized {
+    /// Its entries.
+    pub bytes: Vec<u8>,
+    /// How many deltas it is stored as (0: in full).
+    pub chain: usize,
+    /// For a delta, the full chunk its chain starts from: hash and entries.
+    pub root: Option<(Hash, Vec<u8>)>,
 }
 
 /// Walks a snapshot's entries (key, value hash) in key order, a chunk at a time.
@@ -107,4 +173,11 @@ impl<'a> EntryCursor<'a> {
     pub fn advance(&mut self) {
         self.pos += 1;
     }
+}
+
+fn malformed(h: &Hash, why: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "snapshot chunk {} is malformed ({why}); run `vigild check`",
+        chunk::hex(h)
+    ))
 }

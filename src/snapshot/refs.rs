@@ -25,38 +25,52 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::chunk::{self, split_refcount, with_refcount, Entries, Hash, StoredValue};
-use super::{ChunkRef, SNAPSHOTS};
-use crate::store::tables::{CHUNKS, CHUNK_COUNTS, VALUES, VALUE_MARKS};
+use super::delta;
+use super::{ChunkRef, Known, PendingChunk, SNAPSHOTS};
+use crate::store::tables::{CHUNKS, CHUNK_COUNTS, CHUNK_DELTAS, VALUES, VALUE_MARKS};
 use crate::store::{Pins, StoreError};
 
-/// Stores a chunk (and its values) unless it already exists; `h` is the chunk's hash.
-/// Values in `stored` are known to be stored (a stored chunk lists them) and are not
-/// looked up.
-pub fn put_chunk(
+/// Stores a pending chunk (and its values) unless it already exists: as a delta of the
+/// base `known` names when that is small (counting the base once more for as long as the
+/// delta row exists), else in full. Values `known` lists are stored (a stored chunk lists
+/// them) and are not looked up.
+pub(super) fn put_chunk(
     tx: &WriteTransaction,
-    h: Hash,
-    bytes: &[u8],
-    first: &str,
-    items: usize,
-    values: &[(Hash, Vec<u8>)],
-    stored: &std::collections::HashSet<Hash>,
+    c: &PendingChunk,
+    known: &Known,
 ) -> Result<ChunkRef, StoreError> {
     let mut chunks = CHUNKS.write(tx)?;
-    if chunks.get(&h)?.is_none() {
-        chunks.insert(&h, with_refcount(0, bytes).as_slice())?;
+    let mut deltas = CHUNK_DELTAS.write(tx)?;
+    if chunks.get(&c.hash)?.is_none() && deltas.get(&c.hash)?.is_none() {
+        let as_delta = known
+            .base
+            .as_ref()
+            .filter(|(base, _)| *base != c.hash)
+            .and_then(|(base, bytes)| Some((base, delta::encode(base, bytes, &c.bytes)?)));
+        match as_delta {
+            Some((base, stored)) => {
+                deltas.insert(&c.hash, stored.as_slice())?;
+                let mut counts = CHUNK_COUNTS.write(tx)?;
+                let n = counts.get(base)?.map_or(0, |g| g.value());
+                counts.insert(base, n + 1)?;
+            }
+            None => {
+                chunks.insert(&c.hash, with_refcount(0, &c.bytes).as_slice())?;
+            }
+        }
         let mut vt = VALUES.write(tx)?;
-        for (vh, vb) in values {
+        for (vh, vb) in &c.values {
             // A value stored already (unchanged since the baseline, or on another node) is
             // left as it is: only the chunk row is new.
-            if !stored.contains(vh) && vt.get(vh)?.is_none() {
+            if !known.values.contains(vh) && vt.get(vh)?.is_none() {
                 vt.insert(vh, with_refcount(0, vb).as_slice())?;
             }
         }
     }
     Ok(ChunkRef {
-        first: first.to_owned(),
-        hash: h,
-        items: items as u32,
+        first: c.first.clone(),
+        hash: c.hash,
+        items: c.n as u32,
     })
 }
 
@@ -84,6 +98,7 @@ pub fn put_chunk_of_stored(
 /// each chunk it lists, removing one uncounts them.
 pub struct Counting<'t> {
     chunks: redb::Table<'t, &'static [u8; 32], &'static [u8]>,
+    deltas: redb::Table<'t, &'static [u8; 32], &'static [u8]>,
     counts: redb::Table<'t, &'static [u8; 32], u64>,
 }
 
@@ -91,6 +106,7 @@ impl<'t> Counting<'t> {
     pub fn open(tx: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Counting {
             chunks: CHUNKS.write(tx)?,
+            deltas: CHUNK_DELTAS.write(tx)?,
             counts: CHUNK_COUNTS.write(tx)?,
         })
     }
@@ -103,25 +119,48 @@ impl<'t> Counting<'t> {
         Ok(())
     }
 
-    /// One snapshot fewer lists this chunk; the last one takes it away, unless a scan in
-    /// progress has pinned it. Returns whether it was removed (its values may now be
-    /// garbage).
+    /// One snapshot (or delta) fewer lists this chunk; the last one takes it away, unless a
+    /// scan in progress has pinned it, and with it releases the chunk it was a delta of.
+    /// Returns whether it was removed (its values may now be garbage).
     pub fn release(&mut self, pins: &Pins, h: &Hash) -> Result<bool, StoreError> {
-        let Some(n) = self.counts.get(h)?.map(|g| g.value()) else {
-            return Err(StoreError::Corrupt(format!(
-                "snapshot chunk {} is listed by a snapshot but not counted; run `vigild check`",
-                chunk::hex(h)
-            )));
+        let mut at = *h;
+        let mut removed = false;
+        // Down a chain of deltas, as long as each release takes the last reference (bounded:
+        // a chain is never longer, and a damaged store must not loop).
+        for _ in 0..=delta::MAX_CHAIN {
+            let Some(n) = self.counts.get(&at)?.map(|g| g.value()) else {
+                return Err(StoreError::Corrupt(format!(
+                    "snapshot chunk {} is listed but not counted; run `vigild check`",
+                    chunk::hex(&at)
+                )));
+            };
+            if n > 1 {
+                self.counts.insert(&at, n - 1)?;
+                return Ok(removed);
+            }
+            self.counts.remove(&at)?;
+            if pins.is_pinned(&at) {
+                return Ok(removed);
+            }
+            match self.remove(&at)? {
+                Some(Some(base)) => (removed, at) = (true, base),
+                Some(None) => return Ok(true),
+                None => return Ok(removed),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes a chunk's row; returns `None` if there was none, else the base it was a
+    /// delta of, if it was one.
+    fn remove(&mut self, h: &Hash) -> Result<Option<Option<Hash>>, StoreError> {
+        if self.chunks.remove(h)?.is_some() {
+            return Ok(Some(None));
+        }
+        let Some(row) = self.deltas.remove(h)? else {
+            return Ok(None);
         };
-        if n > 1 {
-            self.counts.insert(h, n - 1)?;
-            return Ok(false);
-        }
-        self.counts.remove(h)?;
-        if pins.is_pinned(h) {
-            return Ok(false);
-        }
-        Ok(self.chunks.remove(h)?.is_some())
+        Ok(Some(delta::split(row.value()).map(|(base, _)| base)))
     }
 }
 
@@ -134,17 +173,26 @@ pub fn sweep_values(tx: &WriteTransaction) -> Result<u64, StoreError> {
     let mut marks = VALUE_MARKS.write(tx)?;
     marks.retain(|_, _| false)?;
     {
-        let chunks = CHUNKS.write(tx)?;
-        for entry in chunks.iter()? {
+        let malformed =
+            || StoreError::Corrupt("a snapshot chunk is malformed; run `vigild check`".into());
+        for entry in CHUNKS.write(tx)?.iter()? {
             let (_, row) = entry?;
             let mut entries = Entries::new(split_refcount(row.value()).1);
             for (_, vh) in entries.by_ref() {
                 marks.insert(&vh, ())?;
             }
             if entries.malformed {
-                return Err(StoreError::Corrupt(
-                    "a snapshot chunk is malformed; run `vigild check`".into(),
-                ));
+                return Err(malformed());
+            }
+        }
+        // A delta lists its new values; the others are listed by its base, stored too.
+        for entry in CHUNK_DELTAS.write(tx)?.iter()? {
+            let (_, row) = entry?;
+            let listed = delta::split(row.value())
+                .and_then(|(_, edits)| delta::new_values(edits))
+                .ok_or_else(malformed)?;
+            for vh in &listed {
+                marks.insert(vh, ())?;
             }
         }
     }
@@ -167,14 +215,6 @@ pub fn sweep_values(tx: &WriteTransaction) -> Result<u64, StoreError> {
     }
     marks.retain(|_, _| false)?;
     Ok(removed)
-}
-
-/// Reads a chunk's entries from any readable chunk table.
-pub fn chunk_from<T: ReadableTable<&'static [u8; 32], &'static [u8]>>(
-    table: &T,
-    h: &Hash,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(table.get(h)?.map(|g| split_refcount(g.value()).1.to_vec()))
 }
 
 /// Reads a value from any readable value table.
@@ -240,26 +280,31 @@ pub fn prune_some(
     Ok(victims.len())
 }
 
-/// Removes chunks no snapshot lists (those without a count), then the values only they
-/// listed.
+/// Removes chunks no snapshot lists (those without a count), releasing the bases of those
+/// that were deltas, then the values only they listed. Runs at start, with no scan
+/// writing, so nothing is pinned.
 pub fn sweep_unreferenced(tx: &WriteTransaction) -> Result<usize, StoreError> {
     let orphans: Vec<Hash> = {
-        let chunks = CHUNKS.write(tx)?;
         let counts = CHUNK_COUNTS.write(tx)?;
         let mut out = Vec::new();
-        for entry in chunks.iter()? {
-            let (k, _) = entry?;
-            if counts.get(k.value())?.is_none() {
-                out.push(*k.value());
+        for table in [CHUNKS, CHUNK_DELTAS] {
+            for entry in table.write(tx)?.iter()? {
+                let (k, _) = entry?;
+                if counts.get(k.value())?.is_none() {
+                    out.push(*k.value());
+                }
             }
         }
         out
     };
-    let mut chunks = CHUNKS.write(tx)?;
+    let no_pins = Pins::default();
+    let mut counting = Counting::open(tx)?;
     for h in &orphans {
-        chunks.remove(h)?;
+        if let Some(Some(base)) = counting.remove(h)? {
+            counting.release(&no_pins, &base)?;
+        }
     }
-    drop(chunks);
+    drop(counting);
     if !orphans.is_empty() {
         sweep_values(tx)?;
     }

@@ -40,7 +40,8 @@ use tables::META;
 /// (`tables::CHUNK_COUNTS`), so that a night whose chunks are unchanged no longer rewrites
 /// every chunk to count it. Opening an older database copies the counts over (`migrate`); a
 /// version-2 vigild must not open a version-3 database, whose chunk rows no longer carry
-/// their counts.
+/// their counts, and whose chunks may be stored as deltas (`tables::CHUNK_DELTAS`, which it
+/// would not see).
 pub const SCHEMA_VERSION: u64 = 3;
 
 /// redb's page cache. Its default (1 GiB) would let the daemon's memory grow with the store;

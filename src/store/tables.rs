@@ -63,7 +63,13 @@ pub const VALUE_MARKS: PlainTable<&[u8; 32], ()> =
 pub const CHUNKS: PlainTable<&[u8; 32], &[u8]> =
     PlainTable::new(TableDefinition::new("snapshot_chunks"));
 
-/// How many snapshots list each chunk: BLAKE3 → count (≥ 1). A chunk without a row is listed
+/// Snapshot chunks stored as the edits of another chunk (see `snapshot::delta`): BLAKE3
+/// of the chunk's full entries → base chunk's BLAKE3 + edits. A chunk is in this table or
+/// in [`CHUNKS`], never both. Written once, never rewritten.
+pub const CHUNK_DELTAS: PlainTable<&[u8; 32], &[u8]> =
+    PlainTable::new(TableDefinition::new("snapshot_chunk_deltas"));
+
+/// How many snapshots (and deltas, of their base) list each chunk: BLAKE3 → count (≥ 1). A chunk without a row is listed
 /// by none: written by a scan in progress, or left by an interrupted one (see
 /// `snapshot::refs`). Kept apart from the chunk's entries so that counting a chunk, which
 /// every snapshot does for every chunk it lists, writes a few bytes instead of the chunk.
@@ -159,6 +165,7 @@ pub(super) fn create_all(tx: &WriteTransaction) -> Result<(), StoreError> {
     VALUES.write(tx)?;
     VALUE_MARKS.write(tx)?;
     CHUNKS.write(tx)?;
+    CHUNK_DELTAS.write(tx)?;
     CHUNK_COUNTS.write(tx)?;
     TASK_NODES.write(tx)?;
     TASK_EVENT_DAYS.write(tx)?;
