@@ -1,6 +1,7 @@
 //! Turns the worker's frames into scan events and the scan's tally, for the supervisor.
 //!
-//! Decoding happens here, on the daemon side: an item that is not valid item JSON, an unseen
+//! Decoding happens here, on the daemon side (items only if the consumer does not check them
+//! itself, see [`ItemForm::Unchecked`]): an item that is not valid item JSON, an unseen
 //! record that is not `{"key", "reason"}` JSON, a note that is not UTF-8 or frames out of
 //! order end the scan with a protocol violation. Each event holds permits of a byte budget
 //! until the consumer takes it, so buffered memory is bounded in bytes as well as in count.
@@ -105,6 +106,10 @@ impl Pump {
                     }
                     None => return PumpEnd::Protocol("a second hello frame".into()),
                 },
+                Frame::Item(json) if self.form == ItemForm::Unchecked => {
+                    self.items += 1;
+                    ScanEvent::ItemJson(json)
+                }
                 Frame::Item(json) => {
                     let item = match serde_json::from_slice::<Item>(&json) {
                         Ok(item) => item,
@@ -117,8 +122,8 @@ impl Pump {
                     };
                     self.items += 1;
                     match self.form {
+                        ItemForm::Json | ItemForm::Unchecked => ScanEvent::ItemJson(json),
                         ItemForm::Decoded => ScanEvent::Item(item),
-                        ItemForm::Json => ScanEvent::ItemJson(json),
                     }
                 }
                 Frame::Note(note) => {

@@ -34,13 +34,18 @@ pub enum ItemForm {
     /// [`ScanEvent::ItemJson`] with the plugin's JSON, checked to decode as an [`Item`]:
     /// for consumers that only pass items through (`vigild plugin run`).
     Json,
+    /// [`ScanEvent::ItemJson`] with the plugin's JSON as the worker framed it, not decoded:
+    /// for a consumer that checks each item as it reads it (a scan stores items straight
+    /// from their JSON, `SnapshotWriter::push_json`, and refuses one that is not an item
+    /// just as decoding would).
+    Unchecked,
 }
 
 /// What a running scan yields, in the order the plugin emitted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanEvent {
     Item(Item),
-    /// Only with [`ItemForm::Json`]: one item's JSON.
+    /// Only with [`ItemForm::Json`] or [`ItemForm::Unchecked`]: one item's JSON.
     ItemJson(Vec<u8>),
     /// A coverage note: something the plugin could not see. Does not fail the scan. At most
     /// [`MAX_NOTE_BYTES`].

@@ -9,7 +9,7 @@ use super::runner::{
     unseen_note, Env, Failure, Link, QueueTaskResult, RunEnd, Start, Stop, MAX_NOTES_PER_PLUGIN,
 };
 use crate::drift::{self, DiffRules};
-use crate::plugin::supervisor::{self, ScanEvent, ScanOutcome, ScanSpec};
+use crate::plugin::supervisor::{self, ItemForm, ScanEvent, ScanOutcome, ScanSpec};
 use crate::proto::{FinalStatus, PluginDrift, PluginRun, QueueTask};
 use crate::snapshot::{self, SnapshotWriter, Taken};
 use crate::store::Commit;
@@ -60,6 +60,8 @@ pub async fn scan(
                 let mut spec =
                     ScanSpec::new(&name, plugin.library_path(&config.daemon.plugin_dir), root);
                 spec.config = serde_json::to_value(&plugin.config).unwrap_or_default();
+                // Stored straight from their JSON, which the writer checks.
+                spec.item_form = ItemForm::Unchecked;
                 spec.timeout = Some(deadline.saturating_duration_since(Instant::now()));
                 spec.cancel = stop.cancel.child_token();
                 let target = Target {
@@ -129,8 +131,8 @@ async fn scan_one(
     let mut so_far = NotesSoFar::default();
     while let Some(event) = scan.next().await {
         match event {
-            ScanEvent::Item(item) => {
-                if let Err(e) = writer.push(item).await {
+            ScanEvent::ItemJson(json) => {
+                if let Err(e) = writer.push_json(&json).await {
                     // Dropping the scan kills its worker.
                     drop(scan);
                     return Err(Failure::Other(e.to_string()));
@@ -142,7 +144,7 @@ async fn scan_one(
             // scan that times out still says what it could not see so far.
             ScanEvent::Note(note) => so_far.push(note),
             ScanEvent::Unseen { key, reason } => so_far.push(format!("not seen: {key} ({reason})")),
-            ScanEvent::ItemJson(_) => {}
+            ScanEvent::Item(_) => {}
         }
     }
     let (mut notes, more, unseen_keys) = match scan.finish().await {

@@ -10,6 +10,7 @@ mod carry;
 pub mod chunk;
 mod day;
 mod delta;
+mod item_json;
 mod reader;
 mod refs;
 
@@ -43,6 +44,11 @@ pub enum SnapshotError {
          keys in strictly increasing byte order (a bug in the plugin)"
     )]
     OutOfOrder { previous: String, key: String },
+    #[error(
+        "plugin protocol violation: bad item encoding: item #{number} is not valid item JSON \
+         ({error})"
+    )]
+    BadItem { number: u64, error: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -149,16 +155,31 @@ impl SnapshotWriter {
 
     /// Adds the next item. Keys must arrive in strictly increasing byte order.
     pub async fn push(&mut self, item: Item) -> Result<(), SnapshotError> {
+        let (key, value) = StoredValue::of(item);
+        self.push_stored(key, value.encode()).await
+    }
+
+    /// Adds the next item as a worker framed it (its JSON), stored without being decoded
+    /// into an [`Item`] (see `item_json`); refused, as decoding it would be, if it is not
+    /// an item.
+    pub async fn push_json(&mut self, json: &[u8]) -> Result<(), SnapshotError> {
+        let (key, bytes) = item_json::encode(json).map_err(|e| SnapshotError::BadItem {
+            number: self.items + 1,
+            error: e.to_string(),
+        })?;
+        self.push_stored(key, bytes).await
+    }
+
+    /// Adds an item's key and its value's stored bytes.
+    async fn push_stored(&mut self, key: String, bytes: Vec<u8>) -> Result<(), SnapshotError> {
         if let Some(prev) = &self.last_key {
-            if item.key.as_bytes() <= prev.as_bytes() {
+            if key.as_bytes() <= prev.as_bytes() {
                 return Err(SnapshotError::OutOfOrder {
                     previous: prev.clone(),
-                    key: item.key,
+                    key,
                 });
             }
         }
-        let (key, value) = StoredValue::of(item);
-        let bytes = value.encode();
         let hash = chunk::hash(&bytes);
         self.builder.push(&key, &hash);
         self.values.push((hash, bytes));
@@ -339,6 +360,11 @@ fn known_from_baseline(
         let to = baseline.partition_point(|b| b.first.as_str() <= last);
         let mut known = Known::default();
         let over = &baseline[from..to.max(from)];
+        if over.iter().any(|b| b.hash == c.hash) {
+            // Unchanged since the baseline: stored, so nothing to look up or store.
+            out.push(known);
+            continue;
+        }
         for b in over {
             let Ok(stored) = reader.materialize(&b.hash) else {
                 continue;
