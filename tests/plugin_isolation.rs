@@ -1,7 +1,8 @@
 //! The running daemon survives misbehaving plugins: a scan through the real queue with a
 //! plugin that segfaults after 10k items, one that floods huge notes, and an ordinary one
 //! fails with the crash as its reason, keeps the daemon's memory bounded, and leaves the
-//! daemon answering and scanning; an unseen record reaches the Scan log as a coverage note.
+//! daemon answering and scanning; an unseen record reaches the Scan log as a coverage note;
+//! an item that is not item JSON fails its plugin with a protocol violation.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,7 @@ fn config(dir: &TestDir) -> String {
         ("flood", "mode = \"note-flood\"\nhuge = 64\ncount = 5000"),
         ("ok", "mode = \"ok\"\ncount = 7"),
         ("unseen", "mode = \"unseen\"\ncount = 2"),
+        ("badjson", "mode = \"bad-json\""),
     ] {
         c += &format!(
             "[[plugin]]\nname = \"{name}\"\nlibrary = \"{}\"\n[plugin.config]\n{cfg}\n\n",
@@ -149,5 +151,35 @@ fn unseen_records_become_coverage_notes_of_the_scan() {
             "not seen: /locked-1 (permission denied)"
         ]),
         "{row}"
+    );
+}
+
+/// A scan stores items straight from the worker's JSON (`snapshot::item_json`): one that is
+/// not an item fails its plugin as a protocol violation, stores nothing, and leaves the
+/// node's snapshot of the day as it was.
+#[test]
+fn an_item_that_is_not_item_json_fails_its_plugin_and_stores_nothing() {
+    let dir = TestDir::new();
+    dir.write_config(&config(&dir));
+    let d = Daemon::start_on(&dir).expect("vigild starts");
+    let row = scan(&d, &["badjson", "ok"]);
+    assert_eq!(row["status"], "Failed", "{row}");
+    let plugins = row["plugins"].as_array().unwrap();
+    assert_eq!(plugins[0]["plugin"], "badjson");
+    let error = plugins[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("protocol violation") && error.contains("item #1 is not valid item JSON"),
+        "{row}"
+    );
+    assert_eq!(plugins[1]["plugin"], "ok");
+    assert_eq!(plugins[1]["error"], Value::Null, "{row}");
+    assert_eq!(plugins[1]["items"], 7);
+    let (code, text) = d.http("GET", "/v1/nodes", None);
+    assert_eq!(code, 200, "{text}");
+    let nodes: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        nodes[0]["items"],
+        json!({"ok": 7}),
+        "a snapshot of the ok plugin only: {text}"
     );
 }
