@@ -106,25 +106,22 @@ impl Pump {
                     }
                     None => return PumpEnd::Protocol("a second hello frame".into()),
                 },
-                Frame::Item(json) if self.form == ItemForm::Unchecked => {
-                    self.items += 1;
-                    ScanEvent::ItemJson(json)
-                }
                 Frame::Item(json) => {
-                    let item = match serde_json::from_slice::<Item>(&json) {
-                        Ok(item) => item,
-                        Err(e) => {
-                            return PumpEnd::Protocol(format!(
-                                "bad item encoding: item #{} is not valid item JSON ({e})",
-                                self.items + 1
-                            ))
-                        }
+                    let event = match self.form {
+                        ItemForm::Unchecked => ScanEvent::ItemJson(json),
+                        form => match serde_json::from_slice::<Item>(&json) {
+                            Err(e) => {
+                                return PumpEnd::Protocol(format!(
+                                    "bad item encoding: item #{} is not valid item JSON ({e})",
+                                    self.items + 1
+                                ))
+                            }
+                            Ok(item) if form == ItemForm::Decoded => ScanEvent::Item(item),
+                            Ok(_) => ScanEvent::ItemJson(json),
+                        },
                     };
                     self.items += 1;
-                    match self.form {
-                        ItemForm::Json | ItemForm::Unchecked => ScanEvent::ItemJson(json),
-                        ItemForm::Decoded => ScanEvent::Item(item),
-                    }
+                    event
                 }
                 Frame::Note(note) => {
                     let note = bound_note(note);

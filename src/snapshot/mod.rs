@@ -240,11 +240,7 @@ impl SnapshotWriter {
                     ),
                 };
                 let known = known_from_baseline(tx, &baseline, &pending)?;
-                let refs = pending
-                    .iter()
-                    .zip(&known)
-                    .map(|(c, known)| refs::put_chunk(tx, c, known))
-                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let refs = refs::put_chunks(tx, &pending, &known)?;
                 Ok::<_, StoreError>((refs, baseline))
             })
             .await?;

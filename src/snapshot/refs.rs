@@ -30,48 +30,20 @@ use super::{ChunkRef, Known, PendingChunk, SNAPSHOTS};
 use crate::store::tables::{CHUNKS, CHUNK_COUNTS, CHUNK_DELTAS, VALUES, VALUE_MARKS};
 use crate::store::{Pins, StoreError};
 
-/// Stores a pending chunk (and its values) unless it already exists: as a delta of the
-/// base `known` names when that is small (counting the base once more for as long as the
-/// delta row exists), else in full. Values `known` lists are stored (a stored chunk lists
-/// them) and are not looked up.
-pub(super) fn put_chunk(
+/// Stores pending chunks (and their values) unless they already exist, through one set
+/// of open tables; `known[i]` is what the baseline says of `pending[i]`.
+pub(super) fn put_chunks(
     tx: &WriteTransaction,
-    c: &PendingChunk,
-    known: &Known,
-) -> Result<ChunkRef, StoreError> {
-    let mut chunks = CHUNKS.write(tx)?;
-    let mut deltas = CHUNK_DELTAS.write(tx)?;
-    if chunks.get(&c.hash)?.is_none() && deltas.get(&c.hash)?.is_none() {
-        let as_delta = known
-            .base
-            .as_ref()
-            .filter(|(base, _)| *base != c.hash)
-            .and_then(|(base, bytes)| Some((base, delta::encode(base, bytes, &c.bytes)?)));
-        match as_delta {
-            Some((base, stored)) => {
-                deltas.insert(&c.hash, stored.as_slice())?;
-                let mut counts = CHUNK_COUNTS.write(tx)?;
-                let n = counts.get(base)?.map_or(0, |g| g.value());
-                counts.insert(base, n + 1)?;
-            }
-            None => {
-                chunks.insert(&c.hash, with_refcount(0, &c.bytes).as_slice())?;
-            }
-        }
-        let mut vt = VALUES.write(tx)?;
-        for (vh, vb) in &c.values {
-            // A value stored already (unchanged since the baseline, or on another node) is
-            // left as it is: only the chunk row is new.
-            if !known.values.contains(vh) && vt.get(vh)?.is_none() {
-                vt.insert(vh, with_refcount(0, vb).as_slice())?;
-            }
-        }
-    }
-    Ok(ChunkRef {
-        first: c.first.clone(),
-        hash: c.hash,
-        items: c.n as u32,
-    })
+    pending: &[PendingChunk],
+    known: &[Known],
+) -> Result<Vec<ChunkRef>, StoreError> {
+    let mut counting = Counting::open(tx)?;
+    let mut values = VALUES.write(tx)?;
+    pending
+        .iter()
+        .zip(known)
+        .map(|(c, known)| counting.put(&mut values, c, known))
+        .collect()
 }
 
 /// Stores a chunk made of values that are stored already (a snapshot merged with entries
@@ -111,7 +83,48 @@ impl<'t> Counting<'t> {
         })
     }
 
-    /// One more snapshot lists this chunk (stored, and pinned by the scan that lists it, so
+    /// Stores a pending chunk (and its values) unless it already exists: as a delta of the
+    /// base `known` names when that is small (the delta counts its base for as long as it
+    /// exists), else in full. Values `known` lists are stored (a stored chunk lists them)
+    /// and are not looked up.
+    fn put(
+        &mut self,
+        values: &mut redb::Table<'_, &'static [u8; 32], &'static [u8]>,
+        c: &PendingChunk,
+        known: &Known,
+    ) -> Result<ChunkRef, StoreError> {
+        if self.chunks.get(&c.hash)?.is_none() && self.deltas.get(&c.hash)?.is_none() {
+            let as_delta = known
+                .base
+                .as_ref()
+                .filter(|(base, _)| *base != c.hash)
+                .and_then(|(base, bytes)| Some((base, delta::encode(base, bytes, &c.bytes)?)));
+            match as_delta {
+                Some((base, stored)) => {
+                    self.deltas.insert(&c.hash, stored.as_slice())?;
+                    self.retain(base)?;
+                }
+                None => {
+                    self.chunks
+                        .insert(&c.hash, with_refcount(0, &c.bytes).as_slice())?;
+                }
+            }
+            for (vh, vb) in &c.values {
+                // A value stored already (unchanged since the baseline, or on another node)
+                // is left as it is: only the chunk row is new.
+                if !known.values.contains(vh) && values.get(vh)?.is_none() {
+                    values.insert(vh, with_refcount(0, vb).as_slice())?;
+                }
+            }
+        }
+        Ok(ChunkRef {
+            first: c.first.clone(),
+            hash: c.hash,
+            items: c.n as u32,
+        })
+    }
+
+    /// One more snapshot (or delta) lists this chunk (stored, and pinned by the scan that lists it, so
     /// it is not read again here).
     pub fn retain(&mut self, h: &Hash) -> Result<(), StoreError> {
         let n = self.counts.get(h)?.map_or(0, |g| g.value());

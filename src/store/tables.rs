@@ -69,9 +69,9 @@ pub const CHUNKS: PlainTable<&[u8; 32], &[u8]> =
 pub const CHUNK_DELTAS: PlainTable<&[u8; 32], &[u8]> =
     PlainTable::new(TableDefinition::new("snapshot_chunk_deltas"));
 
-/// How many snapshots (and deltas, of their base) list each chunk: BLAKE3 → count (≥ 1). A chunk without a row is listed
-/// by none: written by a scan in progress, or left by an interrupted one (see
-/// `snapshot::refs`). Kept apart from the chunk's entries so that counting a chunk, which
+/// How many snapshots (and deltas, of their base) list each chunk: BLAKE3 → count (≥ 1). A
+/// chunk without a row is listed by none: written by a scan in progress, or left by an
+/// interrupted one (see `snapshot::refs`). Kept apart from the chunk's entries so that counting a chunk, which
 /// every snapshot does for every chunk it lists, writes a few bytes instead of the chunk.
 pub const CHUNK_COUNTS: PlainTable<&[u8; 32], u64> =
     PlainTable::new(TableDefinition::new("snapshot_chunk_counts"));
