@@ -81,6 +81,13 @@ pub fn is_boundary(key: &str) -> bool {
     u16::from_le_bytes([b[0], b[1]]) & BOUNDARY_MASK == 0
 }
 
+/// Appends one entry in the chunk format (the one place that writes it).
+pub fn push_entry(out: &mut Vec<u8>, key: &[u8], value: &Hash) {
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+}
+
 /// Builds one chunk's bytes.
 #[derive(Default)]
 pub struct ChunkBuilder {
@@ -94,10 +101,7 @@ impl ChunkBuilder {
         if self.first_key.is_none() {
             self.first_key = Some(key.to_owned());
         }
-        self.bytes
-            .extend_from_slice(&(key.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(key.as_bytes());
-        self.bytes.extend_from_slice(value);
+        push_entry(&mut self.bytes, key.as_bytes(), value);
         self.entries += 1;
     }
 

@@ -30,14 +30,14 @@
 //! - `0` keep: `u32 LE n`, the base's next n entries as they are;
 //! - `1` drop: `u32 LE n`, the base's next n entries left out;
 //! - `2` rehash: a 32-byte value hash, the base's next entry's key with this value;
-//! - `3` insert: `u32 LE key length`, the key, a 32-byte value hash: a new entry.
+//! - `3` insert: a new entry, as a chunk writes it (`u32 LE` key length, key, value hash).
 //!
 //! The edits account for every base entry, in order. Hand-written, like the chunk format:
 //! it is four operations over our own flat entry lists, and general binary-diff crates
 //! work on bytes, not on entries whose value hashes we must see (values are collected by
 //! the hashes chunks list).
 
-use super::chunk::{Entries, Hash};
+use super::chunk::{push_entry, Entries, Hash};
 
 /// The longest chain of deltas over a full chunk: a night's chunk costs only its edits
 /// for this many nights, then the edits since the full chunk (or a full chunk again).
@@ -83,9 +83,7 @@ pub fn encode(base_hash: &Hash, base: &[u8], entries: &[u8]) -> Option<Vec<u8>> 
             _ => {
                 end_run(&mut out, &mut run);
                 out.push(INSERT);
-                out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                out.extend_from_slice(key.as_bytes());
-                out.extend_from_slice(&value);
+                push_entry(&mut out, key.as_bytes(), &value);
             }
         }
         if out.len() > limit {
@@ -162,17 +160,12 @@ fn edits(mut rest: &[u8]) -> Option<Vec<Edit<'_>>> {
 pub fn apply(base: &[u8], edits_bytes: &[u8]) -> Option<Vec<u8>> {
     let mut old = Entries::new(base);
     let mut out = Vec::with_capacity(base.len() + edits_bytes.len());
-    let push = |out: &mut Vec<u8>, key: &[u8], value: &Hash| {
-        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        out.extend_from_slice(key);
-        out.extend_from_slice(value);
-    };
     for edit in edits(edits_bytes)? {
         match edit {
             Edit::Keep(n) => {
                 for _ in 0..n {
                     let (k, v) = old.next()?;
-                    push(&mut out, k.as_bytes(), &v);
+                    push_entry(&mut out, k.as_bytes(), &v);
                 }
             }
             Edit::Drop(n) => {
@@ -180,8 +173,8 @@ pub fn apply(base: &[u8], edits_bytes: &[u8]) -> Option<Vec<u8>> {
                     old.next()?;
                 }
             }
-            Edit::Rehash(v) => push(&mut out, old.next()?.0.as_bytes(), &v),
-            Edit::Insert(k, v) => push(&mut out, k, &v),
+            Edit::Rehash(v) => push_entry(&mut out, old.next()?.0.as_bytes(), &v),
+            Edit::Insert(k, v) => push_entry(&mut out, k, &v),
         }
     }
     (old.next().is_none() && !old.malformed).then_some(out)

@@ -82,11 +82,16 @@ impl<T: ReadableTable<Blobs, &'static [u8]>> Reader<T> {
                 root: None,
             });
         }
-        let mut bytes = root_bytes.clone();
+        // The first edits apply to the full chunk itself, which is kept for `root`.
+        let mut bytes: Option<Vec<u8>> = None;
         for edits in chain.iter().rev() {
-            bytes = delta::apply(&bytes, edits)
-                .ok_or_else(|| malformed(h, "its edits do not apply to their base"))?;
+            let base = bytes.as_deref().unwrap_or(&root_bytes);
+            bytes = Some(
+                delta::apply(base, edits)
+                    .ok_or_else(|| malformed(h, "its edits do not apply to their base"))?,
+            );
         }
+        let bytes = bytes.unwrap_or_default();
         // A delta is checked as it is read: a damaged one would otherwise read as a
         // plausible chunk with entries missing.
         if chunk::hash(&bytes) != *h {
