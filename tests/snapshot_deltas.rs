@@ -4,17 +4,14 @@
 //! given back after. Library level, like `snapshot_storage`.
 
 use chrono::NaiveDate;
-use vigil::drift::{self, DiffRules};
 use vigil::proto::{QueueTaskId, QueueTaskKind};
 use vigil::snapshot::{self, SnapshotWriter};
-use vigil::store::{Commit, Store};
-use vigil_plugin::{Item, Value};
+use vigil::store::Store;
+use vigil_plugin::Item;
+
+use crate::snapshot_storage::{bytes, commit, day, digest_of};
 
 const ITEMS: usize = 10_000;
-
-fn day(n: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(i64::from(n))
-}
 
 /// Night `night`'s items: item `i` was modified on night `i % 100 + 1` (if that has come),
 /// so each night modifies a different one item in a hundred, spread through the keys.
@@ -52,27 +49,7 @@ async fn write(store: &Store, d: NaiveDate, items: impl Iterator<Item = Item>) -
         kind: QueueTaskKind::Scan,
         number: 1,
     };
-    let drift = w
-        .commit(Commit::Durable, scan, Default::default(), |tx, c| {
-            drift::record(tx, c, &DiffRules::default(), &drift::ReadyDiffs::default())
-        })
-        .await
-        .unwrap();
-    drift.changes.len()
-}
-
-async fn bytes(store: &Store) -> u64 {
-    store.read(snapshot::stored_bytes).await.unwrap()
-}
-
-async fn digest_of(store: &Store, i: usize) -> (NaiveDate, Value) {
-    let key = format!("/etc/file-{i:06}");
-    let (d, value) = store
-        .read(move |tx| snapshot::current_item(tx, "a", "files", &key))
-        .await
-        .unwrap()
-        .expect("the item is stored");
-    (d, value.attributes["blake3"].clone())
+    commit(w, scan, Vec::new()).await.unwrap().changes.len()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,7 +10,7 @@ use vigil::store::{Commit, Store};
 use vigil_plugin::Item;
 
 /// Commits a snapshot as a scan does: durably here, with its drift recorded by the hook.
-async fn commit(
+pub(crate) async fn commit(
     w: SnapshotWriter,
     scan: QueueTaskId,
     volatile: Vec<String>,
@@ -60,11 +60,11 @@ async fn write_day(
     drift.changes.len()
 }
 
-async fn bytes(store: &Store) -> u64 {
+pub(crate) async fn bytes(store: &Store) -> u64 {
     store.read(snapshot::stored_bytes).await.unwrap()
 }
 
-fn day(n: u32) -> NaiveDate {
+pub(crate) fn day(n: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(i64::from(n))
 }
 
@@ -257,16 +257,9 @@ async fn a_value_swept_away_is_stored_again_by_the_scan_that_has_it() {
     });
     write_items(&store, "a", day(40), day40).await;
     for (i, want) in [(1, "gen-0-1"), (50, "gen-2-50"), (9_999, "gen-0-9999")] {
-        let key = format!("/etc/file-{i:06}");
-        let (d, value) = store
-            .read(move |tx| snapshot::current_item(tx, "a", "files", &key))
-            .await
-            .unwrap()
-            .expect("the item is stored");
-        assert_eq!(d, day(40));
         assert_eq!(
-            value.attributes["blake3"],
-            vigil_plugin::Value::from(want),
+            digest_of(&store, i).await,
+            (day(40), vigil_plugin::Value::from(want)),
             "item {i}"
         );
     }
@@ -287,6 +280,17 @@ async fn a_value_swept_away_is_stored_again_by_the_scan_that_has_it() {
         "the same day again shares it all: {before} B, then {after} B"
     );
     assert_eq!(snapshot::sweep_blocking(&store).unwrap(), 0);
+}
+
+/// Item `i`'s digest (`/etc/file-NNNNNN` of node `a`'s newest `files` snapshot) and its day.
+pub(crate) async fn digest_of(store: &Store, i: usize) -> (NaiveDate, vigil_plugin::Value) {
+    let key = format!("/etc/file-{i:06}");
+    let (d, value) = store
+        .read(move |tx| snapshot::current_item(tx, "a", "files", &key))
+        .await
+        .unwrap()
+        .expect("the item is stored");
+    (d, value.attributes["blake3"].clone())
 }
 
 /// Attributes a plugin declares volatile (a pid, an inode) are not drift.
